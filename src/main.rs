@@ -1,0 +1,85 @@
+//! causeway: where did this event flow stop, and why?
+//!
+//! The one binary. Each subcommand is a thin shell in `commands/` that wires the libraries.
+
+mod commands;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trace event flows across Kafka services, consumer groups and topics, from a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "causeway", version, about, long_about = None)]
+struct Cli {
+    /// SQLite database the collector writes and the other commands read.
+    #[arg(
+        long,
+        global = true,
+        env = "CAUSEWAY_DB",
+        default_value = "./causeway.db"
+    )]
+    db: PathBuf,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the simulated shop, the collector and the dashboard in one process.
+    Demo(commands::demo::Args),
+    /// Receive OTLP spans and metrics, poll consumer lag, evaluate lag rules.
+    Collector(commands::collector::Args),
+    /// Open the terminal dashboard (the default when no command is given).
+    Tui(commands::tui::Args),
+    /// List recent event flows, one row per correlation ID.
+    Flows(commands::flows::Args),
+    /// Rebuild one event flow by correlation ID or trace ID.
+    Flow(commands::flow::Args),
+    /// Show consumer-group lag, in messages and seconds.
+    Lag(commands::lag::Args),
+    /// Show firing and resolved lag and flow alerts.
+    Alerts(commands::alerts::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli
+        .command
+        .unwrap_or(Command::Tui(commands::tui::Args::default()));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !matches!(command, Command::Tui(_) | Command::Demo(_)) {
+        logging::to_stderr();
+    }
+    let db = cli.db;
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Demo(args) => commands::demo::run(args, &db).await,
+            Command::Collector(args) => commands::collector::run(args, &db).await,
+            Command::Tui(args) => commands::tui::run(args, &db).await,
+            Command::Flows(args) => commands::flows::run(args, &db).await,
+            Command::Flow(args) => commands::flow::run(args, &db).await,
+            Command::Lag(args) => commands::lag::run(args, &db).await,
+            Command::Alerts(args) => commands::alerts::run(args, &db).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

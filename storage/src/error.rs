@@ -1,0 +1,66 @@
+//! The storage failure domain.
+
+use std::path::PathBuf;
+
+/// What can go wrong opening, writing or reading the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database file does not exist (read-only opens never create it).
+    #[error("database {path} does not exist")]
+    Missing {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
+    /// The database could not be opened or created.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Creating the file or setting its permissions failed.
+    #[error("cannot create database {path}: {source}")]
+    Create {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The database is locked by another writer for longer than the busy timeout.
+    #[error("database is locked by another process (is a collector already writing to it?)")]
+    Locked,
+    /// The store was opened read-only and a write was attempted.
+    #[error("database was opened read-only")]
+    ReadOnly,
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[source] sqlx::Error),
+    /// A stored row could not be decoded (corrupt or written by a newer version).
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+            if code & 0xff == 5 || code & 0xff == 6 {
+                return StorageError::Locked;
+            }
+        }
+        StorageError::Query(error)
+    }
+}

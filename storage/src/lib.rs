@@ -1,0 +1,22 @@
+//! causeway-storage: the stored records, the SQLite schema and migrations, and every query.
+//!
+//! Nothing outside this crate writes SQL. The collector writes through [`Store::write_spans`]
+//! (and the other `write_*` methods); the terminal UI and the commands read through the
+//! query methods on a read-only [`Store`].
+
+mod error;
+mod ids;
+mod record;
+mod retention;
+mod span_encode;
+mod span_query;
+mod span_write;
+mod store;
+
+pub use error::StorageError;
+pub use ids::{IdError, SpanId, TraceId};
+pub use record::{Attributes, Messaging, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};
+pub use retention::{RetentionPolicy, RetentionReport};
+pub use span_encode::EncodedSpans;
+pub use span_write::WriteSummary;
+pub use store::Store;

@@ -1,0 +1,180 @@
+//! Spans turned into column values, ready for the writer. Encoding (JSON serialisation)
+//! happens off the single writer, so that the writer only binds and steps.
+
+use std::collections::BTreeMap;
+
+use crate::record::{SpanKind, SpanRecord, StatusCode};
+
+/// One span's column values, in the order of [`crate::span_write`]'s insert.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanRow {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_span_id: Option<[u8; 8]>,
+    pub name: String,
+    pub kind: i64,
+    pub service_name: String,
+    pub scope_name: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub status_code: i64,
+    pub status_message: String,
+    pub attributes: String,
+    pub resource: String,
+    pub events: String,
+    pub correlation_id: Option<String>,
+    pub message_id: Option<String>,
+    pub event_type: Option<String>,
+    pub destination: Option<String>,
+    pub partition: Option<i64>,
+    pub offset: Option<i64>,
+    pub consumer_group: Option<String>,
+    pub operation_type: Option<String>,
+    pub message_key: Option<String>,
+}
+
+/// One link's column values.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkRow {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub linked_trace_id: [u8; 16],
+    pub linked_span_id: [u8; 8],
+    pub attributes: String,
+}
+
+/// What one batch says about a correlation: its time range and whether anything failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CorrelationSummary {
+    pub first_start_ns: i64,
+    pub last_end_ns: i64,
+    pub has_error: bool,
+}
+
+impl CorrelationSummary {
+    fn merge(&mut self, other: CorrelationSummary) {
+        self.first_start_ns = self.first_start_ns.min(other.first_start_ns);
+        self.last_end_ns = self.last_end_ns.max(other.last_end_ns);
+        self.has_error |= other.has_error;
+    }
+}
+
+/// A batch of spans encoded for storage. Build it where the spans arrive (in parallel),
+/// then hand it to [`crate::Store::write_spans`].
+#[derive(Debug, Clone, Default)]
+pub struct EncodedSpans {
+    pub(crate) spans: Vec<SpanRow>,
+    pub(crate) links: Vec<LinkRow>,
+    pub(crate) correlations: BTreeMap<String, CorrelationSummary>,
+    pub(crate) topology: BTreeMap<(String, String), (i64, i64)>,
+}
+
+impl EncodedSpans {
+    /// Encodes spans for storage.
+    pub fn encode(records: &[SpanRecord]) -> EncodedSpans {
+        let mut encoded = EncodedSpans::default();
+        for record in records {
+            encoded.push(record);
+        }
+        encoded
+    }
+
+    /// Adds one span to the batch.
+    pub fn push(&mut self, record: &SpanRecord) {
+        let messaging = &record.messaging;
+        self.spans.push(SpanRow {
+            trace_id: record.trace_id.0,
+            span_id: record.span_id.0,
+            parent_span_id: record.parent_span_id.map(|id| id.0),
+            name: record.name.clone(),
+            kind: record.kind.code(),
+            service_name: record.service_name.clone(),
+            scope_name: record.scope_name.clone(),
+            start_ns: record.start_ns,
+            end_ns: record.end_ns,
+            status_code: record.status_code.code(),
+            status_message: record.status_message.clone(),
+            attributes: to_json(&record.attributes),
+            resource: to_json(&record.resource),
+            events: to_json(&record.events),
+            correlation_id: messaging.correlation_id.clone(),
+            message_id: messaging.message_id.clone(),
+            event_type: messaging.event_type.clone(),
+            destination: messaging.destination.clone(),
+            partition: messaging.partition,
+            offset: messaging.offset,
+            consumer_group: messaging.consumer_group.clone(),
+            operation_type: messaging.operation_type.clone(),
+            message_key: messaging.message_key.clone(),
+        });
+        for link in &record.links {
+            self.links.push(LinkRow {
+                trace_id: record.trace_id.0,
+                span_id: record.span_id.0,
+                linked_trace_id: link.trace_id.0,
+                linked_span_id: link.span_id.0,
+                attributes: to_json(&link.attributes),
+            });
+        }
+        if let Some(correlation) = &messaging.correlation_id {
+            let summary = CorrelationSummary {
+                first_start_ns: record.start_ns,
+                last_end_ns: record.end_ns.max(record.start_ns),
+                has_error: record.status_code == StatusCode::Error,
+            };
+            self.correlations
+                .entry(correlation.clone())
+                .and_modify(|known| known.merge(summary))
+                .or_insert(summary);
+        }
+        if let (SpanKind::Consumer, Some(topic), Some(group)) = (
+            record.kind,
+            &messaging.destination,
+            &messaging.consumer_group,
+        ) {
+            self.topology
+                .entry((topic.clone(), group.clone()))
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(record.start_ns);
+                    *last = (*last).max(record.start_ns);
+                })
+                .or_insert((record.start_ns, record.start_ns));
+        }
+    }
+
+    /// Moves every span of `other` into this batch.
+    pub fn append(&mut self, other: EncodedSpans) {
+        self.spans.extend(other.spans);
+        self.links.extend(other.links);
+        for (correlation, summary) in other.correlations {
+            self.correlations
+                .entry(correlation)
+                .and_modify(|known| known.merge(summary))
+                .or_insert(summary);
+        }
+        for (key, (first, last)) in other.topology {
+            self.topology
+                .entry(key)
+                .and_modify(|(known_first, known_last)| {
+                    *known_first = (*known_first).min(first);
+                    *known_last = (*known_last).max(last);
+                })
+                .or_insert((first, last));
+        }
+    }
+
+    /// Number of spans in the batch.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the batch holds no span.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising maps with string keys and JSON values cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}

@@ -1,0 +1,169 @@
+//! Reading spans back: by correlation ID, by trace, with their links.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::error::StorageError;
+use crate::ids::{SpanId, TraceId};
+use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
+use crate::store::Store;
+
+const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
+    s.service_name, s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, \
+    s.attributes, s.resource, s.events, s.correlation_id, s.message_id, s.event_type, \
+    s.destination, s.partition_id, s.kafka_offset, s.consumer_group, s.operation_type, \
+    s.message_key";
+
+impl Store {
+    /// Every span whose correlation ID is `correlation_id`, at most `limit`, oldest first,
+    /// with their links.
+    pub async fn spans_by_correlation(
+        &self,
+        correlation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SpanRecord>, StorageError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.correlation_id = ? \
+             ORDER BY s.start_ns LIMIT ?"
+        )))
+        .bind(correlation_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let links = sqlx::query(
+            "SELECT l.trace_id, l.span_id, l.linked_trace_id, l.linked_span_id, l.attributes \
+             FROM span_links l JOIN spans s ON s.trace_id = l.trace_id AND s.span_id = l.span_id \
+             WHERE s.correlation_id = ?",
+        )
+        .bind(correlation_id)
+        .fetch_all(&self.reader)
+        .await?;
+        assemble(rows, links)
+    }
+
+    /// Every span of one trace, at most `limit`, oldest first, with their links.
+    pub async fn spans_by_trace(
+        &self,
+        trace_id: TraceId,
+        limit: i64,
+    ) -> Result<Vec<SpanRecord>, StorageError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.trace_id = ? ORDER BY s.start_ns LIMIT ?"
+        )))
+        .bind(&trace_id.0[..])
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let links = sqlx::query(
+            "SELECT trace_id, span_id, linked_trace_id, linked_span_id, attributes \
+             FROM span_links WHERE trace_id = ?",
+        )
+        .bind(&trace_id.0[..])
+        .fetch_all(&self.reader)
+        .await?;
+        assemble(rows, links)
+    }
+
+    /// Spans elsewhere that link to the given span (the reverse direction of links).
+    pub async fn spans_linking_to(
+        &self,
+        trace_id: TraceId,
+        span_id: SpanId,
+    ) -> Result<Vec<(TraceId, SpanId)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT trace_id, span_id FROM span_links WHERE linked_trace_id = ? AND linked_span_id = ?",
+        )
+        .bind(&trace_id.0[..])
+        .bind(&span_id.0[..])
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((trace_id_at(row, 0)?, span_id_at(row, 1)?)))
+            .collect()
+    }
+
+    /// Number of spans stored.
+    pub async fn span_count(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM spans")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+}
+
+fn assemble(rows: Vec<SqliteRow>, links: Vec<SqliteRow>) -> Result<Vec<SpanRecord>, StorageError> {
+    let mut links_by_span: HashMap<(TraceId, SpanId), Vec<SpanLink>> = HashMap::new();
+    for row in &links {
+        let key = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
+        links_by_span.entry(key).or_default().push(SpanLink {
+            trace_id: trace_id_at(row, 2)?,
+            span_id: span_id_at(row, 3)?,
+            attributes: json_at(row, 4)?,
+        });
+    }
+    rows.iter()
+        .map(|row| {
+            let mut record = decode_span(row)?;
+            record.links = links_by_span
+                .remove(&(record.trace_id, record.span_id))
+                .unwrap_or_default();
+            Ok(record)
+        })
+        .collect()
+}
+
+/// Decodes a row selected with [`SPAN_COLUMNS`] (links are filled in by the caller).
+pub(crate) fn decode_span(row: &SqliteRow) -> Result<SpanRecord, StorageError> {
+    let parent: Option<Vec<u8>> = row.try_get(2)?;
+    Ok(SpanRecord {
+        trace_id: trace_id_at(row, 0)?,
+        span_id: span_id_at(row, 1)?,
+        parent_span_id: parent
+            .map(|bytes| SpanId::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("parent span id: {e}")))?,
+        name: row.try_get(3)?,
+        kind: SpanKind::from_code(row.try_get(4)?),
+        service_name: row.try_get(5)?,
+        scope_name: row.try_get(6)?,
+        start_ns: row.try_get(7)?,
+        end_ns: row.try_get(8)?,
+        status_code: StatusCode::from_code(row.try_get(9)?),
+        status_message: row.try_get(10)?,
+        attributes: json_at(row, 11)?,
+        resource: json_at(row, 12)?,
+        events: json_at(row, 13)?,
+        links: Vec::new(),
+        messaging: Messaging {
+            correlation_id: row.try_get(14)?,
+            message_id: row.try_get(15)?,
+            event_type: row.try_get(16)?,
+            destination: row.try_get(17)?,
+            partition: row.try_get(18)?,
+            offset: row.try_get(19)?,
+            consumer_group: row.try_get(20)?,
+            operation_type: row.try_get(21)?,
+            message_key: row.try_get(22)?,
+        },
+    })
+}
+
+fn trace_id_at(row: &SqliteRow, index: usize) -> Result<TraceId, StorageError> {
+    let bytes: Vec<u8> = row.try_get(index)?;
+    TraceId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("trace id: {e}")))
+}
+
+fn span_id_at(row: &SqliteRow, index: usize) -> Result<SpanId, StorageError> {
+    let bytes: Vec<u8> = row.try_get(index)?;
+    SpanId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("span id: {e}")))
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    index: usize,
+) -> Result<T, StorageError> {
+    let text: String = row.try_get(index)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::Corrupt(format!("json column {index}: {e}")))
+}

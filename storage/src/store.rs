@@ -1,0 +1,206 @@
+//! Opening the SQLite store: file creation with owner-only permissions, WAL, migrations.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::SqlStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::StorageError;
+
+/// The schema migrations, in order. Append only: never edit one that has shipped.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "spans", include_str!("../migrations/0001_spans.sql"))];
+
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on one causeway database file.
+///
+/// A read-write store has one writer connection (SQLite allows one writer at a time, and
+/// one connection keeps transactions large) and a small pool of readers. A read-only
+/// store never writes, not even the schema.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) path: PathBuf,
+    pub(crate) reader: SqlitePool,
+    pub(crate) writer: Option<SqlitePool>,
+}
+
+impl Store {
+    /// Opens the database at `path` for reading and writing, creating it (mode 0600) and
+    /// applying migrations as needed.
+    pub async fn open(path: &Path) -> Result<Store, StorageError> {
+        create_owner_only(path)?;
+        let options = base_options(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory");
+        let open_error = |source| StorageError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
+        migrator()
+            .run(&writer)
+            .await
+            .map_err(|source| StorageError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_error)?;
+        Ok(Store {
+            path: path.to_owned(),
+            reader,
+            writer: Some(writer),
+        })
+    }
+
+    /// Opens an existing database for reading only. A missing file is an error, and the
+    /// store is never modified through this handle.
+    pub async fn open_read_only(path: &Path) -> Result<Store, StorageError> {
+        if !path.exists() {
+            return Err(StorageError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let options = base_options(path).read_only(true);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StorageError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Store {
+            path: path.to_owned(),
+            reader,
+            writer: None,
+        })
+    }
+
+    /// The database file this store reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The writer pool, or an error for a read-only store.
+    pub(crate) fn writer(&self) -> Result<&SqlitePool, StorageError> {
+        self.writer.as_ref().ok_or(StorageError::ReadOnly)
+    }
+
+    /// Whether the schema has been created in this file (false for an empty file).
+    pub async fn has_schema(&self) -> Result<bool, StorageError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(count > 0)
+    }
+
+    /// Checkpoints the write-ahead log and closes every connection.
+    pub async fn close(self) {
+        if let Some(writer) = &self.writer {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(writer)
+                .await
+            {
+                tracing::warn!(error = %error, "wal checkpoint on close failed");
+            }
+            writer.close().await;
+        }
+        self.reader.close().await;
+    }
+}
+
+fn base_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(false)
+}
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                SqlStr::from_static(sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Creates the database file readable and writable by its owner only. SQLite gives the
+/// `-wal` and `-shm` files the permissions of the database file.
+fn create_owner_only(path: &Path) -> Result<(), StorageError> {
+    let create_error = |source| StorageError::Create {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(create_error)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop).map_err(create_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn new_database_is_owner_only_and_migrated() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("nested/causeway.db");
+        let store = Store::open(&path).await?;
+        assert!(store.has_schema().await?);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        store.close().await;
+        // Opening again applies nothing new and keeps working.
+        let again = Store::open(&path).await?;
+        assert!(again.has_schema().await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn read_only_open_of_missing_file_is_a_clear_error() {
+        let result = Store::open_read_only(Path::new("/nonexistent/dir/causeway.db")).await;
+        assert!(matches!(result, Err(StorageError::Missing { .. })));
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: the real binary, a real broker, real OTLP clients, a real SQLite file.
+//! One test binary (one link) with a module per area; shared helpers live in `harness`.
+
+mod harness;
