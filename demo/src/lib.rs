@@ -1,1 +1,6 @@
-//! causeway-demo.
+//! causeway-demo: a simulated shop of event-driven services (order, inventory, payment,
+//! shipping, notification) with injectable faults, running over an embedded bus or a real
+//! Kafka broker.
+
+pub mod bus;
+pub mod partitioner;
