@@ -4,8 +4,10 @@
 //! (and the other `write_*` methods); the terminal UI and the commands read through the
 //! query methods on a read-only [`Store`].
 
+mod alert_query;
 mod error;
 mod ids;
+mod lag_query;
 mod record;
 mod retention;
 mod span_encode;
@@ -13,8 +15,10 @@ mod span_query;
 mod span_write;
 mod store;
 
+pub use alert_query::AlertRow;
 pub use error::StorageError;
 pub use ids::{IdError, SpanId, TraceId};
+pub use lag_query::{LagSample, LagStatusRow, WaitingEvent};
 pub use record::{Attributes, Messaging, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use span_encode::EncodedSpans;

@@ -13,8 +13,10 @@ use sqlx::sqlite::{
 use crate::error::StorageError;
 
 /// The schema migrations, in order. Append only: never edit one that has shipped.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "spans", include_str!("../migrations/0001_spans.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "spans", include_str!("../migrations/0001_spans.sql")),
+    (2, "lag", include_str!("../migrations/0002_lag.sql")),
+];
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
