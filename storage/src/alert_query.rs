@@ -137,7 +137,7 @@ mod tests {
             notified_ns: Some(20),
             ..firing
         };
-        store.upsert_alerts(&[firing.clone()]).await.unwrap();
+        store.upsert_alerts(std::slice::from_ref(&firing)).await.unwrap();
         // The update replaced the pending row; firing sorts before the newer resolved one.
         assert_eq!(store.alerts(10).await.unwrap(), vec![firing, resolved]);
     }

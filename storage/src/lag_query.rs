@@ -361,10 +361,10 @@ mod tests {
             catch_up_ms: None,
             updated_ns: 1,
         };
-        store.write_lag_status(&[row.clone()]).await.unwrap();
+        store.write_lag_status(std::slice::from_ref(&row)).await.unwrap();
         row.state = "STOP".into();
         row.updated_ns = 2;
-        store.write_lag_status(&[row.clone()]).await.unwrap();
+        store.write_lag_status(std::slice::from_ref(&row)).await.unwrap();
         assert_eq!(store.lag_status().await.unwrap(), vec![row]);
     }
 }
