@@ -1,1 +1,7 @@
-//! causeway-collector.
+//! causeway-collector: OTLP trace receivers (gRPC and HTTP), span normalisation, the
+//! batch writer that owns the store's writes, configuration and self-metrics.
+
+pub mod attribute_keys;
+pub mod attribute_value;
+pub mod messaging_fields;
+pub mod otlp_convert;
