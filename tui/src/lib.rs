@@ -1,1 +1,3 @@
 //! causeway-tui.
+
+pub mod flow;
