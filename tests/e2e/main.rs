@@ -2,3 +2,5 @@
 //! One test binary (one link) with a module per area; shared helpers live in `harness`.
 
 mod harness;
+mod ingest;
+mod ingest_python;
