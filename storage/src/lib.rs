@@ -6,6 +6,7 @@
 
 mod alert_query;
 mod error;
+mod flow_query;
 mod ids;
 mod lag_query;
 mod record;
@@ -17,6 +18,7 @@ mod store;
 
 pub use alert_query::AlertRow;
 pub use error::StorageError;
+pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
 pub use ids::{IdError, SpanId, TraceId};
 pub use lag_query::{LagSample, LagStatusRow, WaitingEvent};
 pub use record::{Attributes, Messaging, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};

@@ -10,7 +10,7 @@ use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
 use crate::store::Store;
 
-const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
+pub(crate) const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
     s.service_name, s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, \
     s.attributes, s.resource, s.events, s.correlation_id, s.message_id, s.event_type, \
     s.destination, s.partition_id, s.kafka_offset, s.consumer_group, s.operation_type, \
@@ -92,7 +92,10 @@ impl Store {
     }
 }
 
-fn assemble(rows: Vec<SqliteRow>, links: Vec<SqliteRow>) -> Result<Vec<SpanRecord>, StorageError> {
+pub(crate) fn assemble(
+    rows: Vec<SqliteRow>,
+    links: Vec<SqliteRow>,
+) -> Result<Vec<SpanRecord>, StorageError> {
     let mut links_by_span: HashMap<(TraceId, SpanId), Vec<SpanLink>> = HashMap::new();
     for row in &links {
         let key = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
