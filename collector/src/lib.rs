@@ -3,5 +3,7 @@
 
 pub mod attribute_keys;
 pub mod attribute_value;
+pub mod byte_size;
+pub mod config;
 pub mod messaging_fields;
 pub mod otlp_convert;

@@ -63,10 +63,19 @@ fn service(name: &str) -> Option<Resource> {
     })
 }
 
+/// (trace id, span id, parent id, kept, parent kept, reason)
+type IdCase = (
+    &'static [u8],
+    &'static [u8],
+    &'static [u8],
+    bool,
+    bool,
+    &'static str,
+);
+
 #[test]
 fn ids_decide_whether_a_span_is_kept() {
-    // (trace id, span id, parent id, kept, parent kept, reason)
-    let cases: &[(&[u8], &[u8], &[u8], bool, bool, &str)] = &[
+    let cases: &[IdCase] = &[
         (&TRACE, &SPAN, &PARENT, true, true, "valid ids and parent"),
         (&TRACE, &SPAN, &[], true, false, "an empty parent is a root"),
         (
