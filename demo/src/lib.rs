@@ -3,4 +3,6 @@
 //! Kafka broker.
 
 pub mod bus;
+pub mod catalog;
+pub mod faults;
 pub mod partitioner;
