@@ -67,7 +67,8 @@ fn default_schedule_injects_every_fault_and_recovers_before_the_end() {
 
 #[test]
 fn fault_flags_parse_or_name_the_bad_input() {
-    let cases: [(&str, Option<(FaultKind, u64)>, &str); 5] = [
+    type FlagCase = (&'static str, Option<(FaultKind, u64)>, &'static str);
+    let cases: [FlagCase; 5] = [
         (
             "poison-message@5s",
             Some((FaultKind::PoisonMessage, 5)),
