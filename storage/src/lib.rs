@@ -5,6 +5,7 @@
 //! query methods on a read-only [`Store`].
 
 mod alert_query;
+mod correlation_search;
 mod error;
 mod flow_query;
 mod ids;
@@ -17,6 +18,7 @@ mod span_write;
 mod store;
 
 pub use alert_query::AlertRow;
+pub use correlation_search::CorrelationSearch;
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
 pub use ids::{IdError, SpanId, TraceId};

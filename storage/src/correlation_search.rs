@@ -1,0 +1,193 @@
+//! The dashboard's flows list: a window of correlations, newest first, matching one free
+//! text against the correlation ID, a trace ID, a service, an event type or an attribute.
+
+use sqlx::Row;
+
+use crate::error::StorageError;
+use crate::flow_query::CorrelationRow;
+use crate::ids::TraceId;
+use crate::store::Store;
+
+/// Characters that `LIKE` treats specially, escaped with this one.
+const LIKE_ESCAPE: char = '\\';
+
+/// A window of the flows list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorrelationSearch {
+    /// Free text: kept when the correlation ID contains it, a span's trace ID equals it,
+    /// a span's service equals it, or a span's event type or attributes contain it.
+    /// Empty keeps everything.
+    pub text: String,
+    /// Rows to skip (newest first).
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+}
+
+impl Store {
+    /// One window of correlations, newest first, that match `search`.
+    pub async fn search_correlations(
+        &self,
+        search: &CorrelationSearch,
+    ) -> Result<Vec<CorrelationRow>, StorageError> {
+        let text = search.text.trim();
+        let base = "SELECT c.correlation_id, c.first_start_ns, c.last_end_ns, c.has_error \
+                    FROM correlations c";
+        let order = " ORDER BY c.first_start_ns DESC, c.correlation_id DESC LIMIT ? OFFSET ?";
+        let rows = if text.is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(format!("{base}{order}")))
+                .bind(search.limit.max(0))
+                .bind(search.offset.max(0))
+                .fetch_all(&self.reader)
+                .await?
+        } else {
+            let pattern = format!("%{}%", escape_like(text));
+            let trace_id = text.parse::<TraceId>().ok().map(|id| id.0.to_vec());
+            let sql = format!(
+                "{base} WHERE c.correlation_id LIKE ?1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
+                 WHERE s.correlation_id = c.correlation_id AND (s.trace_id = ?2 \
+                 OR s.service_name = ?3 OR s.event_type LIKE ?1 ESCAPE '\\' \
+                 OR s.attributes LIKE ?1 ESCAPE '\\')){order}"
+            )
+            .replace("LIMIT ? OFFSET ?", "LIMIT ?4 OFFSET ?5");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(pattern)
+                .bind(trace_id)
+                .bind(text)
+                .bind(search.limit.max(0))
+                .bind(search.offset.max(0))
+                .fetch_all(&self.reader)
+                .await?
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(CorrelationRow {
+                    correlation_id: row.try_get(0)?,
+                    first_start_ns: row.try_get(1)?,
+                    last_end_ns: row.try_get(2)?,
+                    has_error: row.try_get::<i64, _>(3)? != 0,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `text` with `%`, `_` and the escape character escaped for `LIKE … ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            out.push(LIKE_ESCAPE);
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::{EncodedSpans, Messaging, SpanId, SpanKind, SpanRecord, StatusCode};
+
+    fn span(
+        trace: u8,
+        correlation: &str,
+        service: &str,
+        start_ns: i64,
+        attribute: &str,
+    ) -> SpanRecord {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("note".into(), attribute.into());
+        SpanRecord {
+            trace_id: TraceId([trace; 16]),
+            span_id: SpanId([trace; 8]),
+            parent_span_id: None,
+            name: "process".into(),
+            kind: SpanKind::Consumer,
+            service_name: service.into(),
+            scope_name: "test".into(),
+            start_ns,
+            end_ns: start_ns + 10,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+            attributes,
+            resource: serde_json::Map::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            messaging: Messaging {
+                correlation_id: Some(correlation.into()),
+                event_type: Some(format!("{service}.done.v1")),
+                ..Messaging::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn search_matches_each_kind_of_text_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+        let spans = [
+            span(1, "ord-1", "order", 100, "plain"),
+            span(2, "ord-2", "payment", 200, "card 50%_off"),
+            span(3, "ship-3", "shipping", 300, "plain"),
+        ];
+        store
+            .write_spans(&[EncodedSpans::encode(&spans)])
+            .await
+            .unwrap();
+        let ids = |rows: Vec<CorrelationRow>| -> Vec<String> {
+            rows.into_iter().map(|row| row.correlation_id).collect()
+        };
+        let cases: &[(&str, i64, i64, &[&str], &str)] = &[
+            (
+                "",
+                0,
+                10,
+                &["ship-3", "ord-2", "ord-1"],
+                "no filter: all, newest first",
+            ),
+            ("", 1, 1, &["ord-2"], "offset and limit bound the window"),
+            (
+                "ord",
+                0,
+                10,
+                &["ord-2", "ord-1"],
+                "correlation id substring",
+            ),
+            ("payment", 0, 10, &["ord-2"], "service name"),
+            ("shipping.done", 0, 10, &["ship-3"], "event type substring"),
+            (
+                "50%_off",
+                0,
+                10,
+                &["ord-2"],
+                "attribute text, LIKE wildcards taken literally",
+            ),
+            (
+                "5_%",
+                0,
+                10,
+                &[],
+                "escaped wildcards do not match everything",
+            ),
+            (
+                "01010101010101010101010101010101",
+                0,
+                10,
+                &["ord-1"],
+                "trace id",
+            ),
+            ("nothing-like-this", 0, 10, &[], "no match"),
+        ];
+        for (text, offset, limit, expected, reason) in cases {
+            let search = CorrelationSearch {
+                text: (*text).to_owned(),
+                offset: *offset,
+                limit: *limit,
+            };
+            let found = ids(store.search_correlations(&search).await.unwrap());
+            assert_eq!(found, *expected, "{reason}");
+        }
+    }
+}
