@@ -161,16 +161,82 @@ mod tests {
     #[test]
     fn offset_lag_cases() {
         let cases: &[(&str, Option<i64>, i64, i64, OffsetLag)] = &[
-            ("no committed offset is unknown, never 0", None, 0, 10, OffsetLag::Unknown),
-            ("librdkafka's invalid-offset sentinel is unknown", Some(-1001), 0, 10, OffsetLag::Unknown),
-            ("caught up", Some(10), 0, 10, OffsetLag::Behind { messages: 0 }),
-            ("behind by the distance to the high watermark", Some(4), 0, 10, OffsetLag::Behind { messages: 6 }),
-            ("empty partition with offset 0 is caught up", Some(0), 0, 0, OffsetLag::Behind { messages: 0 }),
-            ("committed past the high watermark clamps to 0", Some(12), 0, 10, OffsetLag::Ahead { by: 2 }),
-            ("committed below the low watermark is data loss", Some(2), 5, 10, OffsetLag::DataLoss { lost: 3, messages: 5 }),
-            ("deleted everything unread: loss, nothing left", Some(0), 10, 10, OffsetLag::DataLoss { lost: 10, messages: 0 }),
-            ("at the low watermark is not loss", Some(5), 5, 10, OffsetLag::Behind { messages: 5 }),
-            ("inverted watermarks never give negative lag", Some(5), 5, 3, OffsetLag::Behind { messages: 0 }),
+            (
+                "no committed offset is unknown, never 0",
+                None,
+                0,
+                10,
+                OffsetLag::Unknown,
+            ),
+            (
+                "librdkafka's invalid-offset sentinel is unknown",
+                Some(-1001),
+                0,
+                10,
+                OffsetLag::Unknown,
+            ),
+            (
+                "caught up",
+                Some(10),
+                0,
+                10,
+                OffsetLag::Behind { messages: 0 },
+            ),
+            (
+                "behind by the distance to the high watermark",
+                Some(4),
+                0,
+                10,
+                OffsetLag::Behind { messages: 6 },
+            ),
+            (
+                "empty partition with offset 0 is caught up",
+                Some(0),
+                0,
+                0,
+                OffsetLag::Behind { messages: 0 },
+            ),
+            (
+                "committed past the high watermark clamps to 0",
+                Some(12),
+                0,
+                10,
+                OffsetLag::Ahead { by: 2 },
+            ),
+            (
+                "committed below the low watermark is data loss",
+                Some(2),
+                5,
+                10,
+                OffsetLag::DataLoss {
+                    lost: 3,
+                    messages: 5,
+                },
+            ),
+            (
+                "deleted everything unread: loss, nothing left",
+                Some(0),
+                10,
+                10,
+                OffsetLag::DataLoss {
+                    lost: 10,
+                    messages: 0,
+                },
+            ),
+            (
+                "at the low watermark is not loss",
+                Some(5),
+                5,
+                10,
+                OffsetLag::Behind { messages: 5 },
+            ),
+            (
+                "inverted watermarks never give negative lag",
+                Some(5),
+                5,
+                3,
+                OffsetLag::Behind { messages: 0 },
+            ),
         ];
         for (reason, committed, low, high, expected) in cases {
             assert_eq!(offset_lag(*committed, *low, *high), *expected, "{reason}");
@@ -182,7 +248,10 @@ mod tests {
         for committed in [None, Some(-5), Some(0), Some(3), Some(50)] {
             for (low, high) in [(0, 0), (0, 10), (5, 10), (10, 5)] {
                 let lag = offset_lag(committed, low, high);
-                assert!(lag.messages().is_none_or(|m| m >= 0), "{committed:?} {low} {high}");
+                assert!(
+                    lag.messages().is_none_or(|m| m >= 0),
+                    "{committed:?} {low} {high}"
+                );
             }
         }
     }
@@ -199,20 +268,55 @@ mod tests {
     #[test]
     fn time_lag_cases() {
         let history = [point(0, 10), point(10, 20), point(20, 40)];
+        #[allow(clippy::type_complexity)]
         let cases: &[(&str, Option<i64>, &[WatermarkPoint], i64, TimeLag)] = &[
             ("no committed offset", None, &history, 30, TimeLag::Unknown),
             ("no history", Some(5), &[], 30, TimeLag::Unknown),
             ("caught up", Some(40), &history, 30, TimeLag::CaughtUp),
-            ("older than history is a lower bound", Some(3), &history, 30, TimeLag::AtLeast { ms: 30_000 }),
-            // Offset 14 exists once the watermark reaches 15: halfway from 10 s to 20 s.
-            ("interpolated inside the history", Some(14), &history, 30, TimeLag::Estimated { ms: 15_000 }),
+            (
+                "older than history is a lower bound",
+                Some(3),
+                &history,
+                30,
+                TimeLag::AtLeast { ms: 30_000 },
+            ),
+            // Offset 14 exists once the watermark reaches 15: halfway from 0 s to 10 s.
+            (
+                "interpolated inside the history",
+                Some(14),
+                &history,
+                30,
+                TimeLag::Estimated { ms: 25_000 },
+            ),
             // Offset 29 appears at 30: halfway between 10 s (20) and 20 s (40).
-            ("interpolated in a later interval", Some(29), &history, 30, TimeLag::Estimated { ms: 15_000 }),
-            ("unsorted history is sorted first", Some(14), &[point(20, 40), point(0, 10), point(10, 20)], 30, TimeLag::Estimated { ms: 15_000 }),
-            ("a clock going backwards never gives a negative age", Some(14), &history, 0, TimeLag::Estimated { ms: 0 }),
+            (
+                "interpolated in a later interval",
+                Some(29),
+                &history,
+                30,
+                TimeLag::Estimated { ms: 15_000 },
+            ),
+            (
+                "unsorted history is sorted first",
+                Some(14),
+                &[point(20, 40), point(0, 10), point(10, 20)],
+                30,
+                TimeLag::Estimated { ms: 25_000 },
+            ),
+            (
+                "a clock going backwards never gives a negative age",
+                Some(14),
+                &history,
+                0,
+                TimeLag::Estimated { ms: 0 },
+            ),
         ];
         for (reason, committed, history, now_s, expected) in cases {
-            assert_eq!(time_lag(*committed, history, now_s * S), *expected, "{reason}");
+            assert_eq!(
+                time_lag(*committed, history, now_s * S),
+                *expected,
+                "{reason}"
+            );
         }
     }
 }

@@ -7,3 +7,7 @@ pub mod byte_size;
 pub mod config;
 pub mod messaging_fields;
 pub mod otlp_convert;
+// Consumer lag, lag rules, alerts and alert hooks.
+pub mod lag;
+pub mod lag_config;
+pub mod lag_rules;
