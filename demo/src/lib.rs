@@ -5,4 +5,5 @@
 pub mod bus;
 pub mod catalog;
 pub mod faults;
+pub mod handlers;
 pub mod partitioner;
