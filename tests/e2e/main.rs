@@ -3,4 +3,7 @@
 
 mod harness;
 mod ingest;
+mod ingest_kill;
+mod ingest_limits;
+mod ingest_otlp;
 mod ingest_python;
