@@ -11,3 +11,5 @@ pub mod otlp_convert;
 pub mod lag;
 pub mod lag_config;
 pub mod lag_rules;
+pub mod batch_writer;
+pub mod self_metrics;
