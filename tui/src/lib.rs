@@ -1,3 +1,4 @@
 //! causeway-tui.
 
 pub mod flow;
+pub mod render;
