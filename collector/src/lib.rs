@@ -8,8 +8,11 @@ pub mod config;
 pub mod messaging_fields;
 pub mod otlp_convert;
 // Consumer lag, lag rules, alerts and alert hooks.
+pub mod batch_writer;
+pub mod alert;
+pub mod alert_payload;
 pub mod lag;
 pub mod lag_config;
 pub mod lag_rules;
-pub mod batch_writer;
 pub mod self_metrics;
+pub mod grpc_receiver;
