@@ -16,3 +16,4 @@ pub mod lag_config;
 pub mod lag_rules;
 pub mod self_metrics;
 pub mod grpc_receiver;
+pub mod body_decode;

@@ -1,0 +1,194 @@
+//! The OTLP/gRPC trace receiver: a thin shell that decodes, converts, and waits for the
+//! batch writer's commit before answering.
+//!
+//! It is served by hand rather than through the generated `TraceServiceServer` so that a
+//! body that is not valid protobuf is answered `INVALID_ARGUMENT` (the generated codec
+//! says `INTERNAL`, which exporters would retry forever).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use causeway_storage::EncodedSpans;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{
+    Body, BoxFuture, CompressionEncoding, Context, EnabledCompressionEncodings, Poll, Service,
+    StdError, http,
+};
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::batch_writer::{WriteError, WriterHandle};
+use crate::otlp_convert::{Conversion, convert_request};
+use crate::self_metrics::SelfMetrics;
+
+/// The OTLP trace export method's path.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// How long exporters are asked to wait before retrying when the collector is busy.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The OTLP trace service, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GrpcTraceService {
+    writer: WriterHandle,
+    metrics: Arc<SelfMetrics>,
+    max_message_bytes: usize,
+}
+
+impl GrpcTraceService {
+    /// A service that writes through `writer` and accepts messages up to
+    /// `max_message_bytes` after decompression.
+    pub fn new(writer: WriterHandle, metrics: Arc<SelfMetrics>, max_message_bytes: usize) -> Self {
+        GrpcTraceService {
+            writer,
+            metrics,
+            max_message_bytes,
+        }
+    }
+
+    async fn export(
+        &self,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, Status> {
+        let response = ingest(request, &self.writer, &self.metrics).await;
+        response.map_err(|error| status_of(&error))
+    }
+}
+
+/// Converts, encodes and writes one request, answering once it is committed. Shared by
+/// both receivers.
+pub async fn ingest(
+    request: ExportTraceServiceRequest,
+    writer: &WriterHandle,
+    metrics: &SelfMetrics,
+) -> Result<ExportTraceServiceResponse, WriteError> {
+    let offered: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if offered == 0 {
+        return Ok(ExportTraceServiceResponse::default());
+    }
+    // Refuse before doing any work when the writer is full.
+    let reservation = writer.reserve(offered)?;
+    let Conversion { spans, rejections } = convert_request(request);
+    metrics.spans_rejected(rejections.count);
+    let encoded = EncodedSpans::encode(&spans);
+    drop(spans);
+    reservation.write(encoded).await?;
+    let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
+        error_message: rejections.summary(),
+    });
+    Ok(ExportTraceServiceResponse { partial_success })
+}
+
+/// Every write failure is retryable: busy, stopping, or a failed commit.
+fn status_of(error: &WriteError) -> Status {
+    Status::with_error_details(
+        Code::Unavailable,
+        error.to_string(),
+        ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
+    )
+}
+
+impl NamedService for GrpcTraceService {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+struct ExportMethod(GrpcTraceService);
+
+impl UnaryService<ExportTraceServiceRequest> for ExportMethod {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            service
+                .export(request.into_inner())
+                .await
+                .map(Response::new)
+        })
+    }
+}
+
+impl<B> Service<http::Request<B>> for GrpcTraceService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != EXPORT_PATH {
+            let path = request.uri().path().to_owned();
+            return Box::pin(async move {
+                Ok(Status::unimplemented(format!("unknown method {path}")).into_http())
+            });
+        }
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        accept.enable(CompressionEncoding::Zstd);
+        let mut grpc = tonic::server::Grpc::new(OtlpCodec)
+            .apply_compression_config(accept, EnabledCompressionEncodings::default())
+            .apply_max_message_size_config(Some(self.max_message_bytes), None);
+        let method = ExportMethod(self.clone());
+        Box::pin(async move { Ok(grpc.unary(method, request).await) })
+    }
+}
+
+/// Protobuf codec whose decode failures are `INVALID_ARGUMENT`.
+#[derive(Debug, Clone, Copy, Default)]
+struct OtlpCodec;
+
+impl Codec for OtlpCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = ExportTraceServiceRequest;
+    type Encoder = OtlpCodec;
+    type Decoder = OtlpCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        OtlpCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpCodec
+    }
+}
+
+impl Encoder for OtlpCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        item.encode(dst)
+            .map_err(|error| Status::internal(format!("cannot encode response: {error}")))
+    }
+}
+
+impl Decoder for OtlpCodec {
+    type Item = ExportTraceServiceRequest;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        ExportTraceServiceRequest::decode(src)
+            .map(Some)
+            .map_err(|error| {
+                Status::invalid_argument(format!("malformed ExportTraceServiceRequest: {error}"))
+            })
+    }
+}
