@@ -113,7 +113,7 @@ pub struct RawHook {
     pub name: Option<String>,
     /// `webhook` or `exec`.
     pub kind: Option<String>,
-    /// Webhook: the URL to POST to (http or https).
+    /// Webhook: the URL to POST to (plain http; TLS is not built in).
     pub url: Option<String>,
     /// Webhook: the HMAC-SHA256 signing secret.
     pub secret: Option<String>,
@@ -445,8 +445,14 @@ fn validate_hook(raw: &RawHook, name: &str) -> Result<HookConfig, String> {
     let target = match raw.kind.as_deref() {
         Some("webhook") => {
             let url = raw.url.clone().ok_or("a webhook needs url")?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("url {url:?} must start with http:// or https://"));
+            if url.starts_with("https://") {
+                return Err(format!(
+                    "url {url:?}: https is not built into this collector; point it at a local \
+                     relay over http://"
+                ));
+            }
+            if !url.starts_with("http://") {
+                return Err(format!("url {url:?} must start with http://"));
             }
             let secret = match (&raw.secret, &raw.secret_env) {
                 (Some(_), Some(_)) => return Err("give secret or secret_env, not both".into()),

@@ -107,6 +107,11 @@ fn bad_rules_and_hooks_are_refused_by_name() {
             "alert hook h4: environment variable",
         ),
         (
+            "https is refused clearly",
+            "[[hooks]]\nname = \"h6\"\nkind = \"webhook\"\nurl = \"https://x\"",
+            "alert hook h6: url \"https://x\": https is not built",
+        ),
+        (
             "exec without command",
             "[[hooks]]\nname = \"h5\"\nkind = \"exec\"",
             "alert hook h5: an exec hook needs command",

@@ -11,9 +11,17 @@ pub mod otlp_convert;
 pub mod batch_writer;
 pub mod alert;
 pub mod alert_payload;
+pub mod hook;
+pub mod hook_exec;
+pub mod hook_webhook;
 pub mod lag;
 pub mod lag_config;
 pub mod lag_rules;
 pub mod self_metrics;
 pub mod grpc_receiver;
 pub mod body_decode;
+pub mod http_receiver;
+pub mod service;
+
+pub use config::CollectorConfig;
+pub use service::{Collector, CollectorError, RunningCollector};
