@@ -48,18 +48,31 @@
 //! metric names are in [`names`].
 
 pub mod cloudevent;
+pub mod consumer;
 pub mod correlation;
+pub mod dead_letter;
 pub mod headers;
+pub mod kafka_headers;
+pub mod lag;
 pub mod names;
+pub mod otel_env;
+pub mod pipeline;
+pub mod producer;
 pub mod propagation;
 pub mod traceparent;
 
 pub use cloudevent::{CloudEvent, new_event_id};
+pub use consumer::{Processing, RetryPolicy, TracedConsumer};
 pub use correlation::{
     CorrelationId, correlation_id, current_correlation_id, read_correlation_id,
     with_correlation_id, write_correlation_id,
 };
+pub use dead_letter::forward_to_dead_letter;
 pub use headers::{Header, HeaderValue, Headers};
+pub use lag::{LagReportingContext, LagSample, lag_samples};
+pub use otel_env::{PropagatorKind, Protocol, SettingError};
+pub use pipeline::{Pipeline, PipelineError, PipelineGuard};
+pub use producer::{Delivered, ProducerError, TracedProducer};
 pub use propagation::{
     BreakReason, ConsumeMeta, Extracted, MessageMeta, ParentMode, extract, inject, queue_time_ms,
     record_error, record_retry, record_retry_count, start_process_span, start_send_span,

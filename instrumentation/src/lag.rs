@@ -1,0 +1,206 @@
+//! Consumer-side lag reporting: librdkafka statistics (`statistics.interval.ms`) turned into
+//! the OTLP gauges `kafka.consumer_group.lag` and `kafka.consumer_group.offset`.
+
+use std::collections::BTreeMap;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Gauge, Meter};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use serde::Deserialize;
+
+use crate::names;
+
+/// Why a statistics document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LagError {
+    /// The statistics are not the JSON librdkafka emits.
+    #[error("cannot parse librdkafka statistics: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
+/// Lag of one assigned partition at the time of a statistics report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LagSample {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Messages between the committed offset and the high watermark.
+    pub lag: i64,
+    /// The committed offset, when the group has committed one.
+    pub committed_offset: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Statistics {
+    #[serde(default)]
+    topics: BTreeMap<String, TopicStatistics>,
+}
+
+#[derive(Deserialize)]
+struct TopicStatistics {
+    #[serde(default)]
+    partitions: BTreeMap<String, PartitionStatistics>,
+}
+
+#[derive(Deserialize)]
+struct PartitionStatistics {
+    partition: i32,
+    #[serde(default = "unknown")]
+    consumer_lag: i64,
+    #[serde(default = "unknown")]
+    committed_offset: i64,
+}
+
+/// librdkafka's value for "not known".
+fn unknown() -> i64 {
+    -1
+}
+
+/// The lag of every partition this consumer is assigned, from a statistics JSON document.
+/// Partitions that are not assigned (lag `-1`) and the internal partition `-1` are left out.
+pub fn lag_samples(statistics: &[u8]) -> Result<Vec<LagSample>, LagError> {
+    let statistics: Statistics = serde_json::from_slice(statistics)?;
+    let mut samples = Vec::new();
+    for (topic, topic_statistics) in statistics.topics {
+        for partition in topic_statistics.partitions.into_values() {
+            if partition.partition < 0 || partition.consumer_lag < 0 {
+                continue;
+            }
+            samples.push(LagSample {
+                topic: topic.clone(),
+                partition: partition.partition,
+                lag: partition.consumer_lag,
+                committed_offset: (partition.committed_offset >= 0)
+                    .then_some(partition.committed_offset),
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// An rdkafka client context that records the consumer's lag as OTLP gauges each time
+/// librdkafka reports statistics. Set `statistics.interval.ms` on the consumer config.
+pub struct LagReportingContext {
+    group: String,
+    lag: Gauge<i64>,
+    offset: Gauge<i64>,
+}
+
+impl LagReportingContext {
+    /// A context for consumer group `group`, recording with `meter`.
+    pub fn new(group: impl Into<String>, meter: &Meter) -> Self {
+        Self {
+            group: group.into(),
+            lag: meter
+                .i64_gauge(names::METRIC_CONSUMER_GROUP_LAG)
+                .with_description(
+                    "messages between the group's committed offset and the high watermark",
+                )
+                .build(),
+            offset: meter
+                .i64_gauge(names::METRIC_CONSUMER_GROUP_OFFSET)
+                .with_description("the group's committed offset")
+                .build(),
+        }
+    }
+
+    /// A context for `group` using the global meter provider.
+    pub fn from_global(group: impl Into<String>) -> Self {
+        Self::new(group, &opentelemetry::global::meter(names::SCOPE_NAME))
+    }
+
+    /// Records the gauges for one statistics document.
+    pub fn record(&self, statistics: &[u8]) -> Result<usize, LagError> {
+        let samples = lag_samples(statistics)?;
+        for sample in &samples {
+            let attributes = [
+                KeyValue::new(names::METRIC_ATTR_GROUP, self.group.clone()),
+                KeyValue::new(names::METRIC_ATTR_TOPIC, sample.topic.clone()),
+                KeyValue::new(names::METRIC_ATTR_PARTITION, i64::from(sample.partition)),
+            ];
+            self.lag.record(sample.lag, &attributes);
+            if let Some(offset) = sample.committed_offset {
+                self.offset.record(offset, &attributes);
+            }
+        }
+        Ok(samples.len())
+    }
+}
+
+impl ClientContext for LagReportingContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Err(error) = self.record(statistics) {
+            tracing::warn!(group = %self.group, %error, "lag statistics skipped");
+        }
+    }
+}
+
+impl ConsumerContext for LagReportingContext {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const STATS: &str = r#"{
+      "name": "rdkafka#consumer-1", "type": "consumer",
+      "topics": {
+        "orders": { "topic": "orders", "partitions": {
+          "0": { "partition": 0, "fetch_state": "active", "consumer_lag": 5, "committed_offset": 10 },
+          "1": { "partition": 1, "fetch_state": "none", "consumer_lag": -1, "committed_offset": -1001 },
+          "2": { "partition": 2, "fetch_state": "active", "consumer_lag": 0, "committed_offset": -1001 },
+          "-1": { "partition": -1, "consumer_lag": -1 }
+        }},
+        "payments": { "topic": "payments", "partitions": {
+          "0": { "partition": 0, "consumer_lag": 3, "committed_offset": 4, "extra": [1, 2] }
+        }}
+      }
+    }"#;
+
+    #[test]
+    fn keeps_only_assigned_partitions() {
+        let samples = lag_samples(STATS.as_bytes()).unwrap();
+        let expected = vec![
+            LagSample {
+                topic: "orders".into(),
+                partition: 0,
+                lag: 5,
+                committed_offset: Some(10),
+            },
+            LagSample {
+                topic: "orders".into(),
+                partition: 2,
+                lag: 0,
+                committed_offset: None,
+            },
+            LagSample {
+                topic: "payments".into(),
+                partition: 0,
+                lag: 3,
+                committed_offset: Some(4),
+            },
+        ];
+        assert_eq!(samples, expected);
+    }
+
+    #[test]
+    fn bad_documents_are_errors_or_empty() {
+        let cases: Vec<(&str, Option<usize>, &str)> = vec![
+            ("", None, "empty input is not json"),
+            ("[1]", None, "array instead of object"),
+            (
+                r#"{"topics": {"t": {"partitions": {"0": {"consumer_lag": 1}}}}}"#,
+                None,
+                "partition without number",
+            ),
+            ("{}", Some(0), "a producer's stats have no topics"),
+            (r#"{"topics": {}}"#, Some(0), "no subscribed topics"),
+        ];
+        for (input, expected, reason) in cases {
+            let result = lag_samples(input.as_bytes()).ok().map(|s| s.len());
+            assert_eq!(result, expected, "{reason}");
+        }
+    }
+}
