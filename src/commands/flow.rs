@@ -1,12 +1,116 @@
-//! `causeway flow`.
+//! `causeway flow`: rebuilds one event flow by correlation ID or trace ID and prints it as
+//! text, JSON, dot or mermaid.
 
+use std::io::Write;
 use std::path::Path;
+
+use anyhow::{Context, bail};
+use causeway_storage::{SpanRecord, Store, TraceId};
+use causeway_tui::flow::{Flow, FlowOptions, Topology, reconstruct};
+use causeway_tui::render::{self, Format};
+
+/// Most spans read for one flow.
+const MAX_FLOW_SPANS: i64 = 20_000;
+
+/// Output formats of `causeway flow`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowFormat {
+    /// A readable tree with timings and anomaly markers.
+    #[default]
+    Text,
+    /// One JSON document (docs/FLOW-JSON.md).
+    Json,
+    /// Graphviz dot.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+impl From<FlowFormat> for Format {
+    fn from(format: FlowFormat) -> Format {
+        match format {
+            FlowFormat::Text => Format::Text,
+            FlowFormat::Json => Format::Json,
+            FlowFormat::Dot => Format::Dot,
+            FlowFormat::Mermaid => Format::Mermaid,
+        }
+    }
+}
 
 /// Arguments of `causeway flow`.
 #[derive(Debug, Default, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// A correlation ID, or a trace ID (32 hex digits).
+    pub id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FlowFormat,
+}
 
 /// Runs `causeway flow`.
-pub async fn run(_args: Args, _db: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("causeway flow is not built yet")
+pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+    let store = open_store(db).await?;
+    let flow = load_flow(&store, &args.id)
+        .await?
+        .with_context(|| format!("no spans found for {} in {}", args.id, db.display()))?;
+    let output = render::render(&flow, args.format.into());
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the flow to stdout")?;
+    Ok(())
+}
+
+/// Opens `db` read-only and checks that it holds causeway's schema.
+pub async fn open_store(db: &Path) -> anyhow::Result<Store> {
+    let store = Store::open_read_only(db).await?;
+    if !store
+        .has_schema()
+        .await
+        .with_context(|| format!("cannot read database {}", db.display()))?
+    {
+        bail!(
+            "database {} has no causeway schema (has a collector written to it?)",
+            db.display()
+        );
+    }
+    Ok(store)
+}
+
+/// Rebuilds the flow for `id`: a trace ID (its correlations stitched, or the trace alone
+/// when it carries none) or else a correlation ID. `None` when nothing matches.
+pub async fn load_flow(store: &Store, id: &str) -> anyhow::Result<Option<Flow>> {
+    let Some(spans) = load_spans(store, id).await? else {
+        return Ok(None);
+    };
+    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
+    Ok(Some(reconstruct(
+        &spans,
+        &topology,
+        &FlowOptions::default(),
+    )))
+}
+
+async fn load_spans(store: &Store, id: &str) -> anyhow::Result<Option<Vec<SpanRecord>>> {
+    if let Ok(trace_id) = id.parse::<TraceId>() {
+        let correlations = store
+            .correlations_of_trace(trace_id)
+            .await
+            .with_context(|| format!("cannot read trace {trace_id}"))?;
+        let spans = if correlations.is_empty() {
+            store.spans_by_trace(trace_id, MAX_FLOW_SPANS).await
+        } else {
+            store.flow_spans(&correlations, MAX_FLOW_SPANS).await
+        }
+        .with_context(|| format!("cannot read trace {trace_id}"))?;
+        if !spans.is_empty() {
+            return Ok(Some(spans));
+        }
+    }
+    let spans = store
+        .flow_spans(&[id.to_owned()], MAX_FLOW_SPANS)
+        .await
+        .with_context(|| format!("cannot read correlation {id}"))?;
+    Ok((!spans.is_empty()).then_some(spans))
 }

@@ -1,12 +1,206 @@
-//! `causeway flows`.
+//! `causeway flows`: recent event flows, one row per correlation ID, newest first.
 
+use std::fmt::Write as _;
+use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use causeway_storage::{CorrelationQuery, Store};
+use causeway_tui::flow::{
+    FlowFilter, FlowOptions, FlowSummary, Topology, parse_attribute_filter, reconstruct,
+};
+use causeway_tui::render::{clean, human_duration};
+use serde::Serialize;
+
+use super::flow::open_store;
+
+/// Most spans read per listed flow.
+const MAX_SPANS_PER_FLOW: i64 = 5_000;
+/// Rows read per page of correlations.
+const PAGE: i64 = 200;
+
+/// Output formats of `causeway flows`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowsFormat {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
 
 /// Arguments of `causeway flows`.
 #[derive(Debug, Default, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only flows that started within this long (e.g. `15m`, `1h`, `2d`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+    /// Only flows in which this service took part.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only flows with an event of this type (`*` wildcards allowed).
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Only flows with an error.
+    #[arg(long)]
+    pub errors: bool,
+    /// Only flows with a span attribute of this value (`key=value`, repeatable).
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_where)]
+    pub filters: Vec<(String, String)>,
+    /// Most flows to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FlowsFormat,
+}
+
+fn parse_where(term: &str) -> Result<(String, String), String> {
+    parse_attribute_filter(term).ok_or_else(|| format!("expected KEY=VALUE, got {term:?}"))
+}
+
+#[derive(Serialize)]
+struct Document {
+    schema: &'static str,
+    flows: Vec<FlowSummary>,
+}
 
 /// Runs `causeway flows`.
-pub async fn run(_args: Args, _db: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("causeway flows is not built yet")
+pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+    let store = open_store(db).await?;
+    let summaries = list(&store, &args).await?;
+    let output = match args.format {
+        FlowsFormat::Json => {
+            let document = Document {
+                schema: "causeway.flows.v1",
+                flows: summaries,
+            };
+            let mut text = serde_json::to_string_pretty(&document).context("cannot encode json")?;
+            text.push('\n');
+            text
+        }
+        FlowsFormat::Table => table(&summaries),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the flow list to stdout")?;
+    Ok(())
+}
+
+/// Reads correlations newest first, page by page, rebuilding each flow for its summary,
+/// until `limit` pass the filters or a bounded number of rows has been scanned.
+async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
+    let since_ns = args
+        .since
+        .map(|since| now_ns().saturating_sub(nanos(since)));
+    let filter = FlowFilter {
+        service: args.service.clone(),
+        event_type: args.event_type.clone(),
+        errors_only: args.errors,
+        attributes: args.filters.clone(),
+    };
+    if args.limit == 0 {
+        bail!("--limit must be at least 1");
+    }
+    let scan_cap = args.limit.saturating_mul(20).max(2_000);
+    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
+    let options = FlowOptions::default();
+    let mut query = CorrelationQuery {
+        since_ns,
+        before: None,
+        service: args.service.clone(),
+        event_type: args.event_type.clone(),
+        errors_only: args.errors,
+        limit: PAGE,
+    };
+    let mut summaries = Vec::new();
+    let mut scanned = 0;
+    while summaries.len() < args.limit && scanned < scan_cap {
+        let rows = store
+            .recent_correlations(&query)
+            .await
+            .context("cannot list correlations")?;
+        let Some(last) = rows.last() else { break };
+        query.before = Some((last.first_start_ns, last.correlation_id.clone()));
+        scanned += rows.len();
+        for row in rows {
+            let spans = store
+                .flow_spans(
+                    std::slice::from_ref(&row.correlation_id),
+                    MAX_SPANS_PER_FLOW,
+                )
+                .await
+                .with_context(|| format!("cannot read correlation {}", row.correlation_id))?;
+            let flow = reconstruct(&spans, &topology, &options);
+            if filter.matches(&flow, &spans) {
+                summaries.push(FlowSummary::of(&row.correlation_id, &flow));
+                if summaries.len() == args.limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(summaries)
+}
+
+fn table(summaries: &[FlowSummary]) -> String {
+    let mut out = format!(
+        "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<30} {}\n",
+        "START", "DURATION", "STATUS", "EVENTS", "SPANS", "ANOMALIES", "SERVICES", "CORRELATION"
+    );
+    for summary in summaries {
+        let anomalies: Vec<String> = summary
+            .anomalies
+            .iter()
+            .map(|(kind, count)| format!("{}:{count}", serde_kind(kind)))
+            .collect();
+        let services: Vec<String> = summary.services.iter().map(|s| clean(s)).collect();
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<30} {}",
+            start_time(summary.start_ns),
+            human_duration(summary.duration_ns),
+            serde_kind(&summary.status),
+            summary.event_count,
+            summary.span_count,
+            if anomalies.is_empty() {
+                "-".to_owned()
+            } else {
+                anomalies.join(",")
+            },
+            services.join(","),
+            clean(&summary.correlation_id)
+        );
+    }
+    if summaries.is_empty() {
+        out.push_str("(no flows)\n");
+    }
+    out
+}
+
+/// The snake_case name serde gives a unit variant.
+fn serde_kind<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "?".to_owned(),
+    }
+}
+
+fn start_time(ns: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(nanos)
+        .unwrap_or(0)
 }

@@ -7,3 +7,4 @@ mod ingest_kill;
 mod ingest_limits;
 mod ingest_otlp;
 mod ingest_python;
+mod flow;
