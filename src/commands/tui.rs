@@ -1,12 +1,44 @@
-//! `causeway tui`.
+//! `causeway tui`: the terminal dashboard. Logs go to `causeway-tui.log` beside the
+//! database, never to the screen.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Arguments of `causeway tui`.
 #[derive(Debug, Default, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Open this correlation ID or trace ID at start.
+    #[arg(long, value_name = "ID")]
+    pub open: Option<String>,
+    /// How often what is on screen is reloaded, such as `500ms` or `2s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub refresh: Option<Duration>,
+}
+
+/// Where the dashboard logs: `causeway-tui.log` in the database's directory.
+pub fn log_path(db: &Path) -> PathBuf {
+    db.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("causeway-tui.log")
+}
 
 /// Runs `causeway tui`.
-pub async fn run(_args: Args, _db: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("causeway tui is not built yet")
+pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+    let log = log_path(db);
+    // A missing directory means a missing database: let the dashboard say so clearly.
+    if log.parent().is_some_and(Path::is_dir) {
+        crate::logging::to_file(&log)?;
+    }
+    let mut options = causeway_tui::RunOptions {
+        open: args.open,
+        ..causeway_tui::RunOptions::default()
+    };
+    if let Some(refresh) = args.refresh {
+        options.refresh = refresh;
+    }
+    // The dashboard's errors name the database and the command that fills it.
+    causeway_tui::run(db, options)
+        .await
+        .map_err(anyhow::Error::from)
 }

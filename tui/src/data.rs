@@ -1,0 +1,334 @@
+//! The only caller of storage: a task that answers the dashboard's requests off the draw
+//! loop, rebuilding flows as it goes. Answers arrive as [`Loaded`] over a channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use causeway_storage::{
+    CorrelationRow, CorrelationSearch, SpanRecord, StorageError, Store, TraceId,
+};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use crate::flow::{FlowOptions, FlowStatus, FlowSummary, Topology, reconstruct};
+use crate::model::{AlertRow, FlowRow, FlowSpans, LagRow, badge};
+use crate::state::{Loaded, Request, ViewId};
+
+/// Most spans loaded for one flow.
+pub const FLOW_SPAN_LIMIT: i64 = 20_000;
+/// Most alerts listed.
+const ALERT_LIMIT: i64 = 500;
+/// How far back the lag sparkline reaches.
+const LAG_TREND_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long the learnt topology is reused before it is read again.
+const TOPOLOGY_TTL: Duration = Duration::from_secs(10);
+/// Most flow summaries kept between refreshes.
+const SUMMARY_CACHE_LIMIT: usize = 4_096;
+
+/// Starts the data task: it reads `requests` until the channel closes and sends each
+/// answer on `answers`.
+pub fn spawn(
+    store: Store,
+    mut requests: UnboundedReceiver<Request>,
+    answers: UnboundedSender<Loaded>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = Reader::new(store);
+        while let Some(first) = requests.recv().await {
+            // Answer only the newest request of each kind: older ones are already stale.
+            let mut batch = vec![first];
+            while let Ok(next) = requests.try_recv() {
+                batch.retain(|queued| {
+                    std::mem::discriminant(queued) != std::mem::discriminant(&next)
+                });
+                batch.push(next);
+            }
+            for request in batch {
+                let answer = reader.answer(request).await;
+                if answers.send(answer).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The store, with what is worth keeping between requests.
+pub struct Reader {
+    store: Store,
+    options: FlowOptions,
+    topology: Option<(Instant, Topology)>,
+    summaries: HashMap<String, (CorrelationRow, FlowRow)>,
+}
+
+impl Reader {
+    /// A reader over `store`.
+    pub fn new(store: Store) -> Reader {
+        Reader {
+            store,
+            options: FlowOptions::default(),
+            topology: None,
+            summaries: HashMap::new(),
+        }
+    }
+
+    /// Runs one request; failures become [`Loaded::Failed`] or [`Loaded::Unavailable`].
+    pub async fn answer(&mut self, request: Request) -> Loaded {
+        let result = match request {
+            Request::Flows {
+                filter,
+                offset,
+                limit,
+            } => self.flows(filter, offset, limit).await,
+            Request::Flow { id } => self.flow(id).await,
+            Request::Trace { trace_id } => self.trace(trace_id).await,
+            Request::Lag => match self.lag().await {
+                Err(error) => return unavailable(ViewId::Lag, &error),
+                ok => ok,
+            },
+            Request::Alerts => match self.alerts().await {
+                Err(error) => return unavailable(ViewId::Alerts, &error),
+                ok => ok,
+            },
+        };
+        result.unwrap_or_else(|error| {
+            tracing::warn!(error = %error, "dashboard read failed");
+            Loaded::Failed(error.to_string())
+        })
+    }
+
+    async fn topology(&mut self) -> Result<Topology, StorageError> {
+        if let Some((read_at, topology)) = &self.topology
+            && read_at.elapsed() < TOPOLOGY_TTL
+        {
+            return Ok(topology.clone());
+        }
+        let topology = Topology::from_pairs(self.store.topology().await?);
+        self.topology = Some((Instant::now(), topology.clone()));
+        Ok(topology)
+    }
+
+    async fn flows(
+        &mut self,
+        filter: String,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Loaded, StorageError> {
+        let search = CorrelationSearch {
+            text: filter.clone(),
+            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+        };
+        let correlations = self.store.search_correlations(&search).await?;
+        let topology = self.topology().await?;
+        let mut rows = Vec::with_capacity(correlations.len());
+        for correlation in correlations {
+            if let Some((seen, row)) = self.summaries.get(&correlation.correlation_id)
+                && *seen == correlation
+            {
+                rows.push(row.clone());
+                continue;
+            }
+            let spans = self
+                .store
+                .flow_spans(
+                    std::slice::from_ref(&correlation.correlation_id),
+                    FLOW_SPAN_LIMIT,
+                )
+                .await?;
+            let row = flow_row(&correlation, &spans, &topology, &self.options);
+            if self.summaries.len() >= SUMMARY_CACHE_LIMIT {
+                self.summaries.clear();
+            }
+            self.summaries.insert(
+                correlation.correlation_id.clone(),
+                (correlation, row.clone()),
+            );
+            rows.push(row);
+        }
+        Ok(Loaded::Flows {
+            filter,
+            offset,
+            rows,
+        })
+    }
+
+    async fn flow(&mut self, id: String) -> Result<Loaded, StorageError> {
+        let spans = self
+            .store
+            .flow_spans(std::slice::from_ref(&id), FLOW_SPAN_LIMIT)
+            .await?;
+        self.rebuilt(id, spans).await
+    }
+
+    async fn trace(&mut self, trace_id: TraceId) -> Result<Loaded, StorageError> {
+        let spans = self.store.spans_by_trace(trace_id, FLOW_SPAN_LIMIT).await?;
+        self.rebuilt(trace_id.to_string(), spans).await
+    }
+
+    async fn rebuilt(
+        &mut self,
+        id: String,
+        spans: Vec<SpanRecord>,
+    ) -> Result<Loaded, StorageError> {
+        let topology = self.topology().await?;
+        let flow = reconstruct(&spans, &topology, &self.options);
+        let truncated = i64::try_from(spans.len()).unwrap_or(i64::MAX) >= FLOW_SPAN_LIMIT;
+        Ok(Loaded::Flow(Box::new(FlowSpans {
+            id,
+            spans,
+            flow,
+            truncated,
+        })))
+    }
+
+    async fn lag(&mut self) -> Result<Loaded, StorageError> {
+        let status = self.store.lag_status().await?;
+        let since = now_ns() - i64::try_from(LAG_TREND_WINDOW.as_nanos()).unwrap_or(i64::MAX);
+        let samples = self.store.lag_samples_since(since).await?;
+        let mut rows: BTreeMap<(String, String), LagRow> = BTreeMap::new();
+        let mut oldest: HashMap<(String, String), (i32, i64)> = HashMap::new();
+        for partition in &status {
+            let key = (partition.consumer_group.clone(), partition.topic.clone());
+            let row = rows.entry(key.clone()).or_insert_with(|| LagRow {
+                group: partition.consumer_group.clone(),
+                topic: partition.topic.clone(),
+                state: partition.state.clone(),
+                lag_messages: 0,
+                lag_seconds: 0.0,
+                trend: Vec::new(),
+                partitions: Vec::new(),
+                oldest_correlation: None,
+            });
+            let behind = partition.lag.unwrap_or(0);
+            row.lag_messages += behind;
+            let seconds = partition.time_lag_ms.unwrap_or(0) as f64 / 1_000.0;
+            if seconds > row.lag_seconds {
+                row.lag_seconds = seconds;
+                if let Some(committed) = partition.committed_offset {
+                    oldest.insert(key, (partition.partition, committed));
+                }
+            }
+            if state_rank(&partition.state) > state_rank(&row.state) {
+                row.state = partition.state.clone();
+            }
+            row.partitions
+                .push((i64::from(partition.partition), behind));
+        }
+        let mut trend: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
+        for sample in &samples {
+            let key = (sample.consumer_group.clone(), sample.topic.clone());
+            let lag = u64::try_from(sample.lag.unwrap_or(0)).unwrap_or(0);
+            *trend
+                .entry(key)
+                .or_default()
+                .entry(sample.sampled_ns)
+                .or_insert(0) += lag;
+        }
+        for (key, row) in rows.iter_mut() {
+            if let Some(points) = trend.remove(key) {
+                row.trend = points.into_values().collect();
+            }
+            if let Some((partition, committed)) = oldest.get(key) {
+                row.oldest_correlation = self
+                    .store
+                    .oldest_waiting_event(&row.topic, *partition, *committed)
+                    .await?
+                    .and_then(|event| event.correlation_id.or(Some(event.trace_id)));
+            }
+        }
+        let mut rows: Vec<LagRow> = rows.into_values().collect();
+        rows.sort_by(|a, b| {
+            b.lag_seconds
+                .total_cmp(&a.lag_seconds)
+                .then(a.group.cmp(&b.group))
+        });
+        Ok(Loaded::Lag(rows))
+    }
+
+    async fn alerts(&mut self) -> Result<Loaded, StorageError> {
+        let stored = self.store.alerts(ALERT_LIMIT).await?;
+        let mut rows: Vec<AlertRow> = stored
+            .into_iter()
+            .map(|alert| {
+                let label =
+                    |keys: &[&str]| keys.iter().find_map(|key| alert.labels.get(*key).cloned());
+                let evidence = ["evidence", "summary", "description"]
+                    .iter()
+                    .find_map(|key| alert.annotations.get(*key).cloned())
+                    .unwrap_or_else(|| {
+                        alert
+                            .annotations
+                            .iter()
+                            .map(|(key, value)| format!("{key}={value}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                AlertRow {
+                    firing: alert.status != "resolved",
+                    group: label(&["consumer_group", "group"]),
+                    correlation_id: label(&["correlation_id"])
+                        .or_else(|| alert.annotations.get("correlation_id").cloned()),
+                    rule: alert.rule,
+                    evidence,
+                    started_ns: alert.starts_ns,
+                    resolved_ns: alert.ends_ns,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.firing
+                .cmp(&a.firing)
+                .then(b.started_ns.cmp(&a.started_ns))
+        });
+        Ok(Loaded::Alerts(rows))
+    }
+}
+
+/// How bad a lag state is, to show the worst partition's state for a group.
+fn state_rank(state: &str) -> u8 {
+    match state {
+        "ok" => 0,
+        "stalled" | "stopped" | "error" => 2,
+        _ => 1,
+    }
+}
+
+fn unavailable(view: ViewId, error: &StorageError) -> Loaded {
+    Loaded::Unavailable {
+        view,
+        reason: format!("{} cannot be read from this database: {error}", view.name()),
+    }
+}
+
+/// A flows-list row for one correlation, from its rebuilt flow.
+pub fn flow_row(
+    correlation: &CorrelationRow,
+    spans: &[SpanRecord],
+    topology: &Topology,
+    options: &FlowOptions,
+) -> FlowRow {
+    let flow = reconstruct(spans, topology, options);
+    let summary = FlowSummary::of(&correlation.correlation_id, &flow);
+    FlowRow {
+        correlation_id: correlation.correlation_id.clone(),
+        start_ns: correlation.first_start_ns,
+        duration_ns: (correlation.last_end_ns - correlation.first_start_ns).max(0),
+        services: summary.services,
+        events: i64::try_from(summary.event_count).unwrap_or(i64::MAX),
+        has_error: correlation.has_error || summary.status == FlowStatus::Error,
+        badges: summary
+            .anomalies
+            .keys()
+            .map(|kind| badge(*kind).to_owned())
+            .collect(),
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+        })
+}
