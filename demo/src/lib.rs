@@ -2,8 +2,13 @@
 //! shipping, notification) with injectable faults, running over an embedded bus or a real
 //! Kafka broker.
 
+pub mod board;
 pub mod bus;
 pub mod catalog;
 pub mod faults;
 pub mod handlers;
 pub mod partitioner;
+pub mod runner;
+pub mod shop;
+pub mod telemetry;
+pub mod transport;
