@@ -16,12 +16,17 @@ pub mod hook_exec;
 pub mod hook_webhook;
 pub mod lag;
 pub mod lag_config;
+pub mod lag_evaluate;
 pub mod lag_rules;
+pub mod poller;
+pub mod poller_assignment;
 pub mod self_metrics;
 pub mod grpc_receiver;
 pub mod body_decode;
 pub mod http_receiver;
 pub mod service;
+#[cfg(test)]
+mod test_support;
 
 pub use config::CollectorConfig;
 pub use service::{Collector, CollectorError, RunningCollector};
