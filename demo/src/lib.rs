@@ -12,3 +12,4 @@ pub mod runner;
 pub mod shop;
 pub mod telemetry;
 pub mod transport;
+pub mod verdict;
