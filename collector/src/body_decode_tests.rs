@@ -64,11 +64,20 @@ fn content_types_and_encodings_are_recognised() {
     }
 }
 
+/// (encoding, body, limit, decompressed length or error, reason)
+type DecompressCase = (
+    BodyEncoding,
+    Vec<u8>,
+    usize,
+    Result<usize, BodyError>,
+    &'static str,
+);
+
 #[test]
 fn decompression_stops_at_the_limit() {
     let payload = vec![7u8; 1000];
     let bomb = vec![0u8; 8 << 20];
-    let cases: Vec<(BodyEncoding, Vec<u8>, usize, Result<usize, BodyError>, &str)> = vec![
+    let cases: Vec<DecompressCase> = vec![
         (
             BodyEncoding::Gzip,
             gzip(&payload),

@@ -192,3 +192,40 @@ impl Decoder for OtlpCodec {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn write_failures_ask_exporters_to_retry() {
+        let cases = [
+            (
+                WriteError::Busy {
+                    in_flight_limit: 10,
+                },
+                "busy",
+                "a full writer",
+            ),
+            (WriteError::Stopped, "shutting down", "a stopping collector"),
+            (
+                WriteError::Commit("disk full".into()),
+                "disk full",
+                "a failed commit stores nothing",
+            ),
+        ];
+        for (error, message, reason) in cases {
+            let status = status_of(&error);
+            assert_eq!(status.code(), Code::Unavailable, "{reason}");
+            assert!(
+                status.message().contains(message),
+                "{reason}: {}",
+                status.message()
+            );
+            let retry = status.get_details_retry_info().map(|info| info.retry_delay);
+            assert_eq!(retry, Some(Some(RETRY_DELAY)), "{reason}");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The running collector: binds the receivers and the metrics endpoint, starts the batch
+//! writer, and shuts everything down in order (stop accepting, drain, commit, close).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use causeway_storage::{RetentionPolicy, StorageError, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::batch_writer::{WriterOptions, spawn_writer};
+use crate::config::CollectorConfig;
+use crate::grpc_receiver::GrpcTraceService;
+use crate::http_receiver::{self, HttpReceiver};
+use crate::self_metrics::{self, SelfMetrics};
+
+/// How long shutdown waits for open requests before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// A listening socket could not be bound.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// Which endpoint.
+        what: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Entry point of the collector library.
+#[derive(Debug)]
+pub struct Collector;
+
+/// A collector that is listening. Call [`RunningCollector::shutdown`] to stop it cleanly.
+#[derive(Debug)]
+pub struct RunningCollector {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    metrics: Arc<SelfMetrics>,
+    stop: watch::Sender<bool>,
+    servers: Vec<(&'static str, JoinHandle<()>)>,
+    writer: JoinHandle<()>,
+}
+
+impl Collector {
+    /// Opens the store, starts the writer and binds every endpoint (port 0 picks a free
+    /// port; see the `*_addr` methods for what was bound).
+    pub async fn start(config: &CollectorConfig) -> Result<RunningCollector, CollectorError> {
+        let store = Store::open(&config.db).await?;
+        let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;
+        let http_listener = bind("otlp http", config.otlp.http).await?;
+        let metrics_listener = bind("metrics", config.metrics.addr).await?;
+        let local = |listener: &TcpListener, what, addr| {
+            listener
+                .local_addr()
+                .map_err(|source| CollectorError::Bind { what, addr, source })
+        };
+        let grpc_addr = local(&grpc_listener, "otlp grpc", config.otlp.grpc)?;
+        let http_addr = local(&http_listener, "otlp http", config.otlp.http)?;
+        let metrics_addr = local(&metrics_listener, "metrics", config.metrics.addr)?;
+
+        let metrics = Arc::new(SelfMetrics::default());
+        let (writer, writer_task) =
+            spawn_writer(store, writer_options(config), Arc::clone(&metrics));
+        let (stop, stopped) = watch::channel(false);
+
+        let grpc = GrpcTraceService::new(
+            writer.clone(),
+            Arc::clone(&metrics),
+            config.otlp.grpc_max_message_size.as_usize(),
+        );
+        let grpc_server = tonic::transport::Server::builder()
+            .add_service(grpc)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(grpc_listener),
+                until(stopped.clone()),
+            );
+        let http = http_receiver::router(HttpReceiver {
+            writer,
+            metrics: Arc::clone(&metrics),
+            max_body_bytes: config.otlp.http_max_body_size.as_usize(),
+        });
+        let http_server =
+            axum::serve(http_listener, http).with_graceful_shutdown(until(stopped.clone()));
+        let metrics_server =
+            axum::serve(metrics_listener, self_metrics::router(Arc::clone(&metrics)))
+                .with_graceful_shutdown(until(stopped));
+        let servers = vec![
+            ("otlp grpc", spawn_logged("otlp grpc", grpc_server)),
+            (
+                "otlp http",
+                spawn_logged("otlp http", async { http_server.await }),
+            ),
+            (
+                "metrics",
+                spawn_logged("metrics", async { metrics_server.await }),
+            ),
+        ];
+        Ok(RunningCollector {
+            grpc_addr,
+            http_addr,
+            metrics_addr,
+            metrics,
+            stop,
+            servers,
+            writer: writer_task,
+        })
+    }
+}
+
+impl RunningCollector {
+    /// The bound OTLP/gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound OTLP/HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound self-metrics address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The collector's counters.
+    pub fn metrics(&self) -> &Arc<SelfMetrics> {
+        &self.metrics
+    }
+
+    /// Stops accepting, lets open requests finish (up to a grace period), commits what is
+    /// queued, and closes the store. Returns once the store is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for (what, mut server) in self.servers {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    endpoint = what,
+                    "open requests did not finish in time, closing them"
+                );
+                server.abort();
+                let _ = server.await;
+            }
+        }
+        // Every writer handle lived in a server; with them gone the writer drains and stops.
+        if let Err(error) = self.writer.await {
+            tracing::warn!(error = %error, "batch writer ended abnormally");
+        }
+        tracing::info!(
+            spans_accepted = self.metrics.accepted_total(),
+            "collector stopped"
+        );
+    }
+}
+
+fn writer_options(config: &CollectorConfig) -> WriterOptions {
+    let retention = RetentionPolicy {
+        max_age_ns: config
+            .retention
+            .max_age
+            .map(|age| i64::try_from(age.as_nanos()).unwrap_or(i64::MAX)),
+        max_bytes: config
+            .retention
+            .max_size
+            .map(|size| i64::try_from(size.0).unwrap_or(i64::MAX)),
+    };
+    let retention_on = retention.max_age_ns.is_some() || retention.max_bytes.is_some();
+    WriterOptions {
+        max_batch_spans: config.writer.max_batch_spans,
+        max_batch_delay: config.writer.max_batch_delay,
+        max_in_flight_spans: config.writer.max_in_flight_spans,
+        retention: retention_on.then_some((retention, config.retention.interval)),
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, CollectorError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| CollectorError::Bind { what, addr, source })
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn until(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+fn spawn_logged<E: std::fmt::Display>(
+    what: &'static str,
+    server: impl Future<Output = Result<(), E>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(endpoint = what, error = %error, "server failed");
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,140 @@
+//! Helpers shared by the collector's socket tests: a collector on free ports over a temp
+//! database, a minimal HTTP/1.1 client, and sample export requests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::CollectorConfig;
+use crate::service::{Collector, RunningCollector};
+
+/// A collector on free loopback ports, writing to a database in its own temp dir.
+pub struct TestCollector {
+    pub running: RunningCollector,
+    pub db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start_collector(adjust: impl FnOnce(&mut CollectorConfig)) -> TestCollector {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CollectorConfig {
+        db: dir.path().join("collector.db"),
+        ..CollectorConfig::default()
+    };
+    config.otlp.grpc = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.otlp.http = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    adjust(&mut config);
+    let running = Collector::start(&config).await.unwrap();
+    TestCollector {
+        running,
+        db: config.db,
+        _dir: dir,
+    }
+}
+
+/// An HTTP response as the tests need it.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Sends one HTTP/1.1 request over a fresh connection and reads the whole reply.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading everything; a failed write is fine then.
+    let _ = stream.write_all(body).await;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&reply)));
+    let head = String::from_utf8_lossy(&reply[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: reply[split + 4..].to_vec(),
+    }
+}
+
+/// A request with `good` valid spans in trace `trace` and `bad` spans with all-zero
+/// trace ids.
+pub fn sample_request(trace: u8, good: u16, bad: u16) -> ExportTraceServiceRequest {
+    let mut spans = Vec::new();
+    for index in 0..good + bad {
+        let [high, low] = index.to_be_bytes();
+        let trace_id = if index < good {
+            vec![trace; 16]
+        } else {
+            vec![0; 16]
+        };
+        spans.push(Span {
+            trace_id,
+            span_id: vec![9, 9, 9, 9, 9, 9, high, low],
+            name: "process".into(),
+            kind: 5,
+            start_time_unix_nano: 1_000,
+            end_time_unix_nano: 2_000,
+            ..Span::default()
+        });
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue("orders".into())),
+                    }),
+                    key_strindex: 0,
+                }],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: None,
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
