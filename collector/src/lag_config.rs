@@ -42,7 +42,7 @@ pub enum LagConfigError {
 }
 
 /// The `[lag]` section as written in TOML. Durations are strings with units ("30s", "5m").
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LagConfig {
     /// Poll interval (default "10s").
@@ -68,7 +68,7 @@ pub struct LagConfig {
 }
 
 /// One `[[lag.rules]]` entry as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     /// The rule's name, used as the alert name.
@@ -106,7 +106,7 @@ pub struct RawRule {
 }
 
 /// One `[[lag.hooks]]` entry as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHook {
     /// The hook's name (the Alertmanager `receiver`).

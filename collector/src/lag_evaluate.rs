@@ -33,6 +33,8 @@ pub struct Evaluation {
 }
 
 type PartitionKey = (String, String, i32);
+/// The partitions one rule judged for one group, with their verdicts.
+type RuleGroupPartitions = BTreeMap<(usize, String), Vec<(String, i32, PartitionVerdict)>>;
 
 /// Evaluates `samples` (any order) under `rules` at `now_ns`. Partitions no rule covers
 /// are judged by the default rule, for display only.
@@ -51,8 +53,7 @@ pub fn evaluate(samples: &[LagSample], rules: &[LagRule], now_ns: i64) -> Evalua
     let fallback = LagRule::default();
     let mut evaluation = Evaluation::default();
     // Verdicts per (rule, group): partitions with their verdicts.
-    let mut per_rule: BTreeMap<(usize, String), Vec<(String, i32, PartitionVerdict)>> =
-        BTreeMap::new();
+    let mut per_rule: RuleGroupPartitions = BTreeMap::new();
     for ((group, topic, partition), mut samples) in by_partition {
         samples.sort_by_key(|s| s.sampled_ns);
         let observations = observations(&samples);

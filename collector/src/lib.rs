@@ -18,6 +18,7 @@ pub mod lag;
 pub mod lag_config;
 pub mod lag_evaluate;
 pub mod lag_rules;
+pub mod lag_service;
 pub mod poller;
 pub mod poller_assignment;
 pub mod self_metrics;

@@ -1,0 +1,297 @@
+//! The lag service: every interval, poll (on a blocking thread), store the samples,
+//! evaluate the rules, store statuses and alerts, hand due notifications to the hooks, and
+//! apply sample retention. A thin shell around the pure parts.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use causeway_storage::{StorageError, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::alert::{AlertTracker, Condition};
+use crate::alert_payload::ALERT_NAME_LABEL;
+use crate::hook::{HookSchedule, deliver};
+use crate::lag_config::LagSettings;
+use crate::lag_evaluate::{RuleVerdict, evaluate};
+use crate::poller::{LagPoller, PollError, PollTargets};
+
+/// Label naming the consumer group an alert is about.
+pub const GROUP_LABEL: &str = "consumer_group";
+/// Label carrying the rule's severity.
+pub const SEVERITY_LABEL: &str = "severity";
+/// Annotation keys of lag alerts.
+pub mod annotation {
+    /// One line for humans.
+    pub const SUMMARY: &str = "summary";
+    /// The group's Burrow-style state.
+    pub const STATE: &str = "state";
+    /// Total lag in messages.
+    pub const LAG_MESSAGES: &str = "lag_messages";
+    /// Age of the oldest waiting message, in seconds.
+    pub const LAG_SECONDS: &str = "lag_seconds";
+    /// Estimated seconds to catch up.
+    pub const CATCH_UP_SECONDS: &str = "catch_up_seconds";
+    /// Topic of the oldest waiting message.
+    pub const WAITING_TOPIC: &str = "oldest_waiting_topic";
+    /// Partition of the oldest waiting message.
+    pub const WAITING_PARTITION: &str = "oldest_waiting_partition";
+    /// Offset of the oldest waiting message.
+    pub const WAITING_OFFSET: &str = "oldest_waiting_offset";
+    /// Correlation ID of the oldest waiting message, when a send span recorded it.
+    pub const WAITING_CORRELATION_ID: &str = "oldest_waiting_correlation_id";
+    /// Trace ID of the oldest waiting message's send span.
+    pub const WAITING_TRACE_ID: &str = "oldest_waiting_trace_id";
+}
+
+/// Samples of how far back are read for each evaluation, in poll intervals, at least.
+const HISTORY_INTERVALS: u32 = 30;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// Per-request time limit of the Kafka client.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed lag cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum LagServiceError {
+    /// Polling the cluster failed.
+    #[error(transparent)]
+    Poll(#[from] PollError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// The blocking poll thread died.
+    #[error("lag poll thread failed: {0}")]
+    Thread(String),
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Samples taken by the poller.
+    pub samples: usize,
+    /// Partitions evaluated.
+    pub partitions: usize,
+    /// Alerts firing after the cycle.
+    pub firing: usize,
+    /// Notifications handed to hooks.
+    pub notifications: usize,
+}
+
+/// Polls, evaluates and alerts.
+pub struct LagService {
+    store: Store,
+    settings: LagSettings,
+    poller: Option<Arc<Mutex<LagPoller>>>,
+    tracker: AlertTracker,
+    schedule: HookSchedule,
+    last_retention_ns: i64,
+    deliveries: Vec<JoinHandle<()>>,
+}
+
+impl LagService {
+    /// A service over `store`. Without `brokers` it only evaluates samples that services
+    /// report over OTLP.
+    pub fn new(
+        store: Store,
+        settings: LagSettings,
+        brokers: Option<&str>,
+    ) -> Result<Self, LagServiceError> {
+        let poller = brokers
+            .map(|brokers| {
+                let targets = PollTargets {
+                    groups: settings.groups.clone(),
+                    group_topics: settings.group_topics.clone(),
+                };
+                LagPoller::new(brokers, targets, KAFKA_TIMEOUT)
+            })
+            .transpose()?
+            .map(|poller| Arc::new(Mutex::new(poller)));
+        Ok(LagService {
+            store,
+            settings,
+            poller,
+            tracker: AlertTracker::new(),
+            schedule: HookSchedule::new(),
+            last_retention_ns: 0,
+            deliveries: Vec::new(),
+        })
+    }
+
+    /// Runs cycles every interval until `stop` turns true, then waits for deliveries in
+    /// flight.
+    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.settings.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(error) = self.cycle(now_ns()).await {
+                            tracing::warn!(%error, "lag cycle failed");
+                        }
+                    }
+                    changed = stop.changed() => {
+                        if changed.is_err() || *stop.borrow() {
+                            break;
+                        }
+                    }
+                }
+            }
+            self.finish_deliveries().await;
+        })
+    }
+
+    /// Waits for every notification handed to hooks so far.
+    pub async fn finish_deliveries(&mut self) {
+        for delivery in self.deliveries.drain(..) {
+            let _ = delivery.await;
+        }
+    }
+
+    /// One cycle at `now_ns`.
+    pub async fn cycle(&mut self, now_ns: i64) -> Result<CycleReport, LagServiceError> {
+        let mut report = CycleReport::default();
+        if let Some(poller) = &self.poller {
+            let learned = self.store.topology_pairs().await?;
+            let poller = Arc::clone(poller);
+            let samples = tokio::task::spawn_blocking(move || {
+                let mut poller = poller
+                    .lock()
+                    .map_err(|_| LagServiceError::Thread("poller lock poisoned".into()))?;
+                poller.poll(&learned, now_ns).map_err(LagServiceError::from)
+            })
+            .await
+            .map_err(|e| LagServiceError::Thread(e.to_string()))??;
+            report.samples = samples.len();
+            self.store.write_lag_samples(&samples).await?;
+        }
+        let span = self
+            .settings
+            .rules
+            .iter()
+            .map(|r| r.window_ns)
+            .max()
+            .unwrap_or(0)
+            .max(nanos(self.settings.interval * HISTORY_INTERVALS));
+        let samples = self.store.lag_samples_since(now_ns - span).await?;
+        let evaluation = evaluate(&samples, &self.settings.rules, now_ns);
+        report.partitions = evaluation.statuses.len();
+        self.store.write_lag_status(&evaluation.statuses).await?;
+
+        let mut conditions = Vec::new();
+        for verdict in &evaluation.verdicts {
+            conditions.push(self.condition(verdict).await?);
+        }
+        let changes = self.tracker.update(&conditions, now_ns);
+        let deliveries = self.schedule.due(&self.settings.hooks, &changes, now_ns);
+        report.notifications = deliveries.len();
+        let notified = !deliveries.is_empty();
+        let rows: Vec<_> = changes
+            .to_store
+            .iter()
+            .map(|alert| alert.to_row(now_ns, notified.then_some(now_ns)))
+            .collect();
+        self.store.upsert_alerts(&rows).await?;
+        report.firing = self
+            .tracker
+            .active()
+            .filter(|a| a.status == crate::alert::AlertStatus::Firing)
+            .count();
+        self.deliveries.retain(|task| !task.is_finished());
+        for delivery in deliveries {
+            let hook = self.settings.hooks[delivery.hook].clone();
+            self.deliveries.push(tokio::spawn(async move {
+                if let Err(error) = deliver(&hook, &delivery.payload).await {
+                    tracing::warn!(%error, "alert notification failed");
+                }
+            }));
+        }
+        if now_ns - self.last_retention_ns >= nanos(RETENTION_EVERY) {
+            self.last_retention_ns = now_ns;
+            self.store
+                .downsample_lag(
+                    now_ns - self.settings.raw_retention_ns,
+                    self.settings.downsample_bucket_ns,
+                )
+                .await?;
+            self.store
+                .delete_lag_before(now_ns - self.settings.retention_ns)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// The alert condition for one rule's verdict on one group, naming the oldest waiting
+    /// event when it is active.
+    async fn condition(&self, verdict: &RuleVerdict) -> Result<Condition, StorageError> {
+        let rule = &self.settings.rules[verdict.rule];
+        let group = &verdict.verdict;
+        let active = group.state >= rule.fire_at;
+        let labels = BTreeMap::from([
+            (ALERT_NAME_LABEL.to_owned(), rule.name.clone()),
+            (GROUP_LABEL.to_owned(), verdict.group.clone()),
+            (SEVERITY_LABEL.to_owned(), rule.severity.clone()),
+        ]);
+        let mut annotations = BTreeMap::from([
+            (annotation::STATE.to_owned(), group.state.name().to_owned()),
+            (
+                annotation::LAG_MESSAGES.to_owned(),
+                group.total_lag.to_string(),
+            ),
+        ]);
+        let seconds = |ms: i64| format!("{:.1}", ms as f64 / 1000.0);
+        if let Some(ms) = group.max_time_lag_ms {
+            annotations.insert(annotation::LAG_SECONDS.to_owned(), seconds(ms));
+        }
+        if let Some(ms) = group.catch_up_ms {
+            annotations.insert(annotation::CATCH_UP_SECONDS.to_owned(), seconds(ms));
+        }
+        let mut summary = format!(
+            "consumer group {} is {} with {} messages waiting",
+            verdict.group,
+            group.state.name(),
+            group.total_lag
+        );
+        if let (true, Some((topic, partition, committed))) = (active, &group.worst_partition) {
+            annotations.insert(annotation::WAITING_TOPIC.to_owned(), topic.clone());
+            annotations.insert(
+                annotation::WAITING_PARTITION.to_owned(),
+                partition.to_string(),
+            );
+            annotations.insert(annotation::WAITING_OFFSET.to_owned(), committed.to_string());
+            if let Some(event) = self
+                .store
+                .oldest_waiting_event(topic, *partition, *committed)
+                .await?
+            {
+                annotations.insert(annotation::WAITING_TRACE_ID.to_owned(), event.trace_id);
+                if let Some(correlation) = event.correlation_id {
+                    summary.push_str(&format!("; oldest waiting event {correlation}"));
+                    annotations.insert(annotation::WAITING_CORRELATION_ID.to_owned(), correlation);
+                }
+            }
+        }
+        annotations.insert(annotation::SUMMARY.to_owned(), summary);
+        Ok(Condition {
+            rule: rule.name.clone(),
+            labels,
+            annotations,
+            active,
+            for_ns: rule.for_ns,
+            resolve_after_ns: rule.resolve_after_ns,
+        })
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
