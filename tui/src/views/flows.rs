@@ -16,11 +16,11 @@ use crate::views::format;
 const COLUMNS: [Constraint; 7] = [
     Constraint::Length(12),
     Constraint::Length(8),
-    Constraint::Fill(2),
     Constraint::Fill(3),
+    Constraint::Fill(4),
     Constraint::Length(6),
     Constraint::Length(6),
-    Constraint::Fill(1),
+    Constraint::Fill(3),
 ];
 const HEADERS: [&str; 7] = [
     "START",
