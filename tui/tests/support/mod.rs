@@ -1,6 +1,12 @@
 //! Span fixtures for the dashboard's snapshot tests, benchmark and end-to-end test: a small
 //! shop flow, a chain of any length, and spans carrying hostile strings.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_arguments
+)]
 
 use causeway_storage::{
     Messaging, SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, TraceId,
