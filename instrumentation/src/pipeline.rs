@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{
     MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
@@ -232,10 +235,10 @@ impl Pipeline {
             .build()
     }
 
-    /// Builds the exporters and providers, installs them (and the propagators) as the
-    /// OpenTelemetry globals, and returns the guard that flushes them. Must be called inside
-    /// a Tokio runtime: batches are exported by Tokio tasks.
-    pub fn install(self) -> Result<PipelineGuard, PipelineError> {
+    /// Builds the exporters and providers without touching the OpenTelemetry globals (for
+    /// several services in one process). Must be called inside a Tokio runtime: batches are
+    /// exported by Tokio tasks.
+    pub fn build(self) -> Result<PipelineGuard, PipelineError> {
         let resource = self.resource();
         let batch = BatchConfigBuilder::default()
             .with_scheduled_delay(self.batch_delay.unwrap_or(DEFAULT_BATCH_DELAY))
@@ -254,8 +257,21 @@ impl Pipeline {
             .with_reader(reader)
             .with_resource(resource)
             .build();
-        let kinds = self
+        Ok(PipelineGuard {
+            tracer_provider,
+            meter_provider,
+            propagators: self.propagators,
+        })
+    }
+
+    /// Builds the pipeline (see [`Pipeline::build`]) and installs its providers and
+    /// propagators as the OpenTelemetry globals, which [`crate::TracedProducer::new`],
+    /// [`crate::TracedConsumer::new`] and [`crate::LagReportingContext::from_global`] use.
+    pub fn install(self) -> Result<PipelineGuard, PipelineError> {
+        let guard = self.build()?;
+        let kinds = guard
             .propagators
+            .clone()
             .unwrap_or_else(|| vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]);
         let propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = kinds
             .into_iter()
@@ -269,12 +285,9 @@ impl Pipeline {
         opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(
             propagators,
         ));
-        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-        opentelemetry::global::set_meter_provider(meter_provider.clone());
-        Ok(PipelineGuard {
-            tracer_provider,
-            meter_provider,
-        })
+        opentelemetry::global::set_tracer_provider(guard.tracer_provider.clone());
+        opentelemetry::global::set_meter_provider(guard.meter_provider.clone());
+        Ok(guard)
     }
 }
 
@@ -283,12 +296,26 @@ impl Pipeline {
 pub struct PipelineGuard {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    propagators: Option<Vec<PropagatorKind>>,
 }
 
 impl PipelineGuard {
     /// The tracer provider, for tracers with their own scope.
     pub fn tracer_provider(&self) -> &SdkTracerProvider {
         &self.tracer_provider
+    }
+
+    /// A tracer of this pipeline for [`crate::TracedProducer::with_tracer`] and
+    /// [`crate::TracedConsumer::with_tracer`].
+    pub fn tracer(&self) -> BoxedTracer {
+        BoxedTracer::new(Box::new(
+            self.tracer_provider.tracer(crate::names::SCOPE_NAME),
+        ))
+    }
+
+    /// A meter of this pipeline, e.g. for [`crate::LagReportingContext::new`].
+    pub fn meter(&self) -> Meter {
+        self.meter_provider.meter(crate::names::SCOPE_NAME)
     }
 
     /// The meter provider, for meters with their own scope.

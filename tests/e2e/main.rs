@@ -7,4 +7,5 @@ mod ingest_kill;
 mod ingest_limits;
 mod ingest_otlp;
 mod ingest_python;
+mod instrumentation;
 mod flow;
