@@ -25,6 +25,22 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long spans may take to reach the store after the pipelines flushed.
 const STORE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A collector on loopback port 0 for every listener, so tests can run side by side.
+fn start_collector(db: &Path) -> CollectorProcess {
+    CollectorProcess::start_with_args(
+        db,
+        &[
+            "collector",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
 fn pipeline(collector: &CollectorProcess, service: &str, protocol: Protocol) -> PipelineGuard {
     let endpoint = match protocol {
         Protocol::Grpc => collector.grpc_endpoint(),
@@ -151,7 +167,7 @@ async fn events_flow_through_two_groups_as_one_trace_per_event() {
     let broker = Broker::start();
     broker.create_topic("orders", 1);
     broker.create_topic("shipments", 1);
-    let collector = CollectorProcess::start(&db, &[]);
+    let collector = start_collector(&db);
     let order_pipeline = pipeline(&collector, "order-service", Protocol::Grpc);
     let shipping_pipeline = pipeline(&collector, "shipping-service", Protocol::Grpc);
     let billing_pipeline = pipeline(&collector, "billing-service", Protocol::HttpProtobuf);
@@ -391,7 +407,7 @@ async fn kcat_headers_are_parents_and_missing_headers_are_breaks() {
     let db = dir.path().join("causeway.db");
     let broker = Broker::start();
     broker.create_topic("kcat-in", 1);
-    let collector = CollectorProcess::start(&db, &[]);
+    let collector = start_collector(&db);
     let guard = pipeline(&collector, "kcat-consumer", Protocol::HttpProtobuf);
 
     let trace_hex = "0af7651916cd43dd8448eb211c80319c";
