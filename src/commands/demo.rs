@@ -1,12 +1,271 @@
-//! `causeway demo`.
+//! `causeway demo`: the simulated shop, the collector and the dashboard in one process.
+//!
+//! The collector listens on loopback (4317/4318, or free ports when those are taken), the
+//! shop's services export their spans to it over real OTLP, lag is sampled from the bus
+//! (or polled from the broker with `--kafka`) and evaluated by the lag rules. Headless, it
+//! prints a summary and fails when an injected fault was not found.
 
-use std::path::Path;
+mod lag_feed;
+mod summary;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use causeway_collector::{Collector, CollectorConfig, CollectorError, RunningCollector};
+use causeway_demo::bus::Bus;
+use causeway_demo::faults::{
+    DemoConfig, ScheduledFault, check_rate, default_schedule, parse_fault_flag,
+};
+use causeway_demo::shop::{self, ShopConfig};
+use causeway_demo::telemetry::ShopTelemetry;
+use causeway_demo::transport::Transport;
+use causeway_storage::Store;
+
+use lag_feed::LagFeed;
+
+/// Orders per second unless `--rate` or the config file says otherwise.
+const DEFAULT_RATE: f64 = 5.0;
+/// Length of the fault schedule when the run has no set end (the dashboard).
+const INTERACTIVE_SCHEDULE: Duration = Duration::from_secs(60);
+/// After the last order, how long the services must be idle to count as drained.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// After the last order, the longest wait for the services to drain.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// The first bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// Output formats of the headless summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
 
 /// Arguments of `causeway demo`.
 #[derive(Debug, Default, clap::Args)]
-pub struct Args {}
+#[command(
+    long_about = "Run the simulated shop (order, inventory, payment, shipping, notification), \
+the collector and the dashboard in one process, with faults injected on a schedule.\n\n\
+The demo starts on a fresh database: the file named by --db is deleted and recreated \
+(it must be a causeway/SQLite database or absent). Use a dedicated path such as --db demo.db."
+)]
+pub struct Args {
+    /// Run the shop over this Kafka cluster (`host:port,...`) instead of the embedded bus.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// No dashboard: run for --duration, print a summary, exit non-zero if a fault was missed.
+    #[arg(long)]
+    pub headless: bool,
+    /// How long a headless run lasts (`20s`, `2m`).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// TOML file with the order rate and the fault schedule (see docs/DEMO.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Orders per second.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Inject a fault (`KIND[@TIME]`, repeatable); replaces the default schedule.
+    #[arg(long = "fault", value_name = "KIND[@TIME]", value_parser = parse_fault)]
+    pub faults: Vec<ScheduledFault>,
+    /// Format of the headless summary.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: SummaryFormat,
+}
+
+fn parse_fault(flag: &str) -> Result<ScheduledFault, String> {
+    parse_fault_flag(flag).map_err(|error| error.to_string())
+}
 
 /// Runs `causeway demo`.
-pub async fn run(_args: Args, _db: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("causeway demo is not built yet")
+pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+    if args.headless {
+        crate::logging::to_stderr();
+    } else {
+        crate::logging::to_file(&super::tui::log_path(db))?;
+    }
+    let file = match &args.config {
+        Some(path) => Some(DemoConfig::load(path)?),
+        None => None,
+    };
+    let rate = check_rate(
+        args.rate
+            .or(file.as_ref().and_then(|f| f.rate))
+            .unwrap_or(DEFAULT_RATE),
+    )?;
+    let run_length = if args.headless {
+        args.duration
+    } else {
+        INTERACTIVE_SCHEDULE
+    };
+    let schedule = if !args.faults.is_empty() {
+        args.faults.clone()
+    } else if let Some(faults) = file.and_then(|f| f.faults) {
+        faults
+    } else {
+        default_schedule(run_length)
+    };
+
+    fresh_database(db)?;
+    let collector = start_collector(db).await?;
+    let endpoint = format!("http://{}", collector.grpc_addr());
+    let (transport, bus) = match &args.kafka {
+        Some(brokers) => (Transport::kafka(brokers)?, None),
+        None => {
+            let bus = Bus::new();
+            (Transport::Embedded(bus.clone()), Some(bus))
+        }
+    };
+    let transport_name = if args.kafka.is_some() {
+        "kafka"
+    } else {
+        "embedded"
+    };
+    let lag = LagFeed::start(db, bus, args.kafka.as_deref()).await?;
+    let telemetry = ShopTelemetry::otlp(&endpoint)?;
+    let started = Instant::now();
+    let running = shop::start(ShopConfig { rate, schedule }, transport, telemetry)
+        .await
+        .context("cannot start the shop")?;
+
+    if args.headless {
+        eprintln!(
+            "causeway demo: {transport_name} bus, collector on {} (otlp grpc) and {} (otlp http), database {}, running {}",
+            collector.grpc_addr(),
+            collector.http_addr(),
+            db.display(),
+            humantime::format_duration(args.duration)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(args.duration) => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("causeway demo: interrupted, summarising"),
+        }
+    } else {
+        let options = causeway_tui::RunOptions::default();
+        causeway_tui::run(db, options)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+
+    let report = running.stop(DRAIN_QUIET, DRAIN_LIMIT).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    // Let the lag rules see the recovered groups before stopping them.
+    wait_for_resolution(db, &report).await;
+    lag.stop().await;
+    collector.shutdown().await;
+    if !args.headless {
+        return Ok(());
+    }
+
+    let store = Store::open_read_only(db)
+        .await
+        .with_context(|| format!("cannot open {} to summarise", db.display()))?;
+    let summary = summary::summarise(&store, transport_name, duration_ms, report).await?;
+    store.close().await;
+    let output = match args.format {
+        SummaryFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&summary).context("cannot encode json")?;
+            text.push('\n');
+            text
+        }
+        SummaryFormat::Text => summary::text(&summary),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the summary to stdout")?;
+    if !summary.missing.is_empty() {
+        let names: Vec<&str> = summary.missing.iter().map(|f| f.kind.as_str()).collect();
+        bail!(
+            "{} injected fault(s) not found: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the demo database (and its WAL files) so the run starts fresh; refuses a file
+/// that is not an SQLite database.
+fn fresh_database(db: &Path) -> anyhow::Result<()> {
+    if let Ok(mut file) = std::fs::File::open(db) {
+        let mut magic = [0u8; 16];
+        let read = std::io::Read::read(&mut file, &mut magic)
+            .with_context(|| format!("cannot read {}", db.display()))?;
+        if read > 0 && magic[..read] != SQLITE_MAGIC[..read] {
+            bail!(
+                "refusing to replace {}: not an SQLite database (the demo recreates its --db file)",
+                db.display()
+            );
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("cannot delete {}", Path::new(&path).display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts the collector on the default loopback ports, or free ones when they are taken.
+async fn start_collector(db: &Path) -> anyhow::Result<RunningCollector> {
+    let mut config = CollectorConfig {
+        db: db.to_owned(),
+        ..CollectorConfig::default()
+    };
+    config.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    match Collector::start(&config).await {
+        Ok(collector) => Ok(collector),
+        Err(CollectorError::Bind { addr, .. }) => {
+            tracing::info!(%addr, "default otlp port taken, using free ports");
+            config.otlp.grpc = SocketAddr::from(([127, 0, 0, 1], 0));
+            config.otlp.http = SocketAddr::from(([127, 0, 0, 1], 0));
+            Collector::start(&config)
+                .await
+                .context("cannot start the collector")
+        }
+        Err(error) => Err(error).context("cannot start the collector"),
+    }
+}
+
+/// After a slow consumer, waits (a bounded while) until its lag alert has resolved, so the
+/// summary shows the whole life cycle.
+async fn wait_for_resolution(db: &Path, report: &causeway_demo::shop::ShopReport) {
+    let slowed = report
+        .injected
+        .iter()
+        .any(|f| f.kind == causeway_demo::faults::FaultKind::SlowConsumer);
+    if !slowed {
+        return;
+    }
+    let Ok(store) = Store::open_read_only(db).await else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        match store.alerts(1_000).await {
+            Ok(alerts) if alerts.iter().all(|a| a.status != "firing") => break,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot read alerts");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    store.close().await;
 }

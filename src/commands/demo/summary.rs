@@ -1,0 +1,186 @@
+//! The headless demo's summary: every stored flow rebuilt by the flow reconstruction, the
+//! anomalies it names, the lag alerts, and for each injected fault whether it was found.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use causeway_collector::lag_service::GROUP_LABEL;
+use causeway_demo::faults::InjectedFault;
+use causeway_demo::shop::ShopReport;
+use causeway_demo::verdict::{FaultVerdict, Findings, LagAlertSeen, judge};
+use causeway_storage::{CorrelationQuery, Store};
+use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
+use serde::Serialize;
+
+/// Correlations read per page.
+const PAGE: i64 = 500;
+/// Most spans read per flow.
+const MAX_SPANS_PER_FLOW: i64 = 5_000;
+/// Most alerts read.
+const MAX_ALERTS: i64 = 1_000;
+
+/// The summary document (`--format json`).
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Document schema name.
+    pub schema: &'static str,
+    /// `embedded` or `kafka`.
+    pub transport: String,
+    /// How long the shop ran, in milliseconds.
+    pub duration_ms: u64,
+    /// What the shop did.
+    pub shop: ShopReport,
+    /// Flows (correlation IDs) stored.
+    pub flows: usize,
+    /// Flows with at least one anomaly.
+    pub flows_with_anomalies: usize,
+    /// Anomalies by kind, over all flows.
+    pub anomalies: BTreeMap<String, usize>,
+    /// Lag alerts, firing or resolved.
+    pub alerts: Vec<LagAlertSeen>,
+    /// Each injected fault and whether it was found.
+    pub faults: Vec<FaultVerdict>,
+    /// Faults injected but not found.
+    pub missing: Vec<InjectedFault>,
+}
+
+/// Rebuilds every stored flow and judges the injected faults.
+pub async fn summarise(
+    store: &Store,
+    transport: &str,
+    duration_ms: u64,
+    shop: ShopReport,
+) -> anyhow::Result<Summary> {
+    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
+    let options = FlowOptions::default();
+    let mut findings = Findings::default();
+    let mut anomalies: BTreeMap<String, usize> = BTreeMap::new();
+    let mut flows = 0;
+    let mut query = CorrelationQuery {
+        limit: PAGE,
+        ..CorrelationQuery::default()
+    };
+    loop {
+        let rows = store
+            .recent_correlations(&query)
+            .await
+            .context("cannot list correlations")?;
+        let Some(last) = rows.last() else { break };
+        query.before = Some((last.first_start_ns, last.correlation_id.clone()));
+        for row in rows {
+            flows += 1;
+            let spans = store
+                .flow_spans(
+                    std::slice::from_ref(&row.correlation_id),
+                    MAX_SPANS_PER_FLOW,
+                )
+                .await
+                .with_context(|| format!("cannot read flow {}", row.correlation_id))?;
+            let flow = reconstruct(&spans, &topology, &options);
+            let mut kinds = BTreeSet::new();
+            for anomaly in &flow.anomalies {
+                let kind = serde_json::to_value(anomaly.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("{:?}", anomaly.kind));
+                *anomalies.entry(kind.clone()).or_default() += 1;
+                kinds.insert(kind);
+            }
+            if !kinds.is_empty() {
+                findings.anomalies.insert(row.correlation_id, kinds);
+            }
+        }
+    }
+    findings.lag_alerts = store
+        .alerts(MAX_ALERTS)
+        .await
+        .context("cannot read alerts")?
+        .into_iter()
+        .map(|alert| LagAlertSeen {
+            group: alert.labels.get(GROUP_LABEL).cloned().unwrap_or_default(),
+            rule: alert.rule,
+            status: alert.status,
+        })
+        .collect();
+    let faults = judge(&shop.injected, &findings);
+    let missing = faults
+        .iter()
+        .filter(|verdict| !verdict.found)
+        .map(|verdict| verdict.fault.clone())
+        .collect();
+    Ok(Summary {
+        schema: "causeway.demo.v1",
+        transport: transport.to_owned(),
+        duration_ms,
+        shop,
+        flows,
+        flows_with_anomalies: findings.anomalies.len(),
+        anomalies,
+        alerts: findings.lag_alerts,
+        faults,
+        missing,
+    })
+}
+
+/// The summary for people.
+pub fn text(summary: &Summary) -> String {
+    let mut out = String::new();
+    let shop = &summary.shop;
+    let _ = writeln!(
+        out,
+        "causeway demo: {:.1}s over the {} bus: {} orders, {} records published, {} processed, {} dead-lettered",
+        summary.duration_ms as f64 / 1000.0,
+        summary.transport,
+        shop.orders,
+        shop.published,
+        shop.processed,
+        shop.dead_lettered
+    );
+    let _ = writeln!(
+        out,
+        "flows: {} ({} with anomalies)",
+        summary.flows, summary.flows_with_anomalies
+    );
+    let anomalies: Vec<String> = summary
+        .anomalies
+        .iter()
+        .map(|(kind, count)| format!("{kind} {count}"))
+        .collect();
+    let _ = writeln!(out, "anomalies: {}", or_none(&anomalies.join(", ")));
+    let alerts: Vec<String> = summary
+        .alerts
+        .iter()
+        .map(|a| format!("{} on {} ({})", a.rule, a.group, a.status))
+        .collect();
+    let _ = writeln!(out, "alerts: {}", or_none(&alerts.join(", ")));
+    let _ = writeln!(out, "faults:");
+    for verdict in &summary.faults {
+        let target = verdict
+            .fault
+            .correlation_id
+            .as_deref()
+            .or(verdict.fault.group.as_deref())
+            .unwrap_or("-");
+        let resolved = match verdict.resolved {
+            Some(true) => ", resolved",
+            Some(false) if verdict.found => ", still firing",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<20} {:<14} at {:>6.1}s  {}{}",
+            if verdict.found { "found" } else { "MISSING" },
+            verdict.fault.kind.as_str(),
+            target,
+            verdict.fault.at_ms as f64 / 1000.0,
+            verdict.evidence,
+            resolved
+        );
+    }
+    out
+}
+
+fn or_none(text: &str) -> &str {
+    if text.is_empty() { "none" } else { text }
+}
