@@ -9,3 +9,4 @@ mod ingest_otlp;
 mod ingest_python;
 mod instrumentation;
 mod flow;
+mod tui;
