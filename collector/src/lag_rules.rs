@@ -133,6 +133,10 @@ pub fn evaluate_partition(
             .messages()
             .is_some_and(|m| m > rule.tolerance)
     };
+    // Caught up now is what matters, even after a rewind earlier in the window.
+    if latest_lag <= rule.tolerance && !matches!(lag, OffsetLag::DataLoss { .. }) {
+        return verdict(LagState::Ok);
+    }
     let rewound = window
         .windows(2)
         .any(|pair| matches!((pair[0].committed, pair[1].committed), (Some(a), Some(b)) if b < a));
@@ -141,9 +145,6 @@ pub fn evaluate_partition(
     }
     if matches!(lag, OffsetLag::DataLoss { .. }) {
         return verdict(LagState::Err);
-    }
-    if latest_lag <= rule.tolerance {
-        return verdict(LagState::Ok);
     }
     let stale = now_ns - latest.at_ns > rule.stale_after_ns;
     let full = window.len() >= rule.min_samples;

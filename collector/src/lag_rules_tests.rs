@@ -107,6 +107,12 @@ fn partition_states() {
             LagState::Rewind,
         ),
         (
+            "caught up after a rewind is OK again",
+            window(&[(Some(8), 10, live), (Some(2), 10, live), (Some(10), 10, live)]),
+            rule(),
+            LagState::Ok,
+        ),
+        (
             "transactional topic at lag 1 forever is OK with tolerance 1",
             window(&[(Some(9), 10, live); 3]),
             LagRule {

@@ -10,3 +10,4 @@ mod ingest_python;
 mod instrumentation;
 mod flow;
 mod tui;
+mod lag;

@@ -1,0 +1,233 @@
+//! Consumer lag against a real broker: the poller's lag equals the offsets the test
+//! committed, and a stalled, a rewound and a stopped group are named as such, with alerts
+//! that fire (naming the oldest waiting event) and resolve.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use causeway_collector::lag_config::{LagConfig, RawRule};
+use causeway_collector::lag_service::{LagService, annotation, now_ns};
+use causeway_storage::{
+    EncodedSpans, LagStatusRow, Messaging, SpanId, SpanKind, SpanRecord, StatusCode, Store, TraceId,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::harness::{Broker, temp_dir, wait_until};
+
+const TOPIC: &str = "orders";
+const GROUP: &str = "billing";
+const SECOND: i64 = 1_000_000_000;
+
+/// Produces `count` records to `partition`, one record per batch (tansu 0.6 counts
+/// batches in its high watermark).
+fn produce(broker: &Broker, partition: i32, count: usize) {
+    let producer: BaseProducer = broker
+        .client_config()
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for index in 0..count {
+        let payload = format!("order {index}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to(TOPIC)
+                    .partition(partition)
+                    .payload(&payload),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+}
+
+/// A live member of the group, subscribed to the topic and holding its assignment.
+fn member(broker: &Broker) -> BaseConsumer {
+    let consumer: BaseConsumer = broker
+        .client_config()
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let assigned = wait_until(Duration::from_secs(30), || {
+        let _ = consumer.poll(Duration::from_millis(100));
+        consumer.assignment().is_ok_and(|a| a.count() == 2)
+    });
+    assert!(assigned, "the member never got both partitions");
+    consumer
+}
+
+/// Consumes a few records, then commits exactly `offsets` (partition → next offset).
+fn commit(consumer: &BaseConsumer, offsets: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(TOPIC, *partition, Offset::Offset(*offset))
+            .unwrap();
+    }
+    consumer.commit(&list, CommitMode::Sync).unwrap();
+}
+
+fn status(rows: &[LagStatusRow], partition: i32) -> &LagStatusRow {
+    rows.iter()
+        .find(|r| r.consumer_group == GROUP && r.topic == TOPIC && r.partition == partition)
+        .unwrap_or_else(|| panic!("no status for partition {partition}: {rows:?}"))
+}
+
+/// The producer's send span of the message at `offset` on partition 0.
+fn send_span(offset: i64, correlation_id: &str) -> SpanRecord {
+    SpanRecord {
+        trace_id: TraceId([7; 16]),
+        span_id: SpanId([offset as u8 + 1; 8]),
+        parent_span_id: None,
+        name: format!("send {TOPIC}"),
+        kind: SpanKind::Producer,
+        service_name: "orders".into(),
+        scope_name: "test".into(),
+        start_ns: 1,
+        end_ns: 2,
+        status_code: StatusCode::Unset,
+        status_message: String::new(),
+        attributes: Default::default(),
+        resource: Default::default(),
+        events: vec![],
+        links: vec![],
+        messaging: Messaging {
+            correlation_id: Some(correlation_id.into()),
+            destination: Some(TOPIC.into()),
+            partition: Some(0),
+            offset: Some(offset),
+            operation_type: Some("send".into()),
+            ..Messaging::default()
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poller_lag_matches_commits_and_states_follow_the_group() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 2);
+    produce(&broker, 0, 10);
+    produce(&broker, 1, 4);
+
+    let dir = temp_dir();
+    let store = Store::open(&dir.path().join("lag.db")).await.unwrap();
+    store
+        .write_spans(&[EncodedSpans::encode(&[
+            send_span(2, "ord-1041"),
+            send_span(3, "ord-1042"),
+        ])])
+        .await
+        .unwrap();
+    let config = LagConfig {
+        interval: Some("10s".into()),
+        group_topics: BTreeMap::from([(GROUP.to_owned(), vec![TOPIC.to_owned()])]),
+        rules: vec![RawRule {
+            name: Some("billing-behind".into()),
+            group: Some(GROUP.into()),
+            window: Some("30s".into()),
+            min_samples: Some(3),
+            resolve_after: Some("0s".into()),
+            ..RawRule::default()
+        }],
+        ..LagConfig::default()
+    };
+    let mut service = LagService::new(
+        store.clone(),
+        config.validate().unwrap(),
+        Some(&broker.bootstrap()),
+    )
+    .unwrap();
+    // Samples are stamped with a clock the test moves 10 s a cycle, so windows fill at once;
+    // every offset and watermark is the broker's.
+    let start = now_ns();
+    let mut tick = 0;
+    let mut cycle = async |service: &mut LagService| {
+        tick += 1;
+        service.cycle(start + tick * 10 * SECOND).await.unwrap();
+        store.lag_status().await.unwrap()
+    };
+
+    // No commits yet: the lag is unknown, never 0.
+    let rows = cycle(&mut service).await;
+    assert_eq!(status(&rows, 0).lag, None, "{rows:?}");
+    assert_eq!(status(&rows, 0).state, "UNKNOWN");
+
+    let consumer = member(&broker);
+    commit(&consumer, &[(0, 3), (1, 2)]);
+    let rows = cycle(&mut service).await;
+    assert_eq!(status(&rows, 0).lag, Some(10 - 3), "partition 0: {rows:?}");
+    assert_eq!(status(&rows, 1).lag, Some(4 - 2), "partition 1: {rows:?}");
+    assert_eq!(status(&rows, 0).committed_offset, Some(3));
+    assert_eq!(status(&rows, 0).high_watermark, Some(10));
+
+    // Alive, committing the same offsets while messages wait: STALL, and the alert fires
+    // naming the oldest waiting event (offset 3 on partition 0).
+    for _ in 0..3 {
+        commit(&consumer, &[(0, 3), (1, 2)]);
+        cycle(&mut service).await;
+    }
+    let rows = store.lag_status().await.unwrap();
+    assert_eq!(status(&rows, 0).state, "STALL", "{rows:?}");
+    let alerts = store.alerts(10).await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].status, "firing");
+    assert_eq!(alerts[0].labels["consumer_group"], GROUP);
+    let annotations: &BTreeMap<String, String> = &alerts[0].annotations;
+    assert_eq!(annotations[annotation::STATE], "STALL");
+    assert_eq!(annotations[annotation::WAITING_OFFSET], "3");
+    assert_eq!(annotations[annotation::WAITING_CORRELATION_ID], "ord-1042");
+
+    // Rewound below what it had committed: REWIND.
+    commit(&consumer, &[(0, 1), (1, 2)]);
+    let rows = cycle(&mut service).await;
+    assert_eq!(status(&rows, 0).state, "REWIND", "{rows:?}");
+
+    // Caught up on both partitions: OK, and the alert resolves.
+    commit(&consumer, &[(0, 10), (1, 4)]);
+    let rows = cycle(&mut service).await;
+    assert_eq!(status(&rows, 0).state, "OK", "{rows:?}");
+    assert_eq!(status(&rows, 0).lag, Some(0));
+    let alerts = store.alerts(10).await.unwrap();
+    assert_eq!(alerts[0].status, "resolved", "{alerts:?}");
+    assert!(alerts[0].ends_ns.is_some());
+
+    // The member leaves while new messages wait: STOP.
+    drop(consumer);
+    produce(&broker, 0, 2);
+    // Four cycles: the 30 s window must no longer reach the caught-up sample.
+    for _ in 0..4 {
+        cycle(&mut service).await;
+    }
+    let rows = store.lag_status().await.unwrap();
+    assert_eq!(status(&rows, 0).lag, Some(2), "{rows:?}");
+    assert_eq!(status(&rows, 0).state, "STOP", "{rows:?}");
+    let alerts = store.alerts(10).await.unwrap();
+    assert_eq!(alerts[0].status, "firing", "a new episode: {alerts:?}");
+    assert_eq!(alerts[0].annotations[annotation::STATE], "STOP");
+    // Episodes, newest first: STOP firing; a short REWIND episode while the rewind was
+    // still inside the window after the member left; the STALL episode, resolved.
+    let episodes: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| (a.status.as_str(), a.annotations[annotation::STATE].as_str()))
+        .collect();
+    assert_eq!(
+        episodes,
+        vec![
+            ("firing", "STOP"),
+            ("resolved", "REWIND"),
+            ("resolved", "STALL")
+        ],
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.fingerprint == alerts[0].fingerprint)
+    );
+}
