@@ -2,6 +2,7 @@
 //! One test binary (one link) with a module per area; shared helpers live in `harness`.
 
 mod harness;
+mod demo;
 mod ingest;
 mod ingest_kill;
 mod ingest_limits;
@@ -9,5 +10,5 @@ mod ingest_otlp;
 mod ingest_python;
 mod instrumentation;
 mod flow;
-mod tui;
 mod lag;
+mod tui;
