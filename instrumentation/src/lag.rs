@@ -2,6 +2,7 @@
 //! the OTLP gauges `kafka.consumer_group.lag` and `kafka.consumer_group.offset`.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Gauge, Meter};
@@ -86,6 +87,7 @@ pub struct LagReportingContext {
     group: String,
     lag: Gauge<i64>,
     offset: Gauge<i64>,
+    last: Mutex<Vec<LagSample>>,
 }
 
 impl LagReportingContext {
@@ -103,6 +105,7 @@ impl LagReportingContext {
                 .i64_gauge(names::METRIC_CONSUMER_GROUP_OFFSET)
                 .with_description("the group's committed offset")
                 .build(),
+            last: Mutex::new(Vec::new()),
         }
     }
 
@@ -111,7 +114,15 @@ impl LagReportingContext {
         Self::new(group, &opentelemetry::global::meter(names::SCOPE_NAME))
     }
 
-    /// Records the gauges for one statistics document.
+    /// The samples of the latest statistics report (empty before the first one).
+    pub fn last_samples(&self) -> Vec<LagSample> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the gauges for one statistics document; returns how many partitions it had.
     pub fn record(&self, statistics: &[u8]) -> Result<usize, LagError> {
         let samples = lag_samples(statistics)?;
         for sample in &samples {
@@ -125,7 +136,9 @@ impl LagReportingContext {
                 self.offset.record(offset, &attributes);
             }
         }
-        Ok(samples.len())
+        let count = samples.len();
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = samples;
+        Ok(count)
     }
 }
 
@@ -143,6 +156,16 @@ impl ConsumerContext for LagReportingContext {}
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use std::sync::{Arc, Weak};
+    use std::time::Duration;
+
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::reader::MetricReader;
+    use opentelemetry_sdk::metrics::{
+        InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+    };
 
     const STATS: &str = r#"{
       "name": "rdkafka#consumer-1", "type": "consumer",
@@ -183,6 +206,90 @@ mod tests {
             },
         ];
         assert_eq!(samples, expected);
+    }
+
+    /// A manual reader shared between the meter provider and the test.
+    #[derive(Debug, Clone)]
+    struct SharedReader(Arc<ManualReader>);
+
+    impl MetricReader for SharedReader {
+        fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+            self.0.register_pipeline(pipeline);
+        }
+        fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+            self.0.collect(rm)
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            self.0.force_flush()
+        }
+        fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+            self.0.shutdown_with_timeout(timeout)
+        }
+        fn temporality(&self, kind: InstrumentKind) -> Temporality {
+            self.0.temporality(kind)
+        }
+    }
+
+    fn gauge_points(rm: &ResourceMetrics, name: &str) -> Vec<(Vec<(String, String)>, i64)> {
+        let mut points = Vec::new();
+        for metric in rm.scope_metrics().flat_map(|scope| scope.metrics()) {
+            if metric.name() != name {
+                continue;
+            }
+            let AggregatedMetrics::I64(MetricData::Gauge(gauge)) = metric.data() else {
+                panic!("{name} is not an i64 gauge");
+            };
+            for point in gauge.data_points() {
+                let mut attributes: Vec<(String, String)> = point
+                    .attributes()
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect();
+                attributes.sort();
+                points.push((attributes, point.value()));
+            }
+        }
+        points.sort();
+        points
+    }
+
+    #[test]
+    fn records_gauges_with_group_topic_partition() {
+        let reader = SharedReader(Arc::new(ManualReader::builder().build()));
+        let provider = SdkMeterProvider::builder()
+            .with_reader(reader.clone())
+            .build();
+        let context = LagReportingContext::new("shipping", &provider.meter("test"));
+        assert_eq!(context.record(STATS.as_bytes()).unwrap(), 3);
+        assert_eq!(context.last_samples().len(), 3);
+        assert!(context.record(b"not json").is_err());
+        assert_eq!(
+            context.last_samples().len(),
+            3,
+            "a bad report keeps the last samples"
+        );
+
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let attrs = |topic: &str, partition: &str| {
+            vec![
+                ("group".to_owned(), "shipping".to_owned()),
+                ("partition".to_owned(), partition.to_owned()),
+                ("topic".to_owned(), topic.to_owned()),
+            ]
+        };
+        assert_eq!(
+            gauge_points(&rm, names::METRIC_CONSUMER_GROUP_LAG),
+            vec![
+                (attrs("orders", "0"), 5),
+                (attrs("payments", "0"), 3),
+                (attrs("orders", "2"), 0)
+            ]
+        );
+        assert_eq!(
+            gauge_points(&rm, names::METRIC_CONSUMER_GROUP_OFFSET),
+            vec![(attrs("orders", "0"), 10), (attrs("payments", "0"), 4)],
+            "no offset point without a committed offset"
+        );
     }
 
     #[test]

@@ -482,3 +482,62 @@ async fn kcat_headers_are_parents_and_missing_headers_are_breaks() {
             .any(|e| e.name == names::EVENT_PROPAGATION_BREAK)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_context_reports_the_real_consumer_lag_from_rdkafka_statistics() {
+    use causeway_instrumentation::{LagReportingContext, LagSample};
+    use opentelemetry::metrics::MeterProvider as _;
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::producer::FutureRecord;
+
+    let broker = Broker::start();
+    broker.create_topic("lag-in", 1);
+    let producer = kafka_producer(&broker);
+    for index in 0..5 {
+        let payload = format!("event {index}");
+        producer
+            .send(
+                FutureRecord::<str, _>::to("lag-in").payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the message is delivered");
+    }
+    let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+    let context = LagReportingContext::new("lag-group", &meter_provider.meter("e2e"));
+    let consumer: StreamConsumer<LagReportingContext> = broker
+        .client_config()
+        .set("group.id", "lag-group")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("statistics.interval.ms", "200")
+        .create_with_context(context)
+        .expect("cannot create a Kafka consumer");
+    consumer.subscribe(&["lag-in"]).expect("cannot subscribe");
+    for _ in 0..2 {
+        let message = tokio::time::timeout(EXCHANGE_TIMEOUT, consumer.recv())
+            .await
+            .expect("a message arrives")
+            .expect("the consumer receives");
+        consumer
+            .commit_message(&message, CommitMode::Sync)
+            .expect("the offset commits");
+    }
+    let expected = LagSample {
+        topic: "lag-in".into(),
+        partition: 0,
+        lag: 3,
+        committed_offset: Some(2),
+    };
+    let deadline = Instant::now() + EXCHANGE_TIMEOUT;
+    // Statistics are delivered while the consumer is polled; the remaining three messages
+    // are received but never committed, so the lag stays at 3.
+    while !consumer.context().last_samples().contains(&expected) {
+        assert!(
+            Instant::now() < deadline,
+            "no statistics report with {expected:?}; last: {:?}",
+            consumer.context().last_samples()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+    }
+}
