@@ -12,3 +12,4 @@ mod instrumentation;
 mod flow;
 mod lag;
 mod tui;
+mod hooks;
