@@ -10,9 +10,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+
+use causeway_instrumentation::Headers;
+use causeway_instrumentation::kafka_headers::{from_kafka, to_kafka};
 
 use crate::bus::{Bus, BusError, BusRecord, GroupConsumer, OutgoingRecord, now_ms};
 
@@ -125,13 +127,7 @@ impl Transport {
         match self {
             Transport::Embedded(bus) => Ok(bus.produce(record.clone())?),
             Transport::Kafka { producer, .. } => {
-                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-                for (key, value) in &record.headers {
-                    headers = headers.insert(Header {
-                        key,
-                        value: value.as_deref(),
-                    });
-                }
+                let headers = to_kafka(&Headers::from_entries(record.headers.clone()));
                 let mut future = FutureRecord::to(&record.topic)
                     .payload(&record.payload)
                     .headers(headers)
@@ -201,15 +197,7 @@ impl ShopConsumer {
                     Err(_) => return Ok(None),
                     Ok(result) => result.map_err(kafka(format!("receive for group {group}")))?,
                 };
-                let headers = message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let headers = from_kafka(message.headers()).into_entries();
                 Ok(Some(BusRecord {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
