@@ -280,7 +280,7 @@ where
 /// Writes the message headers for a send span context `cx` (from [`start_send_span`]):
 /// `traceparent`/`tracestate`, `baggage` (unchanged when it came from a consumed message),
 /// `correlation-id` (from `meta`, else from `cx`) and the CloudEvents `ce_*` headers with
-/// `ce_time` set to now.
+/// `ce_time` set to now unless `headers` already has one.
 pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
     TraceContextPropagator::new().inject_context(cx, headers);
     if headers.get_str(names::TRACESTATE) == Some("") {
@@ -301,7 +301,11 @@ pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
         id: meta.event_id.clone(),
         event_type: meta.event_type.clone(),
         source: meta.event_source.clone(),
-        time: Some(rfc3339(SystemTime::now())),
+        // A forwarded message (dead letter) keeps the time its event happened.
+        time: headers
+            .get_str(names::CE_TIME)
+            .is_none()
+            .then(|| rfc3339(SystemTime::now())),
         data_schema: meta.data_schema.clone(),
     }
     .write(headers);

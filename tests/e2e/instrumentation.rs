@@ -541,3 +541,111 @@ async fn lag_context_reports_the_real_consumer_lag_from_rdkafka_statistics() {
         let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_keep_headers_and_failed_sends_are_error_spans() {
+    use causeway_instrumentation::forward_to_dead_letter;
+    use causeway_instrumentation::kafka_headers::from_kafka;
+    use rdkafka::message::Message as _;
+
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    let broker = Broker::start();
+    broker.create_topic("payments", 1);
+    broker.create_topic("payments.dlq", 1);
+    let collector = start_collector(&db);
+    let guard = pipeline(&collector, "payment-service", Protocol::Grpc);
+    let producer = TracedProducer::with_tracer(kafka_producer(&broker), guard.tracer());
+
+    let meta = MessageMeta::new("payments")
+        .with_key("ord-9")
+        .with_event_type("payment.requested.v1")
+        .with_correlation_id("ord-9");
+    let event_id = meta.event_id.clone().unwrap();
+    producer
+        .send(meta, b"pay", &Context::new())
+        .await
+        .expect("sent");
+
+    let consumer = kafka_consumer(&broker, "payments", "payments");
+    let traced = TracedConsumer::with_tracer("payments", guard.tracer());
+    let message = tokio::time::timeout(EXCHANGE_TIMEOUT, consumer.recv())
+        .await
+        .expect("the payment arrives")
+        .expect("the consumer receives");
+    let processing = traced.start(&message);
+    forward_to_dead_letter(
+        &producer,
+        &message,
+        "payments.dlq",
+        "card expired",
+        &processing.context,
+    )
+    .await
+    .expect("the dead letter is sent");
+    processing.context.span().end();
+
+    let failed = MessageMeta {
+        partition: Some(7),
+        ..MessageMeta::new("payments").with_correlation_id("ord-9")
+    };
+    let error = producer.send(failed, b"nowhere", &Context::new()).await;
+    assert!(
+        error.is_err(),
+        "partition 7 of a one-partition topic does not exist"
+    );
+
+    let dlq_consumer = kafka_consumer(&broker, "dlq-reader", "payments.dlq");
+    let dead = tokio::time::timeout(EXCHANGE_TIMEOUT, dlq_consumer.recv())
+        .await
+        .expect("the dead letter arrives")
+        .expect("the consumer receives");
+    let headers = from_kafka(dead.headers());
+    let original = from_kafka(message.headers());
+    let cases = [
+        (names::DLQ_REASON, Some("card expired")),
+        (names::DLQ_ORIGINAL_TOPIC, Some("payments")),
+        (names::DLQ_ORIGINAL_PARTITION, Some("0")),
+        (names::DLQ_ORIGINAL_OFFSET, Some("0")),
+        (names::CE_ID, Some(event_id.as_str())),
+        (names::CE_TYPE, Some("payment.requested.v1")),
+        (names::CORRELATION_ID, Some("ord-9")),
+        (names::CE_TIME, original.get_str(names::CE_TIME)),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(headers.get_str(name), expected, "dead-letter header {name}");
+    }
+    assert_eq!(dead.payload(), Some(&b"pay"[..]));
+    assert_eq!(dead.key(), Some(&b"ord-9"[..]));
+    guard.shutdown().await.expect("the pipeline flushes");
+
+    let spans = by_correlation(&db, "ord-9", 4).await;
+    let send = find(&spans, "send payments", |s| {
+        s.name == "send payments" && !s.is_error()
+    });
+    let process = find(&spans, "process payments", |s| s.name == "process payments");
+    let dlq = find(&spans, "send payments.dlq", |s| {
+        s.name == "send payments.dlq"
+    });
+    let failed = find(&spans, "failed send", |s| {
+        s.name == "send payments" && s.is_error()
+    });
+    assert_eq!(process.parent_span_id, Some(send.span_id));
+    assert_eq!(
+        attr(process, names::DLQ_REASON_ATTRIBUTE).and_then(|v| v.as_str()),
+        Some("card expired")
+    );
+    assert_eq!(
+        dlq.trace_id, send.trace_id,
+        "the dead-letter hop stays in the trace"
+    );
+    assert_eq!(dlq.parent_span_id, Some(process.span_id));
+    assert_eq!(dlq.messaging.message_id.as_deref(), Some(event_id.as_str()));
+    assert_eq!(failed.status_code, StatusCode::Error);
+    assert!(
+        failed
+            .events
+            .iter()
+            .any(|e| e.name == names::EVENT_EXCEPTION)
+    );
+}
