@@ -396,4 +396,25 @@ mod tests {
         let message = bad.unwrap_err().to_string();
         assert!(message.contains("OTEL_METRIC_EXPORT_INTERVAL"), "{message}");
     }
+
+    /// Building, using and shutting down must neither panic nor hang, on either transport,
+    /// on a single-threaded runtime, even when nothing listens at the endpoint.
+    #[tokio::test]
+    async fn shuts_down_without_a_collector_on_a_current_thread_runtime() {
+        use opentelemetry::trace::{Span as _, Tracer as _};
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+            let guard = Pipeline::builder()
+                .endpoint(endpoint.clone())
+                .protocol(protocol)
+                .service_name("test")
+                .build()
+                .unwrap();
+            guard.tracer().start("work").end();
+            let shutdown = tokio::time::timeout(Duration::from_secs(30), guard.shutdown()).await;
+            assert!(shutdown.is_ok(), "{protocol:?}: shutdown hung");
+        }
+    }
 }
