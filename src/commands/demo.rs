@@ -71,7 +71,8 @@ pub struct Args {
     /// Orders per second.
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
-    /// Inject a fault (`KIND[@TIME]`, repeatable); replaces the default schedule.
+    /// Inject a fault (`KIND[@TIME]`, repeatable); replaces the default schedule. Headless
+    /// runs also read `KIND` lines from stdin and inject them at once.
     #[arg(long = "fault", value_name = "KIND[@TIME]", value_parser = parse_fault)]
     pub faults: Vec<ScheduledFault>,
     /// Format of the headless summary.
@@ -142,6 +143,10 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
             db.display(),
             humantime::format_duration(args.duration)
         );
+        let board = running.board().clone();
+        // A plain thread: a blocking read of stdin cannot be cancelled, and the thread ends
+        // with the process.
+        std::thread::spawn(move || faults_from_stdin(&board));
         tokio::select! {
             _ = tokio::time::sleep(args.duration) => {}
             _ = tokio::signal::ctrl_c() => eprintln!("causeway demo: interrupted, summarising"),
@@ -190,6 +195,24 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Headless, faults can be asked for on demand: one `KIND[@TIME]` per line on stdin is
+/// applied to the next order (the time is ignored).
+fn faults_from_stdin(board: &causeway_demo::board::FaultBoard) {
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_fault_flag(&line) {
+            Ok(fault) => {
+                eprintln!("causeway demo: injecting {} now", fault.kind.as_str());
+                board.request(fault);
+            }
+            Err(error) => eprintln!("causeway demo: {error}"),
+        }
+    }
 }
 
 /// Deletes the demo database (and its WAL files) so the run starts fresh; refuses a file

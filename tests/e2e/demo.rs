@@ -289,3 +289,39 @@ fn demo_refuses_to_replace_a_file_that_is_not_a_database() {
         "file untouched"
     );
 }
+
+#[test]
+fn faults_on_demand_from_stdin_are_injected_and_found() {
+    use std::io::Write as _;
+    let dir = temp_dir();
+    let db = dir.path().join("demo.db");
+    let config = dir.path().join("none.toml");
+    std::fs::write(&config, "faults = []\n").unwrap();
+    let mut child = Command::new(causeway_bin())
+        .args(["--db", db.to_str().unwrap(), "demo", "--headless"])
+        .args(["--duration", "4s", "--config", config.to_str().unwrap()])
+        .args(["--format", "json"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start causeway");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "poison-message").unwrap();
+    writeln!(stdin, "no-such-fault").unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("unknown fault \"no-such-fault\""),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let faults = summary["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "only the fault asked for: {faults:?}");
+    assert_eq!(faults[0]["kind"], "poison-message");
+    assert_eq!(faults[0]["found"], true);
+    assert_eq!(summary["shop"]["dead_lettered"], 1);
+}
