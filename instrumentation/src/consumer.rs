@@ -7,7 +7,7 @@ use std::time::Duration;
 use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
 use rdkafka::message::Message;
 
 use crate::kafka_headers::from_kafka;
@@ -145,9 +145,6 @@ impl TracedConsumer {
         };
         if retries > 0 {
             record_retry_count(&cx, retries);
-        }
-        if outcome.is_ok() {
-            cx.span().set_status(Status::Ok);
         }
         cx.span().end();
         outcome

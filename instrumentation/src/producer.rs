@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -121,7 +121,6 @@ impl TracedProducer {
                     ),
                     KeyValue::new(names::MESSAGING_KAFKA_OFFSET, delivery.offset),
                 ]);
-                span.set_status(Status::Ok);
                 Ok(Delivered {
                     partition: delivery.partition,
                     offset: delivery.offset,

@@ -407,12 +407,12 @@ where
 }
 
 /// Marks the span of `cx` as failed: status error plus an `exception` event.
-pub fn record_error(cx: &Context, error: &dyn std::error::Error) {
+pub fn record_error<E: std::error::Error + ?Sized>(cx: &Context, error: &E) {
     let span = cx.span();
     span.add_event(
         names::EVENT_EXCEPTION,
         vec![
-            KeyValue::new(names::EXCEPTION_TYPE, error_type_name(error)),
+            KeyValue::new(names::EXCEPTION_TYPE, std::any::type_name::<E>()),
             KeyValue::new(names::EXCEPTION_MESSAGE, error.to_string()),
         ],
     );
@@ -421,7 +421,7 @@ pub fn record_error(cx: &Context, error: &dyn std::error::Error) {
 
 /// Records that the handler of `cx` failed with `error` and is about to be retried: a
 /// `causeway.retry` event with the retry number (1 for the first retry).
-pub fn record_retry(cx: &Context, retry: u32, error: &dyn std::error::Error) {
+pub fn record_retry<E: std::error::Error + ?Sized>(cx: &Context, retry: u32, error: &E) {
     cx.span().add_event(
         names::EVENT_RETRY,
         vec![
@@ -436,17 +436,6 @@ pub fn record_retry(cx: &Context, retry: u32, error: &dyn std::error::Error) {
 pub fn record_retry_count(cx: &Context, retries: u32) {
     cx.span()
         .set_attribute(KeyValue::new(names::RETRY_COUNT, i64::from(retries)));
-}
-
-fn error_type_name(error: &dyn std::error::Error) -> String {
-    // Debug output starts with the variant or type name for derived Debug impls.
-    let debug = format!("{error:?}");
-    debug
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-        .next()
-        .filter(|name| !name.is_empty())
-        .unwrap_or("error")
-        .to_owned()
 }
 
 #[cfg(test)]

@@ -366,7 +366,11 @@ async fn events_flow_through_two_groups_as_one_trace_per_event() {
                     .count(),
                 1
             );
-            assert_eq!(bill.status_code, StatusCode::Ok);
+            assert_eq!(
+                bill.status_code,
+                StatusCode::Unset,
+                "recovered: not an error"
+            );
         } else {
             assert_eq!(retries, None, "{correlation}: no retry");
         }

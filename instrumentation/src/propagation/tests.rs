@@ -328,12 +328,18 @@ fn errors_and_retries_are_recorded_on_the_span() {
             .count(),
         2
     );
-    assert!(
-        span.events
-            .events
-            .iter()
-            .any(|e| e.name == names::EVENT_EXCEPTION)
-    );
+    let exception = span
+        .events
+        .events
+        .iter()
+        .find(|e| e.name == names::EVENT_EXCEPTION)
+        .expect("an exception event");
+    let exception_type = exception
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == names::EXCEPTION_TYPE)
+        .map(|kv| kv.value.as_str().into_owned());
+    assert_eq!(exception_type.as_deref(), Some("std::io::error::Error"));
     assert_eq!(span.status, Status::error("payment declined"));
 }
 
