@@ -292,3 +292,42 @@ async fn wait_for_resolution(db: &Path, report: &causeway_demo::shop::ShopReport
     }
     store.close().await;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn fresh_database_replaces_only_sqlite_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo.db");
+        // (file content, accepted, why)
+        let cases: [(Option<&[u8]>, bool, &str); 4] = [
+            (None, true, "nothing to delete"),
+            (Some(b""), true, "an empty file is not anybody's data"),
+            (
+                Some(b"SQLite format 3\0rest of the page"),
+                true,
+                "a database",
+            ),
+            (Some(b"my notes\n"), false, "anything else is refused"),
+        ];
+        for (content, accepted, why) in cases {
+            if let Some(content) = content {
+                std::fs::write(&db, content).unwrap();
+                std::fs::write(dir.path().join("demo.db-wal"), b"wal").unwrap();
+            }
+            let result = fresh_database(&db);
+            assert_eq!(result.is_ok(), accepted, "{why}: {result:?}");
+            assert_eq!(db.exists(), !accepted, "{why}");
+            assert_eq!(
+                dir.path().join("demo.db-wal").exists(),
+                content.is_some() && !accepted,
+                "{why}"
+            );
+            let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_file(dir.path().join("demo.db-wal"));
+        }
+    }
+}

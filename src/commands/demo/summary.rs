@@ -184,3 +184,65 @@ pub fn text(summary: &Summary) -> String {
 fn or_none(text: &str) -> &str {
     if text.is_empty() { "none" } else { text }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use causeway_demo::faults::FaultKind;
+
+    #[test]
+    fn text_marks_found_and_missing_faults() {
+        let found = InjectedFault {
+            kind: FaultKind::DeclinedPayment,
+            correlation_id: Some("ord-1008".into()),
+            group: None,
+            at_ms: 1_600,
+        };
+        let missed = InjectedFault {
+            kind: FaultKind::SlowConsumer,
+            correlation_id: None,
+            group: Some("shipping".into()),
+            at_ms: 3_000,
+        };
+        let summary = Summary {
+            schema: "causeway.demo.v1",
+            transport: "embedded".into(),
+            duration_ms: 20_900,
+            shop: ShopReport {
+                orders: 100,
+                ..ShopReport::default()
+            },
+            flows: 100,
+            flows_with_anomalies: 1,
+            anomalies: BTreeMap::from([("compensation".to_owned(), 2)]),
+            alerts: Vec::new(),
+            faults: judge(
+                &[found, missed.clone()],
+                &Findings {
+                    anomalies: BTreeMap::from([(
+                        "ord-1008".to_owned(),
+                        BTreeSet::from(["compensation".to_owned()]),
+                    )]),
+                    lag_alerts: Vec::new(),
+                },
+            ),
+            missing: vec![missed],
+        };
+        let text = text(&summary);
+        assert!(
+            text.starts_with("causeway demo: 20.9s over the embedded bus: 100 orders"),
+            "{text}"
+        );
+        assert!(text.contains("anomalies: compensation 2\n"), "{text}");
+        assert!(text.contains("alerts: none\n"), "{text}");
+        assert!(
+            text.contains("found    declined-payment     ord-1008"),
+            "{text}"
+        );
+        assert!(
+            text.contains("MISSING  slow-consumer        shipping"),
+            "{text}"
+        );
+    }
+}
