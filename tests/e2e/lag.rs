@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::harness::{Broker, temp_dir, wait_until};
+use crate::harness::{Broker, causeway_bin, temp_dir, wait_until};
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
@@ -230,4 +230,65 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
             .iter()
             .all(|a| a.fingerprint == alerts[0].fingerprint)
     );
+
+    // The commands read the same store, read-only, while it is open for writing.
+    let lag = run_causeway(&["lag", "--format", "json"], store.path());
+    assert!(lag.status.success(), "{lag:?}");
+    let document: serde_json::Value = serde_json::from_slice(&lag.stdout).unwrap();
+    assert_eq!(document["groups"][0]["consumer_group"], GROUP);
+    assert_eq!(document["groups"][0]["state"], "STOP");
+    assert_eq!(document["groups"][0]["lag"], 2);
+    assert_eq!(document["partitions"][0]["lag"], 2);
+    let table = run_causeway(&["lag"], store.path());
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("billing") && l.contains("STOP")),
+        "{text}"
+    );
+    let alerts = run_causeway(&["alerts", "--format", "json"], store.path());
+    let document: serde_json::Value = serde_json::from_slice(&alerts.stdout).unwrap();
+    assert_eq!(document["alerts"][0]["status"], "firing");
+    assert_eq!(document["alerts"].as_array().unwrap().len(), 3);
+    let table = String::from_utf8(run_causeway(&["alerts"], store.path()).stdout).unwrap();
+    assert!(table.starts_with("FIRING"), "{table}");
+    assert!(table.contains("consumer_group=billing"), "{table}");
+}
+
+fn run_causeway(args: &[&str], db: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(causeway_bin())
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lag_and_alerts_commands_refuse_missing_and_empty_databases() {
+    let dir = temp_dir();
+    let missing = dir.path().join("missing.db");
+    for command in ["lag", "alerts"] {
+        let output = run_causeway(&[command, "--format", "json"], &missing);
+        assert!(!output.status.success(), "{command} on a missing db");
+        assert!(output.stdout.is_empty(), "nothing on stdout: {output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("does not exist"), "{command}: {stderr}");
+    }
+    let empty = dir.path().join("empty.db");
+    Store::open(&empty).await.unwrap().close().await;
+    let output = run_causeway(&["lag"], &empty);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("no consumer lag")
+    );
+    let output = run_causeway(&["alerts", "--format", "json"], &empty);
+    assert!(
+        output.status.success(),
+        "no alerts is a valid answer: {output:?}"
+    );
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["alerts"], serde_json::json!([]));
 }
