@@ -183,3 +183,41 @@ async fn recv_wakes_on_produce_and_times_out_when_idle() {
     assert_eq!(got.payload, b"late");
     task.await.unwrap();
 }
+
+proptest::proptest! {
+    /// Whatever is produced, in any key order: each key keeps one partition, offsets are
+    /// dense from zero, and one group reads every record once, in partition order.
+    #[test]
+    fn any_produce_sequence_reads_back_exactly_once(
+        partitions in 1i32..6,
+        keys in proptest::collection::vec(proptest::option::of(0u8..8), 0..60),
+    ) {
+        let bus = Bus::new();
+        bus.create_topic("t", partitions).unwrap();
+        let mut partition_of_key: BTreeMap<u8, i32> = BTreeMap::new();
+        let mut produced: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for (index, key) in keys.iter().enumerate() {
+            let key_text = key.map(|k| format!("ord-{k}"));
+            let (partition, offset) = bus
+                .produce(record("t", key_text.as_deref(), &index.to_string()))
+                .unwrap();
+            if let Some(key) = key {
+                let first = *partition_of_key.entry(*key).or_insert(partition);
+                proptest::prop_assert_eq!(first, partition);
+            }
+            produced.entry(partition).or_default().push(offset);
+        }
+        for offsets in produced.values() {
+            let dense: Vec<i64> = (0..offsets.len() as i64).collect();
+            proptest::prop_assert_eq!(offsets, &dense);
+        }
+        let consumer = bus.subscribe("g", &["t"]).unwrap();
+        let mut read: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        while let Some(r) = consumer.poll() {
+            consumer.commit(&r).unwrap();
+            read.entry(r.partition).or_default().push(r.offset);
+        }
+        proptest::prop_assert_eq!(read, produced);
+        proptest::prop_assert!(bus.lag_snapshot().iter().all(|s| s.lag_messages() == 0));
+    }
+}
