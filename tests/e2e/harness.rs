@@ -475,6 +475,9 @@ impl Drop for Broker {
 
 #[cfg(test)]
 mod tests {
+    // `benches/ingest.rs` includes this file; its check sets cfg(test) without a test
+    // harness, which drops the tests and leaves this import unused there.
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]

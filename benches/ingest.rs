@@ -1,0 +1,258 @@
+//! Ingest benchmark: drives the release `causeway collector` over OTLP/gRPC with realistic
+//! spans from several concurrent clients and prints spans/s committed, request latency and
+//! the collector's peak RSS; in the same run, the raw SQLite insert rate of the same rows
+//! (same schema and indexes, multi-row inserts, large transactions) and the ratio; then the
+//! ingest-to-visible latency at a fixed 10k spans/s.
+//!
+//! Run: `cargo bench --bench ingest`. Knobs (environment):
+//! - `CAUSEWAY_BENCH_SPANS` spans to ingest at full rate (default 1,000,000; the 10M-span
+//!   growth run is `CAUSEWAY_BENCH_SPANS=10000000 cargo bench --bench ingest`, ~4 minutes);
+//! - `CAUSEWAY_BENCH_CLIENTS` concurrent gRPC clients (default 4);
+//! - `CAUSEWAY_BENCH_VISIBLE_SECS` seconds of the fixed-rate visibility phase (default 10);
+//! - `CAUSEWAY_BENCH_RAW_ONLY=1` measures only the raw SQLite baseline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+#[path = "ingest/raw_sqlite.rs"]
+mod raw_sqlite;
+#[path = "ingest/workload.rs"]
+mod workload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tokio::sync::mpsc;
+
+use harness::{CollectorProcess, temp_dir};
+use workload::{SPANS_PER_REQUEST, Workload};
+
+/// The fixed rate of the visibility phase.
+const VISIBLE_RATE_SPANS_PER_SEC: u64 = 10_000;
+/// Spans per request in the visibility phase (10 requests a second of 1,000 would be
+/// burstier; 100 spans every 10 ms is a steady stream).
+const VISIBLE_SPANS_PER_REQUEST: usize = 100;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at quantile `q` (0..=1) of sorted durations.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index]
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Full-rate phase: `clients` tasks send until `total_spans` are acknowledged.
+async fn full_rate(collector: &CollectorProcess, total_spans: u64, clients: u64) -> f64 {
+    let requests_total = total_spans.div_ceil(SPANS_PER_REQUEST as u64);
+    let next_request = Arc::new(AtomicU64::new(0));
+    let acked_spans = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client_index in 0..clients {
+        let endpoint = collector.grpc_endpoint();
+        let next_request = Arc::clone(&next_request);
+        let acked_spans = Arc::clone(&acked_spans);
+        tasks.push(tokio::spawn(async move {
+            let mut client = TraceServiceClient::connect(endpoint)
+                .await
+                .expect("connect to the collector");
+            let mut workload = Workload::new(client_index, SPANS_PER_REQUEST);
+            let mut latencies = Vec::new();
+            while next_request.fetch_add(1, Ordering::Relaxed) < requests_total {
+                let request = workload.next_request();
+                let sent = Instant::now();
+                let mut backoff = Duration::from_millis(10);
+                loop {
+                    match client.export(request.clone()).await {
+                        Ok(_) => break,
+                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                            // Back-pressure: retry the same batch, as an exporter would.
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_millis(500));
+                        }
+                        Err(status) => panic!("export failed: {status}"),
+                    }
+                }
+                latencies.push(sent.elapsed());
+                acked_spans.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+            }
+            latencies
+        }));
+    }
+    // Progress, one line per tenth, so a slowdown as the store grows shows.
+    let reporter = {
+        let acked_spans = Arc::clone(&acked_spans);
+        tokio::spawn(async move {
+            let step = (total_spans / 10).max(1);
+            let mut next_mark = step;
+            let mut last = (Instant::now(), 0_u64);
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let acked = acked_spans.load(Ordering::Relaxed);
+                if acked >= next_mark {
+                    let rate = (acked - last.1) as f64 / last.0.elapsed().as_secs_f64();
+                    println!("  stored {acked:>11} spans: {rate:>9.0} spans/s over the last tenth");
+                    last = (Instant::now(), acked);
+                    next_mark += step;
+                }
+                if acked >= total_spans {
+                    break;
+                }
+            }
+        })
+    };
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("client task"));
+    }
+    let elapsed = started.elapsed();
+    reporter.abort();
+    latencies.sort_unstable();
+    let acked = acked_spans.load(Ordering::Relaxed);
+    let rate = acked as f64 / elapsed.as_secs_f64();
+    println!(
+        "collector: {acked} spans in {:.1} s = {rate:.0} spans/s committed ({clients} clients, \
+         {SPANS_PER_REQUEST}-span requests)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "collector: request latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        millis(quantile(&latencies, 0.50)),
+        millis(quantile(&latencies, 0.99)),
+        millis(quantile(&latencies, 1.0)),
+    );
+    rate
+}
+
+/// Fixed-rate phase: send at 10k spans/s; a separate reader polls each request's last
+/// span through a read-only connection and times send → visible.
+async fn visibility(collector: &CollectorProcess, db: &std::path::Path, seconds: u64) {
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<([u8; 16], [u8; 8], Instant)>();
+    let db = db.to_owned();
+    let checker = std::thread::spawn(move || {
+        let connection = rusqlite::Connection::open_with_flags(
+            &db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .expect("open the store read-only");
+        let mut statement = connection
+            .prepare("SELECT 1 FROM spans WHERE trace_id = ?1 AND span_id = ?2")
+            .expect("prepare the visibility probe");
+        let mut latencies = Vec::new();
+        while let Some((trace_id, span_id, sent)) = found_rx.blocking_recv() {
+            let deadline = sent + Duration::from_secs(30);
+            loop {
+                let visible = statement
+                    .exists(rusqlite::params![&trace_id[..], &span_id[..]])
+                    .expect("probe the store");
+                if visible {
+                    latencies.push(sent.elapsed());
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "a span was not visible within 30 s"
+                );
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+        latencies
+    });
+
+    let client = TraceServiceClient::connect(collector.grpc_endpoint())
+        .await
+        .expect("connect to the collector");
+    let mut workload = Workload::new(1_000, VISIBLE_SPANS_PER_REQUEST);
+    let interval = Duration::from_secs_f64(
+        VISIBLE_SPANS_PER_REQUEST as f64 / VISIBLE_RATE_SPANS_PER_SEC as f64,
+    );
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let requests = seconds * VISIBLE_RATE_SPANS_PER_SEC / VISIBLE_SPANS_PER_REQUEST as u64;
+    let mut in_flight = tokio::task::JoinSet::new();
+    for _ in 0..requests {
+        ticker.tick().await;
+        let request = workload.next_request();
+        let (trace_id, span_id) = Workload::last_ids(&request);
+        let mut client = client.clone();
+        let found_tx = found_tx.clone();
+        in_flight.spawn(async move {
+            let sent = Instant::now();
+            let _ = found_tx.send((trace_id, span_id, sent));
+            client.export(request).await.expect("export at 10k spans/s");
+        });
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+    drop(found_tx);
+    let mut latencies = checker.join().expect("visibility checker");
+    latencies.sort_unstable();
+    println!(
+        "visible: ingest → readable at {VISIBLE_RATE_SPANS_PER_SEC} spans/s over {seconds} s \
+         ({} requests): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        millis(quantile(&latencies, 0.50)),
+        millis(quantile(&latencies, 0.99)),
+        millis(quantile(&latencies, 1.0)),
+    );
+}
+
+fn main() {
+    let total_spans = env_number("CAUSEWAY_BENCH_SPANS", 1_000_000);
+    let clients = env_number("CAUSEWAY_BENCH_CLIENTS", 4).max(1);
+    let visible_secs = env_number("CAUSEWAY_BENCH_VISIBLE_SECS", 10).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = temp_dir();
+    let db = dir.path().join("bench.db");
+    println!(
+        "ingest bench: {total_spans} spans, {clients} clients, binary {}",
+        harness::causeway_bin().display()
+    );
+
+    if std::env::var_os("CAUSEWAY_BENCH_RAW_ONLY").is_some() {
+        let raw_rate =
+            raw_sqlite::insert_rate(&dir.path().join("raw.db"), total_spans, SPANS_PER_REQUEST);
+        println!("raw sqlite: {raw_rate:.0} span rows/s (same rows, schema and indexes)");
+        return;
+    }
+    let collector = CollectorProcess::start(&db, &[]);
+    let collector_rate = runtime.block_on(full_rate(&collector, total_spans, clients));
+    let peak = collector.peak_rss_kib().unwrap_or(0);
+    println!(
+        "collector: peak RSS (VmHWM) {:.1} MiB after the full-rate phase",
+        peak as f64 / 1024.0
+    );
+    runtime.block_on(visibility(&collector, &db, visible_secs));
+    let peak = collector.peak_rss_kib().unwrap_or(0);
+    println!(
+        "collector: peak RSS (VmHWM) {:.1} MiB overall",
+        peak as f64 / 1024.0
+    );
+    drop(collector);
+
+    let raw_db = dir.path().join("raw.db");
+    let raw_rate = raw_sqlite::insert_rate(&raw_db, total_spans, SPANS_PER_REQUEST);
+    println!("raw sqlite: {raw_rate:.0} span rows/s (same rows, schema and indexes)");
+    println!(
+        "ratio: collector / raw sqlite = {:.0}%",
+        100.0 * collector_rate / raw_rate.max(1.0)
+    );
+}

@@ -1,0 +1,230 @@
+//! The benchmark's spans: realistic messaging spans (about 15 attributes, some links and
+//! events) in OTLP requests whose ids never repeat, so every request inserts new rows.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use opentelemetry_semantic_conventions::attribute::{
+    MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID,
+    MESSAGING_KAFKA_MESSAGE_KEY, MESSAGING_KAFKA_OFFSET, MESSAGING_MESSAGE_CONVERSATION_ID,
+    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+};
+use opentelemetry_semantic_conventions::resource::SERVICE_NAME;
+
+/// Spans in one full-rate request.
+pub const SPANS_PER_REQUEST: usize = 512;
+/// Spans per trace inside a request.
+const SPANS_PER_TRACE: usize = 16;
+
+fn text(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// Makes requests of fresh spans for one client.
+pub struct Workload {
+    client: u64,
+    request_number: u64,
+    template: ExportTraceServiceRequest,
+}
+
+impl Workload {
+    /// A workload for `client` (distinct clients never share ids) with `spans` per request.
+    pub fn new(client: u64, spans: usize) -> Self {
+        let spans = (0..spans).map(|i| template_span(client, i)).collect();
+        let template = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        text(SERVICE_NAME, format!("bench-service-{}", client % 5)),
+                        text("service.version", "1.4.2"),
+                        text("host.name", "bench-host"),
+                    ],
+                    ..Resource::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "causeway-bench".into(),
+                        version: "1.0.0".into(),
+                        ..InstrumentationScope::default()
+                    }),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        Self {
+            client,
+            request_number: 0,
+            template,
+        }
+    }
+
+    /// The next request: the template with new ids and times.
+    pub fn next_request(&mut self) -> ExportTraceServiceRequest {
+        self.request_number += 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let spans = &mut self.template.resource_spans[0].scope_spans[0].spans;
+        for (index, span) in spans.iter_mut().enumerate() {
+            let trace = (index / SPANS_PER_TRACE) as u64;
+            let trace_id = ids::trace(self.client, self.request_number, trace);
+            let span_id = ids::span(self.client, self.request_number, index as u64);
+            span.trace_id = trace_id.to_vec();
+            span.span_id = span_id.to_vec();
+            span.parent_span_id = if index % SPANS_PER_TRACE == 0 {
+                Vec::new()
+            } else {
+                ids::span(self.client, self.request_number, index as u64 - 1).to_vec()
+            };
+            span.start_time_unix_nano = now + index as u64 * 1_000;
+            span.end_time_unix_nano = now + index as u64 * 1_000 + 750_000;
+            for link in &mut span.links {
+                // The creation context: the first span of the previous trace in this request.
+                let linked = (trace.saturating_sub(1) as usize) * SPANS_PER_TRACE;
+                link.trace_id =
+                    ids::trace(self.client, self.request_number, trace.saturating_sub(1)).to_vec();
+                link.span_id = ids::span(self.client, self.request_number, linked as u64).to_vec();
+            }
+            for event in &mut span.events {
+                event.time_unix_nano = now + index as u64 * 1_000 + 500_000;
+            }
+            for attribute in &mut span.attributes {
+                if attribute.key == MESSAGING_MESSAGE_CONVERSATION_ID {
+                    *attribute = text(
+                        MESSAGING_MESSAGE_CONVERSATION_ID,
+                        format!("ord-{}-{}-{trace}", self.client, self.request_number),
+                    );
+                }
+            }
+        }
+        self.template.clone()
+    }
+
+    /// The trace and span id of the request's last span.
+    pub fn last_ids(request: &ExportTraceServiceRequest) -> ([u8; 16], [u8; 8]) {
+        let span = request.resource_spans[0].scope_spans[0]
+            .spans
+            .last()
+            .expect("requests have spans");
+        (
+            span.trace_id
+                .as_slice()
+                .try_into()
+                .expect("16-byte trace id"),
+            span.span_id.as_slice().try_into().expect("8-byte span id"),
+        )
+    }
+}
+
+/// Unique, never-zero ids from (client, request, index).
+mod ids {
+    pub fn trace(client: u64, request: u64, trace: u64) -> [u8; 16] {
+        let mut id = [0; 16];
+        id[..8].copy_from_slice(&((client << 40) | request).to_be_bytes());
+        id[8..].copy_from_slice(&(trace + 1).to_be_bytes());
+        id
+    }
+
+    pub fn span(client: u64, request: u64, index: u64) -> [u8; 8] {
+        ((client << 52) | (request << 12) | (index + 1)).to_be_bytes()
+    }
+}
+
+/// One span of the template: a Kafka producer or consumer span with ~15 attributes; every
+/// fourth has a link, every eighth an event, every 32nd an error.
+fn template_span(client: u64, index: usize) -> Span {
+    let consumer = index % 2 == 1;
+    let mut attributes = vec![
+        text(MESSAGING_SYSTEM, "kafka"),
+        text(
+            MESSAGING_OPERATION_TYPE,
+            if consumer { "process" } else { "send" },
+        ),
+        text(
+            MESSAGING_OPERATION_NAME,
+            if consumer { "process" } else { "send" },
+        ),
+        text(MESSAGING_DESTINATION_NAME, format!("orders-{}", index % 7)),
+        text(MESSAGING_DESTINATION_PARTITION_ID, (index % 12).to_string()),
+        int(MESSAGING_KAFKA_OFFSET, (index as i64) * 31 + client as i64),
+        text(
+            MESSAGING_KAFKA_MESSAGE_KEY,
+            format!("customer-{}", index % 97),
+        ),
+        text(MESSAGING_MESSAGE_ID, format!("msg-{client}-{index}")),
+        text(MESSAGING_MESSAGE_CONVERSATION_ID, "set per request"),
+        text("cloudevents.event_type", "order.placed.v1"),
+        text("cloudevents.event_source", "/shop/orders"),
+        text("code.function.name", "handle_order"),
+        int("order.lines", (index % 9) as i64 + 1),
+        text("tenant", "acme"),
+        text("deployment.region", "eu-west-1"),
+    ];
+    if consumer {
+        attributes.push(text(
+            MESSAGING_CONSUMER_GROUP_NAME,
+            format!("group-{}", index % 3),
+        ));
+    }
+    let links = if index % 4 == 3 {
+        vec![Link {
+            attributes: vec![text("link.reason", "creation context")],
+            ..Link::default()
+        }]
+    } else {
+        Vec::new()
+    };
+    let events = if index % 8 == 7 {
+        vec![Event {
+            name: "retry".into(),
+            attributes: vec![int("attempt", 2)],
+            ..Event::default()
+        }]
+    } else {
+        Vec::new()
+    };
+    let status = (index % 32 == 31).then(|| Status {
+        message: "handler failed".into(),
+        code: status::StatusCode::Error as i32,
+    });
+    Span {
+        name: if consumer {
+            "orders process"
+        } else {
+            "orders send"
+        }
+        .into(),
+        kind: if consumer {
+            SpanKind::Consumer
+        } else {
+            SpanKind::Producer
+        } as i32,
+        attributes,
+        links,
+        events,
+        status,
+        ..Span::default()
+    }
+}
