@@ -50,10 +50,9 @@ pub enum SummaryFormat {
 /// Arguments of `causeway demo`.
 #[derive(Debug, Default, clap::Args)]
 #[command(
-    long_about = "Run the simulated shop (order, inventory, payment, shipping, notification), \
-the collector and the dashboard in one process, with faults injected on a schedule.\n\n\
-The demo starts on a fresh database: the file named by --db is deleted and recreated \
-(it must be a causeway/SQLite database or absent). Use a dedicated path such as --db demo.db."
+    after_help = "The demo starts on a fresh database: the --db file (and its -wal and -shm \
+files) is deleted and recreated; a file that is not an SQLite database is refused. Use a \
+dedicated path such as --db demo.db. See docs/DEMO.md for faults and the config file."
 )]
 pub struct Args {
     /// Run the shop over this Kafka cluster (`host:port,...`) instead of the embedded bus.
@@ -297,6 +296,14 @@ async fn wait_for_resolution(db: &Path, report: &causeway_demo::shop::ShopReport
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn help_says_the_database_is_recreated() {
+        use clap::Args as _;
+        let mut command = Args::augment_args(clap::Command::new("demo"));
+        let help = command.render_long_help().to_string();
+        assert!(help.contains("is deleted and recreated"), "{help}");
+    }
 
     #[test]
     fn fresh_database_replaces_only_sqlite_files() {
