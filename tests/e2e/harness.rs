@@ -164,14 +164,16 @@ pub struct CollectorProcess {
 }
 
 impl CollectorProcess {
-    /// Starts `causeway --db DB collector` on loopback port 0 for both receivers (plus
-    /// `extra_args`), and waits for its `listening` line on stderr.
+    /// Starts `causeway --db DB collector` on loopback port 0 for both receivers and the
+    /// metrics endpoint (plus `extra_args`), and waits for its `listening` line on stderr.
     pub fn start(db: &Path, extra_args: &[&str]) -> Self {
         let mut args: Vec<&str> = vec![
             "collector",
             "--otlp-grpc",
             "127.0.0.1:0",
             "--otlp-http",
+            "127.0.0.1:0",
+            "--metrics",
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra_args);

@@ -24,8 +24,9 @@ pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceServ
 pub const GRPC_OK: i32 = 0;
 /// The request was malformed.
 pub const GRPC_INVALID_ARGUMENT: i32 = 3;
-/// The request was too large.
-pub const GRPC_RESOURCE_EXHAUSTED: i32 = 8;
+/// Statuses that refuse a too-large message: RESOURCE_EXHAUSTED (8, the gRPC spec's
+/// choice) or OUT_OF_RANGE (11, what tonic answers when its decoded-size limit trips).
+pub const GRPC_TOO_LARGE: [i32; 2] = [8, 11];
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
