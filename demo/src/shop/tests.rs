@@ -171,3 +171,50 @@ async fn faults_reach_the_wire_as_injected() {
         "{types:?}"
     );
 }
+
+#[tokio::test]
+async fn slow_consumer_builds_lag_then_recovers() {
+    let bus = Bus::new();
+    let mut slow = ScheduledFault::new(FaultKind::SlowConsumer, Duration::from_millis(100));
+    slow.group = "notification".into();
+    slow.duration = Duration::from_millis(1_500);
+    slow.delay = Duration::from_millis(60);
+    let config = ShopConfig {
+        rate: 40.0,
+        schedule: vec![slow],
+    };
+    let shop = start(
+        config,
+        Transport::Embedded(bus.clone()),
+        ShopTelemetry::disabled(),
+    )
+    .await
+    .unwrap();
+    let group_lag = |group: &str| -> i64 {
+        bus.lag_snapshot()
+            .iter()
+            .filter(|s| s.group == group)
+            .map(|s| s.lag_messages())
+            .sum()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut peak = 0;
+    while peak < 15 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag never built: peak {peak}"
+        );
+        peak = peak.max(group_lag("notification"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(group_lag("payment") < 15, "other groups keep up");
+    let report = shop
+        .stop(Duration::from_millis(500), Duration::from_secs(30))
+        .await;
+    assert_eq!(report.injected.len(), 1);
+    assert_eq!(
+        group_lag("notification"),
+        0,
+        "the group caught up after the window"
+    );
+}
