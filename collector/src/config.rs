@@ -39,6 +39,8 @@ pub struct CollectorConfig {
     pub retention: RetentionConfig,
     /// The collector's own metrics endpoint.
     pub metrics: MetricsConfig,
+    /// `[lag]`: the lag poller, lag rules and alert hooks (see docs/ALERT-RULES.md).
+    pub lag: crate::lag_config::LagConfig,
 }
 
 /// `[otlp]`: receiver addresses and request limits.
@@ -99,6 +101,7 @@ impl Default for CollectorConfig {
             writer: WriterConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
+            lag: crate::lag_config::LagConfig::default(),
         }
     }
 }

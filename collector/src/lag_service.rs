@@ -127,16 +127,17 @@ impl LagService {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => {
-                        if let Err(error) = self.cycle(now_ns()).await {
+                    _ = ticks.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+                // A cycle waiting on an unreachable broker must not hold up shutdown.
+                tokio::select! {
+                    result = self.cycle(now_ns()) => {
+                        if let Err(error) = result {
                             tracing::warn!(%error, "lag cycle failed");
                         }
                     }
-                    changed = stop.changed() => {
-                        if changed.is_err() || *stop.borrow() {
-                            break;
-                        }
-                    }
+                    _ = stop.wait_for(|stopped| *stopped) => break,
                 }
             }
             self.finish_deliveries().await;

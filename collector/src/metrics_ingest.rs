@@ -1,6 +1,6 @@
 //! OTLP metrics to lag samples: the `kafka.consumer_group.lag` and
 //! `kafka.consumer_group.offset` gauges services report (the names of the collector's
-//! `kafkametrics` receiver), combined per group, topic, partition and time. Pure: the
+//! `kafkametrics` receiver), combined per group, topic and partition. Pure: the
 //! receivers in `metrics_ingest_grpc` and `metrics_ingest_http` only decode and store.
 
 use std::collections::BTreeMap;
@@ -41,7 +41,9 @@ pub struct MetricsIngest {
     pub rejected: usize,
 }
 
-type SampleKey = (String, String, i32, i64, String);
+/// One export gives one sample per group, topic, partition and source: a service's lag
+/// and offset points for a partition are combined even when stamped a moment apart.
+type SampleKey = (String, String, i32, String);
 
 /// Extracts lag samples from an export received at `now_ns`; other metrics are ignored.
 pub fn lag_samples(request: &ExportMetricsServiceRequest, now_ns: i64) -> MetricsIngest {
@@ -77,13 +79,7 @@ pub fn lag_samples(request: &ExportMetricsServiceRequest, now_ns: i64) -> Metric
                         .ok()
                         .filter(|t| (t - now_ns).abs() <= MAX_CLOCK_SKEW_NS)
                         .unwrap_or(now_ns);
-                    let key = (
-                        group.clone(),
-                        topic.clone(),
-                        partition,
-                        at_ns,
-                        source.clone(),
-                    );
+                    let key = (group.clone(), topic.clone(), partition, source.clone());
                     let sample = combined.entry(key).or_insert_with(|| LagSample {
                         sampled_ns: at_ns,
                         consumer_group: group,
@@ -96,6 +92,7 @@ pub fn lag_samples(request: &ExportMetricsServiceRequest, now_ns: i64) -> Metric
                         members: None,
                         source: source.clone(),
                     });
+                    sample.sampled_ns = sample.sampled_ns.max(at_ns);
                     if is_lag {
                         sample.lag = Some(value.max(0));
                     } else {

@@ -256,3 +256,35 @@ fn a_histogram_under_a_lag_name_is_rejected() {
     let ingest = lag_samples(&request(vec![metric]), NOW);
     assert_eq!((ingest.samples.len(), ingest.rejected), (0, 1));
 }
+
+#[test]
+fn points_of_one_export_stamped_apart_still_combine() {
+    let at = NOW as u64;
+    let ingest = lag_samples(
+        &request(vec![
+            gauge(
+                METRIC_CONSUMER_GROUP_LAG,
+                vec![point(
+                    labels(int(ATTR_PARTITION, 0)),
+                    number_data_point::Value::AsInt(3),
+                    at,
+                )],
+            ),
+            gauge(
+                METRIC_CONSUMER_GROUP_OFFSET,
+                vec![point(
+                    labels(int(ATTR_PARTITION, 0)),
+                    number_data_point::Value::AsInt(9),
+                    at + 1_000_000,
+                )],
+            ),
+        ]),
+        NOW,
+    );
+    assert_eq!(ingest.samples.len(), 1);
+    let sample = &ingest.samples[0];
+    assert_eq!(
+        (sample.lag, sample.committed_offset, sample.sampled_ns),
+        (Some(3), Some(9), NOW + 1_000_000)
+    );
+}

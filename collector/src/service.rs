@@ -16,6 +16,10 @@ use crate::batch_writer::{WriterOptions, spawn_writer};
 use crate::config::CollectorConfig;
 use crate::grpc_receiver::GrpcTraceService;
 use crate::http_receiver::{self, HttpReceiver};
+use crate::lag_config::LagConfigError;
+use crate::lag_service::{LagService, LagServiceError};
+use crate::metrics_ingest_grpc::GrpcMetricsService;
+use crate::metrics_ingest_http;
 use crate::self_metrics::{self, SelfMetrics};
 
 /// How long shutdown waits for open requests before cutting them off.
@@ -38,6 +42,12 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
+    /// The `[lag]` section is invalid (a bad rule or hook, named in the message).
+    #[error(transparent)]
+    LagConfig(#[from] LagConfigError),
+    /// The lag service could not start.
+    #[error(transparent)]
+    Lag(#[from] LagServiceError),
 }
 
 /// Entry point of the collector library.
@@ -54,13 +64,17 @@ pub struct RunningCollector {
     stop: watch::Sender<bool>,
     servers: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
+    lag: JoinHandle<()>,
 }
 
 impl Collector {
     /// Opens the store, starts the writer and binds every endpoint (port 0 picks a free
     /// port; see the `*_addr` methods for what was bound).
     pub async fn start(config: &CollectorConfig) -> Result<RunningCollector, CollectorError> {
+        // A bad lag rule or hook refuses to start before anything is opened.
+        let lag_settings = config.lag.validate()?;
         let store = Store::open(&config.db).await?;
+        let lag_store = store.clone();
         let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;
         let http_listener = bind("otlp http", config.otlp.http).await?;
         let metrics_listener = bind("metrics", config.metrics.addr).await?;
@@ -77,6 +91,8 @@ impl Collector {
         let (writer, writer_task) =
             spawn_writer(store, writer_options(config), Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
+        let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
+            .spawn(stopped.clone());
 
         let grpc = GrpcTraceService::new(
             writer.clone(),
@@ -85,6 +101,10 @@ impl Collector {
         );
         let grpc_server = tonic::transport::Server::builder()
             .add_service(grpc)
+            .add_service(GrpcMetricsService::server(
+                lag_store.clone(),
+                config.otlp.grpc_max_message_size.as_usize(),
+            ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(grpc_listener),
                 until(stopped.clone()),
@@ -93,7 +113,11 @@ impl Collector {
             writer,
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.otlp.http_max_body_size.as_usize(),
-        });
+        })
+        .merge(metrics_ingest_http::router(
+            lag_store,
+            config.otlp.http_max_body_size.as_usize(),
+        ));
         let http_server =
             axum::serve(http_listener, http).with_graceful_shutdown(until(stopped.clone()));
         let metrics_server =
@@ -118,6 +142,7 @@ impl Collector {
             stop,
             servers,
             writer: writer_task,
+            lag,
         })
     }
 }
@@ -147,6 +172,10 @@ impl RunningCollector {
     /// queued, and closes the store. Returns once the store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // The lag service stops before the writer closes the store they share.
+        if let Err(error) = self.lag.await {
+            tracing::warn!(error = %error, "lag service ended abnormally");
+        }
         for (what, mut server) in self.servers {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
                 .await

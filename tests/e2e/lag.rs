@@ -292,3 +292,161 @@ async fn lag_and_alerts_commands_refuse_missing_and_empty_databases() {
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(document["alerts"], serde_json::json!([]));
 }
+
+/// An OTLP metrics export with one `kafka.consumer_group.lag` and one
+/// `kafka.consumer_group.offset` point for `group` on orders/0.
+fn lag_export(
+    group: &str,
+    lag: i64,
+    offset: i64,
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    };
+    let point = |value| NumberDataPoint {
+        attributes: vec![
+            text("group", group),
+            text("topic", TOPIC),
+            KeyValue {
+                key: "partition".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(0)),
+                }),
+                ..KeyValue::default()
+            },
+        ],
+        time_unix_nano: now_ns() as u64,
+        value: Some(number_data_point::Value::AsInt(value)),
+        ..NumberDataPoint::default()
+    };
+    let gauge = |name: &str, value| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![point(value)],
+        })),
+        ..Metric::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", group)],
+                ..Resource::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    gauge("kafka.consumer_group.lag", lag),
+                    gauge("kafka.consumer_group.offset", offset),
+                ],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_stores_lag_reported_over_otlp_http_and_grpc() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use prost::Message;
+
+    let dir = temp_dir();
+    let db = dir.path().join("otlp-lag.db");
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        "[lag]\ninterval = \"200ms\"\n[[lag.rules]]\nname = \"behind\"\nwarn_messages = 5\n",
+    )
+    .unwrap();
+    let collector =
+        crate::harness::CollectorProcess::start(&db, &["--config", config.to_str().unwrap()]);
+
+    // OTLP/HTTP protobuf from one service, OTLP/gRPC from another.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/metrics", collector.http_endpoint()))
+        .header("content-type", "application/x-protobuf")
+        .body(lag_export("billing", 7, 40).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut client = MetricsServiceClient::connect(collector.grpc_endpoint())
+        .await
+        .unwrap();
+    client.export(lag_export("shipping", 0, 12)).await.unwrap();
+
+    let store = Store::open_read_only(&db).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let rows = loop {
+        let rows = store.lag_status().await.unwrap();
+        if rows.len() == 2 || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rows.len(), 2, "both groups evaluated: {rows:?}");
+    let billing = rows.iter().find(|r| r.consumer_group == "billing").unwrap();
+    assert_eq!(
+        (billing.lag, billing.committed_offset),
+        (Some(7), Some(40)),
+        "{rows:?} {:?}",
+        store.lag_samples_since(0).await.unwrap()
+    );
+    assert_eq!(
+        billing.high_watermark,
+        Some(47),
+        "derived from offset and lag"
+    );
+    let samples = store.lag_samples_since(0).await.unwrap();
+    let sources: Vec<&str> = samples.iter().map(|s| s.source.as_str()).collect();
+    assert!(
+        sources.contains(&"otlp:billing") && sources.contains(&"otlp:shipping"),
+        "{sources:?}"
+    );
+    // 7 messages over the rule's warn_messages of 5: the alert fires for billing only.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let alerts = loop {
+        let alerts = store.alerts(10).await.unwrap();
+        if !alerts.is_empty() || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].labels["consumer_group"], "billing");
+    assert_eq!(alerts[0].status, "firing");
+}
+
+#[test]
+fn collector_refuses_a_bad_rule_by_name() {
+    let dir = temp_dir();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[lag]\n[[lag.rules]]\nname = \"too-eager\"\nwarn_after = \"5 parsecs\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(causeway_bin())
+        .args(["collector", "--config"])
+        .arg(&config)
+        .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+        .arg("--db")
+        .arg(dir.path().join("bad.db"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("lag rule too-eager: warn_after"),
+        "{stderr}"
+    );
+}
