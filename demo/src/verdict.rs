@@ -27,8 +27,12 @@ pub struct LagAlertSeen {
     pub rule: String,
     /// The consumer group it names.
     pub group: String,
-    /// `firing` or `resolved`.
+    /// The stored status (`pending`, `firing`, `resolved`), for display.
     pub status: String,
+    /// Whether the alert fired (it is firing, or fired and resolved).
+    pub fired: bool,
+    /// Whether it has resolved since.
+    pub resolved: bool,
 }
 
 /// What causeway found in the stored data.
@@ -78,15 +82,13 @@ pub fn judge(injected: &[InjectedFault], findings: &Findings) -> Vec<FaultVerdic
                 let alerts: Vec<&LagAlertSeen> = findings
                     .lag_alerts
                     .iter()
-                    .filter(|alert| alert.group == group)
+                    .filter(|alert| alert.group == group && alert.fired)
                     .collect();
                 FaultVerdict {
                     fault: fault.clone(),
                     found: !alerts.is_empty(),
                     evidence: format!("lag alert on consumer group {group}"),
-                    resolved: Some(
-                        !alerts.is_empty() && alerts.iter().all(|a| a.status == "resolved"),
-                    ),
+                    resolved: Some(!alerts.is_empty() && alerts.iter().all(|a| a.resolved)),
                 }
             }
         })
@@ -123,6 +125,15 @@ mod tests {
             rule: "lag".into(),
             group: "notification".into(),
             status: "resolved".into(),
+            fired: true,
+            resolved: true,
+        });
+        findings.lag_alerts.push(LagAlertSeen {
+            rule: "lag".into(),
+            group: "payment".into(),
+            status: "pending".into(),
+            fired: false,
+            resolved: false,
         });
         // (fault, found, resolved, why)
         let cases = [

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use causeway_collector::alert::AlertStatus;
 use causeway_collector::{Collector, CollectorConfig, CollectorError, RunningCollector};
 use causeway_demo::bus::Bus;
 use causeway_demo::faults::{
@@ -280,7 +281,13 @@ async fn wait_for_resolution(db: &Path, report: &causeway_demo::shop::ShopReport
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         match store.alerts(1_000).await {
-            Ok(alerts) if alerts.iter().all(|a| a.status != "firing") => break,
+            Ok(alerts)
+                if alerts
+                    .iter()
+                    .all(|a| a.status != AlertStatus::Firing.name()) =>
+            {
+                break;
+            }
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "cannot read alerts");

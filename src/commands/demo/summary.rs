@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::Context;
+use causeway_collector::alert::AlertStatus;
 use causeway_collector::lag_service::GROUP_LABEL;
 use causeway_demo::faults::InjectedFault;
 use causeway_demo::shop::ShopReport;
@@ -99,6 +100,9 @@ pub async fn summarise(
         .into_iter()
         .map(|alert| LagAlertSeen {
             group: alert.labels.get(GROUP_LABEL).cloned().unwrap_or_default(),
+            fired: alert.status == AlertStatus::Firing.name()
+                || alert.status == AlertStatus::Resolved.name(),
+            resolved: alert.status == AlertStatus::Resolved.name(),
             rule: alert.rule,
             status: alert.status,
         })
