@@ -31,34 +31,34 @@ impl Store {
         search: &CorrelationSearch,
     ) -> Result<Vec<CorrelationRow>, StorageError> {
         let text = search.text.trim();
-        let base = "SELECT c.correlation_id, c.first_start_ns, c.last_end_ns, c.has_error \
-                    FROM correlations c";
-        let order = " ORDER BY c.first_start_ns DESC, c.correlation_id DESC LIMIT ? OFFSET ?";
-        let rows = if text.is_empty() {
-            sqlx::query(sqlx::AssertSqlSafe(format!("{base}{order}")))
-                .bind(search.limit.max(0))
-                .bind(search.offset.max(0))
-                .fetch_all(&self.reader)
-                .await?
+        // The window is chosen on the covering index (start time, correlation ID), so rows
+        // skipped by OFFSET cost no table lookups; only the window's rows are read in full.
+        let (filter, pattern, trace_id) = if text.is_empty() {
+            ("", None, None)
         } else {
-            let pattern = format!("%{}%", escape_like(text));
-            let trace_id = text.parse::<TraceId>().ok().map(|id| id.0.to_vec());
-            let sql = format!(
-                "{base} WHERE c.correlation_id LIKE ?1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
-                 WHERE s.correlation_id = c.correlation_id AND (s.trace_id = ?2 \
-                 OR s.service_name = ?3 OR s.event_type LIKE ?1 ESCAPE '\\' \
-                 OR s.attributes LIKE ?1 ESCAPE '\\')){order}"
+            (
+                " WHERE w.correlation_id LIKE ?3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
+                 WHERE s.correlation_id = w.correlation_id AND (s.trace_id = ?4 \
+                 OR s.service_name = ?5 OR s.event_type LIKE ?3 ESCAPE '\\' \
+                 OR s.attributes LIKE ?3 ESCAPE '\\'))",
+                Some(format!("%{}%", escape_like(text))),
+                text.parse::<TraceId>().ok().map(|id| id.0.to_vec()),
             )
-            .replace("LIMIT ? OFFSET ?", "LIMIT ?4 OFFSET ?5");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(pattern)
-                .bind(trace_id)
-                .bind(text)
-                .bind(search.limit.max(0))
-                .bind(search.offset.max(0))
-                .fetch_all(&self.reader)
-                .await?
         };
+        let sql = format!(
+            "SELECT c.correlation_id, c.first_start_ns, c.last_end_ns, c.has_error \
+             FROM (SELECT w.correlation_id FROM correlations w INDEXED BY correlations_by_start\
+             {filter} ORDER BY w.first_start_ns DESC, w.correlation_id DESC LIMIT ?1 OFFSET ?2) page \
+             JOIN correlations c ON c.correlation_id = page.correlation_id \
+             ORDER BY c.first_start_ns DESC, c.correlation_id DESC"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(search.limit.max(0))
+            .bind(search.offset.max(0));
+        if let Some(pattern) = pattern {
+            query = query.bind(pattern).bind(trace_id).bind(text);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
         rows.iter()
             .map(|row| {
                 Ok(CorrelationRow {
