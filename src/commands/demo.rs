@@ -165,6 +165,26 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     lag.stop().await;
     collector.shutdown().await;
     if !args.headless {
+        let faults: Vec<String> = report
+            .injected
+            .iter()
+            .map(|f| {
+                let target = f.correlation_id.as_deref().or(f.group.as_deref());
+                format!("{} ({})", f.kind.as_str(), target.unwrap_or("-"))
+            })
+            .collect();
+        eprintln!(
+            "causeway demo: {} orders; faults injected: {}; database kept at {} \
+             (try: causeway --db {} flows --errors)",
+            report.orders,
+            if faults.is_empty() {
+                "none".to_owned()
+            } else {
+                faults.join(", ")
+            },
+            db.display(),
+            db.display()
+        );
         return Ok(());
     }
 
