@@ -398,7 +398,31 @@ mod tests {
         }
     }
 
+    /// An independent statement of the version-00 grammar, to check the parser against.
+    fn reference_accepts(value: &str) -> bool {
+        let parts: Vec<&str> = value.split('-').collect();
+        let lower_hex = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        parts.len() == 4
+            && parts[0] == "00"
+            && lower_hex(parts[1], 32)
+            && lower_hex(parts[2], 16)
+            && lower_hex(parts[3], 2)
+            && parts[1].bytes().any(|b| b != b'0')
+            && parts[2].bytes().any(|b| b != b'0')
+    }
+
     proptest! {
+        #[test]
+        fn agrees_with_the_reference_grammar_on_near_misses(
+            value in "00-[0-9a-fA-F]{31,33}-[0-9a-f0]{15,17}-[0-9a-fA-F]{1,3}|00-0{32}-0{15}[01]-01|00-0{31}[01]-[0-9a-f]{16}-01",
+        ) {
+            prop_assert_eq!(parse_traceparent(&value).is_ok(), reference_accepts(&value), "{}", value);
+        }
+
         #[test]
         fn never_panics_on_any_text(value in "\\PC{0,80}") {
             let _ = parse_traceparent(&value);
