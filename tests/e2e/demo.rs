@@ -325,3 +325,65 @@ fn faults_on_demand_from_stdin_are_injected_and_found() {
     assert_eq!(faults[0]["found"], true);
     assert_eq!(summary["shop"]["dead_lettered"], 1);
 }
+
+/// The dashboard run: the demo in tmux shows live flows, and quits cleanly on `q`,
+/// naming what it injected and where the database is.
+#[test]
+fn dashboard_demo_shows_live_flows_and_quits_cleanly() {
+    use crate::harness::wait_until;
+    let dir = temp_dir();
+    let db = dir.path().join("demo.db");
+    let done = dir.path().join("done.txt");
+    let socket = format!("causeway-e2e-demo-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("cannot run tmux (is it installed?)")
+    };
+    let command = format!(
+        "{} --db {} demo --fault declined-payment@1s 2>{}.err; echo $? > {}; sleep 30",
+        causeway_bin().display(),
+        db.display(),
+        done.display(),
+        done.display()
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "-x",
+        "140",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "demo"]).stdout).into_owned()
+    };
+    let live = wait_until(Duration::from_secs(30), || {
+        let text = screen();
+        // Five orders on screen: flows arrive live, whichever have scrolled out.
+        text.matches("ord-10").count() >= 5
+    });
+    let last_screen = screen();
+    tmux(&["send-keys", "-t", "demo", "q"]);
+    let exited = wait_until(Duration::from_secs(30), || {
+        done.exists() && std::fs::read_to_string(&done).is_ok_and(|s| !s.is_empty())
+    });
+    let status = std::fs::read_to_string(&done).unwrap_or_default();
+    let stderr = std::fs::read_to_string(format!("{}.err", done.display())).unwrap_or_default();
+    tmux(&["kill-server"]);
+    assert!(live, "no live flows on the dashboard:\n{last_screen}");
+    assert!(exited, "the demo did not quit on q:\n{}", screen());
+    assert_eq!(status.trim(), "0", "{stderr}");
+    assert!(
+        stderr.contains("faults injected: declined-payment (ord-"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("database kept at"), "{stderr}");
+}
