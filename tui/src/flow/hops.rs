@@ -181,6 +181,9 @@ fn hop(
         (Some(send), Some(first)) => Some(first.start_ns - send.end_ns),
         _ => None,
     };
+    let message_queue_wait_ns = attempts.first().and_then(|&i| {
+        int_attribute(spans[i], keys::QUEUE_TIME_MS).map(|ms| ms.saturating_mul(1_000_000))
+    });
     let processing_ns = attempts.iter().map(|&i| steps[i].duration_ns).sum();
     let backoff_ns = attempts
         .windows(2)
@@ -217,7 +220,9 @@ fn hop(
         published_ns: event.published_ns,
         publish_ns: send.map(|s| s.duration_ns),
         queue_wait_ns,
-        clock_skew: queue_wait_ns.is_some_and(|wait| wait < 0),
+        clock_skew: queue_wait_ns.is_some_and(|wait| wait < 0)
+            || message_queue_wait_ns.is_some_and(|wait| wait < 0),
+        message_queue_wait_ns,
         processing_ns,
         retries,
         backoff_ns,
@@ -259,7 +264,9 @@ fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict>
 /// An integer attribute, also accepted as a numeric string.
 pub(crate) fn int_attribute(span: &SpanRecord, key: &str) -> Option<i64> {
     match span.attributes.get(key)? {
-        Value::Number(number) => number.as_i64(),
+        Value::Number(number) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|float| float.round() as i64)),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
     }

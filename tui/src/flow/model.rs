@@ -194,7 +194,11 @@ pub struct Hop {
     pub publish_ns: Option<i64>,
     /// Consumer start minus producer end (may be negative under clock skew).
     pub queue_wait_ns: Option<i64>,
-    /// Whether the clocks of producer and consumer disagree (negative queue wait).
+    /// Queue wait the consumer measured against the Kafka message timestamp
+    /// (`causeway.queue_time_ms` on the first attempt), when recorded.
+    pub message_queue_wait_ns: Option<i64>,
+    /// Whether the clocks disagree: a negative queue wait from the spans, or from the
+    /// message timestamp.
     pub clock_skew: bool,
     /// Time spent processing, summed over attempts.
     pub processing_ns: i64,

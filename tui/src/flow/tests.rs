@@ -198,6 +198,7 @@ fn shop_flow_json_is_golden() {
     let (spans, topology) = shop();
     let flow = rebuild(&spans, &topology);
     insta::assert_snapshot!("shop_flow_json", render::json(&flow));
+    insta::assert_snapshot!("shop_flow_text", render::text(&flow));
 }
 
 #[test]
@@ -373,6 +374,22 @@ fn every_anomaly_is_found_with_its_proof() {
             ],
             AnomalyKind::ClockSkew,
             vec!["send m1", "early bird"],
+        ),
+        (
+            "the message timestamp says the consumer read it before it was produced",
+            vec![
+                span(1, 1, "order-service", "send m1", 0, 1).send(
+                    "orders",
+                    "m1",
+                    "order.placed.v1",
+                ),
+                span(1, 2, "billing", "reader", 5, 6)
+                    .parent(1)
+                    .process("orders", "m1", "billing")
+                    .attr(keys::QUEUE_TIME_MS, Value::from(-3.0)),
+            ],
+            AnomalyKind::ClockSkew,
+            vec!["send m1", "reader"],
         ),
     ];
     for (reason, spans, kind, proof) in cases {

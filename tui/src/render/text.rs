@@ -25,13 +25,13 @@ fn header(flow: &Flow, out: &mut String) {
     let ids: Vec<String> = flow.correlation_ids.iter().map(|id| clean(id)).collect();
     let _ = writeln!(
         out,
-        "flow {}  status {:?}  duration {}  spans {}  traces {}  events {}",
+        "flow {}  status {}  duration {}  spans {}  traces {}  events {}",
         if ids.is_empty() {
             "(no correlation id)".to_owned()
         } else {
             ids.join(", ")
         },
-        flow.status,
+        snake_name(&flow.status),
         human_duration(flow.duration_ns),
         flow.steps.len(),
         flow.trace_ids.len(),
@@ -105,7 +105,7 @@ fn step_line(
         (_, EdgeKind::Link | EdgeKind::Message) => "⇢ ",
     };
     let mut line = format!(
-        "{}{branch}{}  {}  {}",
+        "#{index:<3} {}{branch}{}  {}  {}",
         "   ".repeat(depth.min(40)),
         clean(&step.service),
         clean(&step.name),
@@ -201,8 +201,8 @@ fn anomalies(flow: &Flow, out: &mut String) {
         let steps: Vec<String> = anomaly.steps.iter().map(|s| format!("#{s}")).collect();
         let _ = writeln!(
             out,
-            "  ! {:?}: {}  (steps {})",
-            anomaly.kind,
+            "  ! {}: {}  (steps {})",
+            snake_name(&anomaly.kind),
             clean(&anomaly.detail),
             steps.join(" ")
         );
@@ -226,10 +226,18 @@ fn critical_path(flow: &Flow, out: &mut String) {
         let _ = writeln!(
             out,
             "  {:<11} {:>10}  {}  {}",
-            format!("{:?}", segment.kind).to_lowercase(),
+            snake_name(&segment.kind).replace('_', " "),
             human_duration(segment.duration_ns),
             clean(&step.service),
             clean(&step.name)
         );
+    }
+}
+
+/// The name serde gives a unit variant (`queue_wait`, `not_seen_yet`).
+fn snake_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::from("?"),
     }
 }
