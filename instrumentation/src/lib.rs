@@ -46,6 +46,12 @@
 //! [`Extracted::propagation_break`] reason, which [`start_process_span`] records as the
 //! `causeway.propagation.break` attribute and event. Header names, attribute keys and
 //! metric names are in [`names`].
+//!
+//! On Kafka (rdkafka), the same core is wrapped by [`TracedProducer`] (send spans, headers,
+//! delivery partition and offset), [`TracedConsumer`] (process spans, retries, errors, the
+//! correlation ID current while the handler runs), [`forward_to_dead_letter`] and
+//! [`LagReportingContext`] (lag gauges from librdkafka statistics). [`Pipeline`] sets up
+//! OTLP export from the `OTEL_*` variables or explicitly; see docs/INSTRUMENTATION.md.
 
 pub mod cloudevent;
 pub mod consumer;
