@@ -70,7 +70,6 @@ impl Store {
         for id in ids.iter().chain(ids) {
             spans = spans.bind(id);
         }
-        let rows = spans.bind(limit).fetch_all(&self.reader).await?;
         let link_sql = format!(
             "SELECT l.trace_id, l.span_id, l.linked_trace_id, l.linked_span_id, l.attributes \
              FROM span_links l WHERE l.trace_id IN ({traces})"
@@ -79,7 +78,11 @@ impl Store {
         for id in ids {
             links = links.bind(id);
         }
-        let links = links.fetch_all(&self.reader).await?;
+        // Spans and links are read at once, on two reader connections.
+        let (rows, links) = tokio::try_join!(
+            spans.bind(limit).fetch_all(&self.reader),
+            links.fetch_all(&self.reader)
+        )?;
         assemble(rows, links)
     }
 
@@ -175,5 +178,171 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::ids::SpanId;
+    use crate::record::{Messaging, SpanKind, SpanLink, StatusCode};
+    use crate::span_encode::EncodedSpans;
+
+    fn span(trace: u8, id: u8, parent: Option<u8>, correlation: Option<&str>) -> SpanRecord {
+        SpanRecord {
+            trace_id: TraceId([trace; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            name: format!("span {id}"),
+            kind: if id == 3 {
+                SpanKind::Consumer
+            } else {
+                SpanKind::Internal
+            },
+            service_name: if id % 2 == 0 { "even" } else { "odd" }.to_owned(),
+            scope_name: "test".to_owned(),
+            start_ns: i64::from(trace) * 1_000 + i64::from(id),
+            end_ns: i64::from(trace) * 1_000 + i64::from(id) + 5,
+            status_code: if id == 9 {
+                StatusCode::Error
+            } else {
+                StatusCode::Unset
+            },
+            status_message: String::new(),
+            attributes: Default::default(),
+            resource: Default::default(),
+            events: Vec::new(),
+            links: Vec::new(),
+            messaging: Messaging {
+                correlation_id: correlation.map(str::to_owned),
+                destination: Some("orders".to_owned()),
+                consumer_group: (id == 3).then(|| "billing".to_owned()),
+                event_type: Some(format!("order.e{id}.v1")),
+                ..Messaging::default()
+            },
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("flow.db")).await.unwrap();
+        let mut linked = span(2, 3, None, Some("a"));
+        linked.links.push(SpanLink {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([1; 8]),
+            attributes: Default::default(),
+        });
+        let spans = vec![
+            span(1, 1, None, Some("a")),
+            span(1, 2, Some(1), None),
+            span(1, 4, Some(1), Some("b")),
+            linked,
+            span(3, 5, None, Some("b")),
+            span(4, 9, None, Some("c")),
+        ];
+        store
+            .write_spans(&[EncodedSpans::encode(&spans)])
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn flow_spans_take_uncorrelated_spans_of_the_same_traces_only() {
+        let (_dir, store) = store().await;
+        let spans = store.flow_spans(&["a".to_owned()], 100).await.unwrap();
+        let ids: Vec<u8> = spans.iter().map(|s| s.span_id.0[0]).collect();
+        assert_eq!(
+            ids,
+            [1, 2, 3],
+            "span 4 of trace 1 belongs to correlation b and stays out"
+        );
+        assert_eq!(spans[2].links.len(), 1, "links come along");
+        let both = store
+            .flow_spans(&["a".to_owned(), "b".to_owned()], 100)
+            .await
+            .unwrap();
+        assert_eq!(both.len(), 5);
+        let limited = store.flow_spans(&["a".to_owned()], 2).await.unwrap();
+        assert_eq!(limited.len(), 2, "the limit bounds the read");
+        assert!(store.flow_spans(&[], 100).await.unwrap().is_empty());
+        assert_eq!(
+            store.correlations_of_trace(TraceId([1; 16])).await.unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            store.topology().await.unwrap(),
+            [("orders".to_owned(), "billing".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn recent_correlations_page_newest_first_with_filters() {
+        let (_dir, store) = store().await;
+        let ids = |rows: Vec<CorrelationRow>| -> Vec<String> {
+            rows.into_iter().map(|r| r.correlation_id).collect()
+        };
+        let all = CorrelationQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let cases = [
+            (all.clone(), vec!["c", "b", "a"], "newest first"),
+            (
+                CorrelationQuery {
+                    limit: 1,
+                    before: Some((1_004, "b".to_owned())),
+                    ..all.clone()
+                },
+                vec!["a"],
+                "keyset page after b",
+            ),
+            (
+                CorrelationQuery {
+                    errors_only: true,
+                    ..all.clone()
+                },
+                vec!["c"],
+                "errors only",
+            ),
+            (
+                CorrelationQuery {
+                    service: Some("odd".to_owned()),
+                    ..all.clone()
+                },
+                vec!["c", "b", "a"],
+                "service odd ran in every correlation",
+            ),
+            (
+                CorrelationQuery {
+                    service: Some("even".to_owned()),
+                    ..all.clone()
+                },
+                vec!["b"],
+                "service even only in b",
+            ),
+            (
+                CorrelationQuery {
+                    event_type: Some("order.e9.*".to_owned()),
+                    ..all.clone()
+                },
+                vec!["c"],
+                "event type pattern",
+            ),
+            (
+                CorrelationQuery {
+                    since_ns: Some(2_000),
+                    ..all.clone()
+                },
+                vec!["c"],
+                "since bounds the start (b started at 1004)",
+            ),
+        ];
+        for (query, expected, reason) in cases {
+            let got = ids(store.recent_correlations(&query).await.unwrap());
+            assert_eq!(got, expected, "{reason}");
+        }
     }
 }
