@@ -201,7 +201,7 @@ mod tests {
             } else {
                 SpanKind::Internal
             },
-            service_name: if id % 2 == 0 { "even" } else { "odd" }.to_owned(),
+            service_name: if id.is_multiple_of(2) { "even" } else { "odd" }.to_owned(),
             scope_name: "test".to_owned(),
             start_ns: i64::from(trace) * 1_000 + i64::from(id),
             end_ns: i64::from(trace) * 1_000 + i64::from(id) + 5,
