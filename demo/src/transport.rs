@@ -18,6 +18,8 @@ use causeway_instrumentation::kafka_headers::{from_kafka, to_kafka};
 
 use crate::bus::{Bus, BusError, BusRecord, GroupConsumer, OutgoingRecord, now_ms};
 
+/// How long creating the shop's topics may take before the broker counts as unreachable.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a send to Kafka may wait in the client before it fails.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,18 +30,18 @@ pub enum TransportError {
     #[error(transparent)]
     Bus(#[from] BusError),
     /// The Kafka client failed.
-    #[error("kafka {operation} failed: {source}")]
+    #[error("kafka {operation} failed: {cause}")]
     Kafka {
-        /// What was being done, naming the topic or group.
+        /// What was being done, naming the topic, group or brokers.
         operation: String,
         /// The client's error.
-        source: KafkaError,
+        cause: KafkaError,
     },
 }
 
 fn kafka(operation: impl Into<String>) -> impl FnOnce(KafkaError) -> TransportError {
     let operation = operation.into();
-    move |source| TransportError::Kafka { operation, source }
+    move |cause| TransportError::Kafka { operation, cause }
 }
 
 /// The shop's connection to its bus.
@@ -102,17 +104,20 @@ impl Transport {
                         NewTopic::new(name, *partitions, TopicReplication::Fixed(1))
                     })
                     .collect();
+                let options = AdminOptions::new()
+                    .request_timeout(Some(ADMIN_TIMEOUT))
+                    .operation_timeout(Some(ADMIN_TIMEOUT));
                 let results = admin
-                    .create_topics(&new_topics, &AdminOptions::new())
+                    .create_topics(&new_topics, &options)
                     .await
-                    .map_err(kafka("create topics"))?;
+                    .map_err(kafka(format!("create topics on {brokers}")))?;
                 for result in results {
                     match result {
                         Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                         Err((topic, code)) => {
                             return Err(TransportError::Kafka {
-                                operation: format!("create topic {topic}"),
-                                source: KafkaError::AdminOp(code),
+                                operation: format!("create topic {topic} on {brokers}"),
+                                cause: KafkaError::AdminOp(code),
                             });
                         }
                     }
@@ -139,9 +144,9 @@ impl Transport {
                     producer
                         .send(future, SEND_TIMEOUT)
                         .await
-                        .map_err(|(source, _)| TransportError::Kafka {
+                        .map_err(|(cause, _)| TransportError::Kafka {
                             operation: format!("send to {}", record.topic),
-                            source,
+                            cause,
                         })?;
                 Ok((delivery.partition, delivery.offset))
             }
