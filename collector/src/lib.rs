@@ -7,7 +7,6 @@ pub mod byte_size;
 pub mod config;
 pub mod messaging_fields;
 pub mod otlp_convert;
-// Consumer lag, lag rules, alerts and alert hooks.
 pub mod batch_writer;
 pub mod alert;
 pub mod alert_payload;
@@ -28,6 +27,7 @@ pub mod self_metrics;
 pub mod grpc_receiver;
 pub mod body_decode;
 pub mod http_receiver;
+pub mod ingest;
 pub mod service;
 #[cfg(test)]
 mod test_support;
