@@ -27,7 +27,6 @@ pub mod self_metrics;
 pub mod grpc_receiver;
 pub mod body_decode;
 pub mod http_receiver;
-pub mod ingest;
 pub mod service;
 #[cfg(test)]
 mod test_support;
