@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use causeway_instrumentation::names::{
     DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC, DLQ_REASON,
-    DLQ_REASON_ATTRIBUTE, TRACEPARENT, TRACESTATE,
+    DLQ_REASON_ATTRIBUTE, MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_KAFKA_OFFSET, TRACEPARENT,
+    TRACESTATE,
 };
 use causeway_instrumentation::{
     ConsumeMeta, Headers, MessageMeta, ParentMode, extract, inject, record_error, record_retry,
@@ -186,7 +187,13 @@ impl ServiceContext {
     /// Sends `record` (already carrying its headers) under the send span `cx`.
     pub async fn send(&self, cx: &Context, record: &OutgoingRecord) {
         match self.transport.send(record).await {
-            Ok(_) => {
+            Ok((partition, offset)) => {
+                // Where the broker stored it: what lag alerts use to name the oldest
+                // waiting event.
+                cx.span().set_attributes([
+                    KeyValue::new(MESSAGING_DESTINATION_PARTITION_ID, partition.to_string()),
+                    KeyValue::new(MESSAGING_KAFKA_OFFSET, offset),
+                ]);
                 self.counters.published.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {

@@ -33,6 +33,9 @@ pub struct LagAlertSeen {
     pub fired: bool,
     /// Whether it has resolved since.
     pub resolved: bool,
+    /// The correlation ID of the oldest event waiting when it fired, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting: Option<String>,
 }
 
 /// What causeway found in the stored data.
@@ -127,6 +130,7 @@ mod tests {
             status: "resolved".into(),
             fired: true,
             resolved: true,
+            oldest_waiting: Some("ord-7".into()),
         });
         findings.lag_alerts.push(LagAlertSeen {
             rule: "lag".into(),
@@ -134,6 +138,7 @@ mod tests {
             status: "pending".into(),
             fired: false,
             resolved: false,
+            oldest_waiting: None,
         });
         // (fault, found, resolved, why)
         let cases = [

@@ -147,9 +147,15 @@ fn assert_every_fault_found(summary: &Value, transport: &str) {
     assert_eq!(slow["group"], "shipping");
     assert_eq!(slow["resolved"], true, "the lag alert resolved: {summary}");
     let alerts = summary["alerts"].as_array().unwrap();
+    let alert = alerts
+        .iter()
+        .find(|a| a["group"] == "shipping")
+        .unwrap_or_else(|| panic!("a lag alert names the slowed group: {alerts:?}"));
     assert!(
-        alerts.iter().any(|a| a["group"] == "shipping"),
-        "a lag alert names the slowed group: {alerts:?}"
+        alert["oldest_waiting"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ord-")),
+        "the alert names the oldest waiting order: {alert}"
     );
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use causeway_collector::alert::AlertStatus;
-use causeway_collector::lag_service::GROUP_LABEL;
+use causeway_collector::lag_service::{GROUP_LABEL, annotation};
 use causeway_demo::faults::InjectedFault;
 use causeway_demo::shop::ShopReport;
 use causeway_demo::verdict::{FaultVerdict, Findings, LagAlertSeen, judge};
@@ -103,6 +103,10 @@ pub async fn summarise(
             fired: alert.status == AlertStatus::Firing.name()
                 || alert.status == AlertStatus::Resolved.name(),
             resolved: alert.status == AlertStatus::Resolved.name(),
+            oldest_waiting: alert
+                .annotations
+                .get(annotation::WAITING_CORRELATION_ID)
+                .cloned(),
             rule: alert.rule,
             status: alert.status,
         })
@@ -155,7 +159,13 @@ pub fn text(summary: &Summary) -> String {
     let alerts: Vec<String> = summary
         .alerts
         .iter()
-        .map(|a| format!("{} on {} ({})", a.rule, a.group, a.status))
+        .map(|a| match &a.oldest_waiting {
+            Some(event) => format!(
+                "{} on {} ({}; oldest waiting event {event})",
+                a.rule, a.group, a.status
+            ),
+            None => format!("{} on {} ({})", a.rule, a.group, a.status),
+        })
         .collect();
     let _ = writeln!(out, "alerts: {}", or_none(&alerts.join(", ")));
     let _ = writeln!(out, "faults:");
