@@ -25,6 +25,7 @@ pub enum Input {
 pub struct Events {
     receiver: UnboundedReceiver<Input>,
     stop: Arc<AtomicBool>,
+    /// Detached on drop, see there.
     thread: Option<JoinHandle<()>>,
 }
 
@@ -74,9 +75,9 @@ impl Events {
 impl Drop for Events {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            // The thread checks the flag at least every POLL_INTERVAL.
-            let _ = thread.join();
-        }
+        // Not joined: on a terminal that has gone away (a closed pty) a read can block or
+        // spin inside crossterm, and waiting for it would keep the process from exiting.
+        // The thread stops at its next poll, or with the process.
+        drop(self.thread.take());
     }
 }
