@@ -188,6 +188,8 @@ pub async fn raw_grpc_call(
 pub struct HttpReply {
     /// The HTTP status code.
     pub status: u16,
+    /// `Retry-After`, if sent.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: Bytes,
 }
@@ -212,8 +214,17 @@ pub async fn http_post(
         .await
         .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = response.bytes().await.unwrap_or_default();
-    HttpReply { status, body }
+    HttpReply {
+        status,
+        retry_after,
+        body,
+    }
 }
 
 /// The protobuf bytes of a request, as an OTLP/HTTP body.

@@ -6,6 +6,7 @@ mod flow;
 mod harness;
 mod hooks;
 mod ingest;
+mod ingest_backpressure;
 mod ingest_kill;
 mod ingest_limits;
 mod ingest_otlp;
