@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use causeway_storage::{EncodedSpans, Store};
@@ -16,6 +17,9 @@ mod support;
 /// How long one screen change may take to show.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Numbers the tmux sockets of this test process.
+static NEXT_SOCKET: AtomicUsize = AtomicUsize::new(0);
+
 /// A tmux server of our own (its own socket), killed when dropped.
 struct Tmux {
     socket: String,
@@ -25,7 +29,12 @@ struct Tmux {
 impl Tmux {
     fn start(command: &str) -> Tmux {
         let tmux = Tmux {
-            socket: format!("causeway-e2e-{}", std::process::id()),
+            // One tmux server per session: tests run in parallel threads of one process.
+            socket: format!(
+                "causeway-e2e-{}-{}",
+                std::process::id(),
+                NEXT_SOCKET.fetch_add(1, Ordering::Relaxed)
+            ),
             session: "dashboard",
         };
         let output = tmux.run(&[
@@ -188,6 +197,83 @@ async fn dashboard_navigates_a_filled_database_in_tmux() {
     assert!(
         !after.contains("STATUS"),
         "the alternate screen is gone after quitting:\n{after}"
+    );
+}
+
+/// The pid of the `causeway` process whose command line mentions `db`.
+fn dashboard_pid(db: &Path) -> Option<u32> {
+    let bin = causeway_bin();
+    let db = db.display().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|byte| *byte == 0)
+                .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                .collect();
+            let is_dashboard =
+                args.first().is_some_and(|arg| Path::new(arg) == bin) && args.contains(&db);
+            is_dashboard.then_some(pid)
+        })
+}
+
+fn is_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.contains(") Z "))
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_restores_the_terminal_on_sigterm_and_exits_on_hangup() {
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    fill(&db, &[1]).await;
+    let command = format!(
+        "{} tui --db {}; echo dashboard-exit=$?; sleep 60",
+        causeway_bin().display(),
+        db.display()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("the flows list", |s| s.contains("ord-1"));
+    let pid = dashboard_pid(&db).expect("the dashboard process is running");
+    let memory = crate::harness::rss_kib(pid).expect("the dashboard's RSS is readable");
+    assert!(
+        memory < 64 * 1024,
+        "the dashboard uses {memory} KiB, over 64 MiB"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let after = tmux.wait_for("the shell after the dashboard", |s| {
+        s.contains("dashboard-exit=")
+    });
+    assert!(
+        !after.contains("STATUS"),
+        "the alternate screen is gone after SIGTERM:\n{after}"
+    );
+    assert!(
+        wait_until(SCREEN_TIMEOUT, || is_gone(pid)),
+        "the dashboard exited"
+    );
+
+    // A terminal that goes away (tmux killed: SIGHUP, then a dead pty) ends the dashboard.
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    fill(&db, &[2]).await;
+    let command = format!("{} tui --db {}", causeway_bin().display(), db.display());
+    drop(tmux);
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("the flows list", |s| s.contains("ord-2"));
+    let pid = dashboard_pid(&db).expect("the dashboard process is running");
+    drop(tmux);
+    assert!(
+        wait_until(SCREEN_TIMEOUT, || is_gone(pid)),
+        "the dashboard outlived its terminal"
     );
 }
 
