@@ -2,7 +2,7 @@
 //! topic and consumer group, with hop timings, the group's completeness, anomaly marks
 //! and the critical path emphasised. Services with no messaging get a line of their own.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -56,93 +56,92 @@ pub fn graph_lines(flow: &Flow, selected: usize, theme: &Theme, area: Rect) -> V
 fn routes(flow: &Flow) -> Vec<Route> {
     let nodes = &flow.graph.nodes;
     let kind = |index: usize| nodes.get(index).map(|node| node.kind);
+    // One pass over the edges: who publishes to each topic, which groups read it, and
+    // which service each group runs in.
+    let mut producers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut consumer: Vec<Option<usize>> = vec![None; nodes.len()];
+    for edge in &flow.graph.edges {
+        match (kind(edge.from), kind(edge.to)) {
+            (Some(NodeKind::Service), Some(NodeKind::Topic)) => producers[edge.to].push(edge.from),
+            (Some(NodeKind::Topic), Some(NodeKind::ConsumerGroup)) => {
+                groups[edge.from].push(edge.to)
+            }
+            (Some(NodeKind::ConsumerGroup), Some(NodeKind::Service)) => {
+                consumer[edge.from].get_or_insert(edge.to);
+            }
+            _ => {}
+        }
+    }
     let mut routes = Vec::new();
-    let mut placed = BTreeSet::new();
+    let mut placed = vec![false; nodes.len()];
     for (topic, node) in nodes.iter().enumerate() {
         if node.kind != NodeKind::Topic {
             continue;
         }
-        let producers: Vec<usize> = flow
-            .graph
-            .edges
-            .iter()
-            .filter(|edge| edge.to == topic && kind(edge.from) == Some(NodeKind::Service))
-            .map(|edge| edge.from)
-            .collect();
-        let groups: Vec<usize> = flow
-            .graph
-            .edges
-            .iter()
-            .filter(|edge| edge.from == topic && kind(edge.to) == Some(NodeKind::ConsumerGroup))
-            .map(|edge| edge.to)
-            .collect();
-        placed.insert(topic);
-        placed.extend(producers.iter().copied());
-        if groups.is_empty() {
+        placed[topic] = true;
+        for producer in &producers[topic] {
+            placed[*producer] = true;
+        }
+        if groups[topic].is_empty() {
             routes.push(Route {
-                producers,
+                producers: producers[topic].clone(),
                 topic: Some(topic),
                 group: None,
                 consumer: None,
             });
             continue;
         }
-        for group in groups {
-            let consumer = flow
-                .graph
-                .edges
-                .iter()
-                .find(|edge| edge.from == group && kind(edge.to) == Some(NodeKind::Service))
-                .map(|edge| edge.to);
-            placed.insert(group);
-            placed.extend(consumer);
+        for group in &groups[topic] {
+            placed[*group] = true;
+            if let Some(service) = consumer[*group] {
+                placed[service] = true;
+            }
             routes.push(Route {
-                producers: producers.clone(),
+                producers: producers[topic].clone(),
                 topic: Some(topic),
-                group: Some(group),
-                consumer,
+                group: Some(*group),
+                consumer: consumer[*group],
             });
         }
     }
-    for index in 0..nodes.len() {
-        if !placed.contains(&index) {
-            let route = match kind(index) {
-                Some(NodeKind::ConsumerGroup) => Route {
-                    producers: Vec::new(),
-                    topic: None,
-                    group: Some(index),
-                    consumer: None,
-                },
-                _ => Route {
-                    producers: vec![index],
-                    topic: None,
-                    group: None,
-                    consumer: None,
-                },
-            };
-            routes.push(route);
-        }
+    for (index, _) in placed.iter().enumerate().filter(|(_, placed)| !**placed) {
+        let route = match kind(index) {
+            Some(NodeKind::ConsumerGroup) => Route {
+                producers: Vec::new(),
+                topic: None,
+                group: Some(index),
+                consumer: None,
+            },
+            _ => Route {
+                producers: vec![index],
+                topic: None,
+                group: None,
+                consumer: None,
+            },
+        };
+        routes.push(route);
     }
     routes
 }
 
 /// Node names on the critical path and touched by anomalies.
-struct Marks {
-    critical: HashSet<(NodeKind, String)>,
-    anomalous: HashSet<(NodeKind, String)>,
+struct Marks<'a> {
+    critical: HashSet<(NodeKind, &'a str)>,
+    anomalous: HashSet<(NodeKind, &'a str)>,
 }
 
-impl Marks {
-    fn of(flow: &Flow) -> Marks {
+impl<'a> Marks<'a> {
+    fn of(flow: &'a Flow) -> Marks<'a> {
         let names = |steps: &mut dyn Iterator<Item = usize>| {
             let mut set = HashSet::new();
             for step in steps.filter_map(|index| flow.steps.get(index)) {
-                set.insert((NodeKind::Service, step.service.clone()));
+                set.insert((NodeKind::Service, step.service.as_str()));
                 if let Some(topic) = &step.topic {
-                    set.insert((NodeKind::Topic, topic.clone()));
+                    set.insert((NodeKind::Topic, topic.as_str()));
                 }
                 if let Some(group) = &step.consumer_group {
-                    set.insert((NodeKind::ConsumerGroup, group.clone()));
+                    set.insert((NodeKind::ConsumerGroup, group.as_str()));
                 }
             }
             set
@@ -158,7 +157,7 @@ fn route_line(
     flow: &Flow,
     route: &Route,
     selected: usize,
-    marks: &Marks,
+    marks: &Marks<'_>,
     theme: &Theme,
     width: usize,
 ) -> Line<'static> {
@@ -167,7 +166,7 @@ fn route_line(
         let Some(node) = flow.graph.nodes.get(index) else {
             return Span::raw("?");
         };
-        let key = (node.kind, node.name.clone());
+        let key = (node.kind, node.name.as_str());
         let name = sanitize::fit(&node.name, NODE_WIDTH);
         let mark = if marks.anomalous.contains(&key) {
             "!"
