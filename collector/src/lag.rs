@@ -89,6 +89,11 @@ pub enum TimeLag {
         /// Age in milliseconds.
         ms: i64,
     },
+    /// The record at the committed offset was read: it was written `ms` milliseconds ago.
+    Measured {
+        /// Age in milliseconds.
+        ms: i64,
+    },
     /// The message is older than the whole history: its age is at least `ms`.
     AtLeast {
         /// Lower bound of the age in milliseconds.
@@ -103,7 +108,9 @@ impl TimeLag {
     pub fn millis(self) -> Option<i64> {
         match self {
             TimeLag::CaughtUp => Some(0),
-            TimeLag::Estimated { ms } | TimeLag::AtLeast { ms } => Some(ms),
+            TimeLag::Estimated { ms } | TimeLag::Measured { ms } | TimeLag::AtLeast { ms } => {
+                Some(ms)
+            }
             TimeLag::Unknown => None,
         }
     }

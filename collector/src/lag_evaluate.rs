@@ -8,9 +8,9 @@ use causeway_storage::{LagSample, LagStatusRow};
 use crate::lag::WatermarkPoint;
 use crate::lag_config::LagRule;
 use crate::lag_rules::{
-    GroupVerdict, Observation, PartitionVerdict, evaluate_group, evaluate_partition,
+    GroupVerdict, Observation, PartitionVerdict, evaluate_group, evaluate_partition_with_head,
 };
-use crate::poller::POLLER_SOURCE;
+use crate::poller::{HeadRecords, POLLER_SOURCE};
 
 /// One rule's verdict on one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,15 @@ type RuleGroupPartitions = BTreeMap<(usize, String), Vec<(String, i32, Partition
 
 /// Evaluates `samples` (any order) under `rules` at `now_ns`. Partitions no rule covers
 /// are judged by the default rule, for display only.
-pub fn evaluate(samples: &[LagSample], rules: &[LagRule], now_ns: i64) -> Evaluation {
+///
+/// `heads` gives, for lagging partitions the poller read, the record at the committed
+/// offset and when it was written; it is used when it matches the latest committed offset.
+pub fn evaluate(
+    samples: &[LagSample],
+    rules: &[LagRule],
+    now_ns: i64,
+    heads: &HeadRecords,
+) -> Evaluation {
     let mut by_partition: BTreeMap<PartitionKey, Vec<&LagSample>> = BTreeMap::new();
     for sample in samples {
         by_partition
@@ -70,9 +78,19 @@ pub fn evaluate(samples: &[LagSample], rules: &[LagRule], now_ns: i64) -> Evalua
             .filter(|(_, rule)| rule.group.matches(&group) && rule.topic.matches(&topic))
             .map(|(index, _)| index)
             .collect();
+        let head_written_ms = heads
+            .get(&(group.clone(), topic.clone(), partition))
+            .filter(|(offset, _)| observations.last().and_then(|o| o.committed) <= Some(*offset))
+            .map(|(_, written_ms)| *written_ms);
         let judge = |rule: &LagRule| {
             let start = observations.partition_point(|o| o.at_ns < now_ns - rule.window_ns);
-            evaluate_partition(&observations[start..], &history, rule, now_ns)
+            evaluate_partition_with_head(
+                &observations[start..],
+                &history,
+                rule,
+                now_ns,
+                head_written_ms,
+            )
         };
         let shown = judge(matching.first().map_or(&fallback, |index| &rules[*index]));
         evaluation
@@ -200,7 +218,7 @@ mod tests {
             group: NamePattern::new("bill*"),
             ..LagRule::default()
         }];
-        let evaluation = evaluate(&samples, &rules, 20 * S);
+        let evaluation = evaluate(&samples, &rules, 20 * S, &HeadRecords::new());
         let states: Vec<(&str, &str)> = evaluation
             .statuses
             .iter()
@@ -218,7 +236,7 @@ mod tests {
             sample(0, "billing", Some(5), None, Some(3), "otlp:billing"),
             sample(10, "billing", Some(6), None, Some(2), "otlp:billing"),
         ];
-        let evaluation = evaluate(&gauges, &[], 10 * S);
+        let evaluation = evaluate(&gauges, &[], 10 * S, &HeadRecords::new());
         assert_eq!(evaluation.statuses[0].lag, Some(2));
         assert_eq!(evaluation.statuses[0].high_watermark, Some(8));
 
@@ -231,7 +249,7 @@ mod tests {
             Some(14),
             POLLER_SOURCE,
         ));
-        let evaluation = evaluate(&mixed, &[], 10 * S);
+        let evaluation = evaluate(&mixed, &[], 10 * S, &HeadRecords::new());
         assert_eq!(
             evaluation.statuses[0].lag,
             Some(14),
@@ -259,7 +277,7 @@ mod tests {
             window_ns: 30 * S,
             ..LagRule::default()
         }];
-        let evaluation = evaluate(&samples, &rules, 70 * S);
+        let evaluation = evaluate(&samples, &rules, 70 * S, &HeadRecords::new());
         assert_eq!(evaluation.statuses[0].state, "OK");
     }
 }

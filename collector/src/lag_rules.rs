@@ -102,6 +102,18 @@ pub fn evaluate_partition(
     rule: &LagRule,
     now_ns: i64,
 ) -> PartitionVerdict {
+    evaluate_partition_with_head(window, history, rule, now_ns, None)
+}
+
+/// [`evaluate_partition`], with the write time (ms since the epoch) of the record at the
+/// committed offset when the poller read it: the age is then measured, not interpolated.
+pub fn evaluate_partition_with_head(
+    window: &[Observation],
+    history: &[WatermarkPoint],
+    rule: &LagRule,
+    now_ns: i64,
+    head_written_ms: Option<i64>,
+) -> PartitionVerdict {
     let Some(latest) = window.last().copied() else {
         return PartitionVerdict {
             state: LagState::Unknown,
@@ -114,7 +126,12 @@ pub fn evaluate_partition(
         };
     };
     let lag = offset_lag(latest.committed, latest.low, latest.high);
-    let time = time_lag(latest.committed, history, now_ns);
+    let time = match (head_written_ms, lag.messages()) {
+        (Some(written_ms), Some(messages)) if messages > 0 => TimeLag::Measured {
+            ms: (now_ns / 1_000_000 - written_ms).max(0),
+        },
+        _ => time_lag(latest.committed, history, now_ns),
+    };
     let (rate_per_s, catch_up_ms) = trend(window);
     let verdict = |state| PartitionVerdict {
         state,

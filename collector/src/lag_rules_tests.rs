@@ -108,7 +108,11 @@ fn partition_states() {
         ),
         (
             "caught up after a rewind is OK again",
-            window(&[(Some(8), 10, live), (Some(2), 10, live), (Some(10), 10, live)]),
+            window(&[
+                (Some(8), 10, live),
+                (Some(2), 10, live),
+                (Some(10), 10, live),
+            ]),
             rule(),
             LagState::Ok,
         ),
@@ -265,4 +269,45 @@ fn state_names_round_trip() {
         assert_eq!(LagState::parse(&state.name().to_lowercase()), Some(state));
     }
     assert_eq!(LagState::parse("late"), None);
+}
+
+#[test]
+fn a_read_head_record_gives_a_measured_age() {
+    let observations = window(&[(Some(5), 10, Some(1)); 3]);
+    let now = 100 * S;
+    let cases = [
+        (
+            "record read: its age is measured",
+            Some(93_000),
+            TimeLag::Measured { ms: 7_000 },
+        ),
+        (
+            "a record stamped in the future is never a negative age",
+            Some(120_000),
+            TimeLag::Measured { ms: 0 },
+        ),
+        (
+            "not read: interpolated from the watermark history",
+            None,
+            TimeLag::AtLeast { ms: 100_000 },
+        ),
+    ];
+    for (reason, head, expected) in cases {
+        let verdict = evaluate_partition_with_head(
+            &observations,
+            &history(&observations),
+            &rule(),
+            now,
+            head,
+        );
+        assert_eq!(verdict.time_lag, expected, "{reason}");
+    }
+    let caught_up = window(&[(Some(10), 10, Some(1)); 3]);
+    let verdict =
+        evaluate_partition_with_head(&caught_up, &history(&caught_up), &rule(), now, Some(1));
+    assert_eq!(
+        verdict.time_lag,
+        TimeLag::CaughtUp,
+        "nothing waiting, whatever was read"
+    );
 }

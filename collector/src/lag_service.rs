@@ -15,7 +15,7 @@ use crate::alert_payload::ALERT_NAME_LABEL;
 use crate::hook::{HookSchedule, deliver};
 use crate::lag_config::LagSettings;
 use crate::lag_evaluate::{RuleVerdict, evaluate};
-use crate::poller::{LagPoller, PollError, PollTargets};
+use crate::poller::{HeadRecords, LagPoller, PollError, PollTargets};
 
 /// Label naming the consumer group an alert is about.
 pub const GROUP_LABEL: &str = "consumer_group";
@@ -49,6 +49,9 @@ pub mod annotation {
 const HISTORY_INTERVALS: u32 = 30;
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// Lagging partitions whose record at the committed offset is read per cycle (the most
+/// lagging first), for a measured rather than interpolated age.
+const HEAD_READ_LIMIT: usize = 200;
 /// Per-request time limit of the Kafka client.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -154,18 +157,22 @@ impl LagService {
     /// One cycle at `now_ns`.
     pub async fn cycle(&mut self, now_ns: i64) -> Result<CycleReport, LagServiceError> {
         let mut report = CycleReport::default();
+        let mut heads = HeadRecords::new();
         if let Some(poller) = &self.poller {
             let learned = self.store.topology_pairs().await?;
             let poller = Arc::clone(poller);
-            let samples = tokio::task::spawn_blocking(move || {
+            let (samples, polled_heads) = tokio::task::spawn_blocking(move || {
                 let mut poller = poller
                     .lock()
                     .map_err(|_| LagServiceError::Thread("poller lock poisoned".into()))?;
-                poller.poll(&learned, now_ns).map_err(LagServiceError::from)
+                let samples = poller.poll(&learned, now_ns)?;
+                let heads = poller.head_records(&samples, HEAD_READ_LIMIT);
+                Ok::<_, LagServiceError>((samples, heads))
             })
             .await
             .map_err(|e| LagServiceError::Thread(e.to_string()))??;
             report.samples = samples.len();
+            heads = polled_heads;
             self.store.write_lag_samples(&samples).await?;
         }
         let span = self
@@ -177,7 +184,7 @@ impl LagService {
             .unwrap_or(0)
             .max(nanos(self.settings.interval * HISTORY_INTERVALS));
         let samples = self.store.lag_samples_since(now_ns - span).await?;
-        let evaluation = evaluate(&samples, &self.settings.rules, now_ns);
+        let evaluation = evaluate(&samples, &self.settings.rules, now_ns, &heads);
         report.partitions = evaluation.statuses.len();
         self.store.write_lag_status(&evaluation.statuses).await?;
 

@@ -9,6 +9,7 @@ use causeway_storage::LagSample;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::lag::offset_lag;
@@ -21,6 +22,13 @@ pub const POLLER_SOURCE: &str = "poller";
 const COMMITTED_THREADS: usize = 8;
 /// The client id the poller's connections carry.
 const CLIENT_ID: &str = "causeway-lag-poller";
+/// The group id of the client that reads head records (it never commits or joins).
+const READER_GROUP: &str = "causeway-lag-head-reader";
+/// How long one cycle spends reading the records at committed offsets.
+const HEAD_READ_BUDGET: Duration = Duration::from_millis(1000);
+
+/// The first unconsumed record of a lagging partition: where it is and when it was written.
+pub type HeadRecords = HashMap<(String, String, i32), (i64, i64)>;
 
 /// A failed poll.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,7 @@ pub struct LagPoller {
     remembered_topics: HashMap<String, BTreeSet<String>>,
     targets: PollTargets,
     timeout: Duration,
+    head_reader: Option<BaseConsumer>,
 }
 
 impl LagPoller {
@@ -78,6 +87,7 @@ impl LagPoller {
             remembered_topics: HashMap::new(),
             targets,
             timeout,
+            head_reader: None,
         })
     }
 
@@ -216,6 +226,102 @@ impl LagPoller {
         Ok(samples)
     }
 
+    /// Reads the record at the committed offset of up to `limit` lagging partitions (the
+    /// most lagging first) within a short time budget, and returns when each was written:
+    /// (group, topic, partition) → (offset, timestamp in ms since the epoch). Partitions
+    /// whose record does not arrive in time are left out; their age stays interpolated.
+    pub fn head_records(&mut self, samples: &[LagSample], limit: usize) -> HeadRecords {
+        let mut lagging: Vec<&LagSample> = samples
+            .iter()
+            .filter(|s| s.lag.is_some_and(|lag| lag > 0) && s.committed_offset.is_some())
+            .collect();
+        lagging.sort_by_key(|s| std::cmp::Reverse(s.lag));
+        // Groups reading the same partition at the same offset share one read.
+        let mut wanted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for sample in &lagging {
+            if wanted.len() >= limit {
+                break;
+            }
+            if let Some(offset) = sample.committed_offset {
+                wanted
+                    .entry((sample.topic.clone(), sample.partition))
+                    .or_insert(offset);
+            }
+        }
+        if wanted.is_empty() {
+            return HeadRecords::new();
+        }
+        if self.head_reader.is_none() {
+            let reader = client_with(
+                &self.brokers,
+                Some(READER_GROUP),
+                &[
+                    // Answer fetches at once: the records are there, or not worth waiting for.
+                    ("fetch.wait.max.ms", "10"),
+                    ("fetch.error.backoff.ms", "10"),
+                    ("enable.partition.eof", "false"),
+                ],
+            );
+            match reader {
+                Ok(reader) => self.head_reader = Some(reader),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot create the head record reader");
+                    return HeadRecords::new();
+                }
+            }
+        }
+        let Some(reader) = &self.head_reader else {
+            return HeadRecords::new();
+        };
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &wanted {
+            // Cannot fail: committed offsets are non-negative.
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        if let Err(error) = reader.assign(&list) {
+            tracing::warn!(%error, "cannot assign partitions to the head record reader");
+            return HeadRecords::new();
+        }
+        let mut written: HashMap<(String, i32), (i64, i64)> = HashMap::new();
+        let deadline = std::time::Instant::now() + HEAD_READ_BUDGET;
+        while written.len() < wanted.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match reader.poll(left) {
+                Some(Ok(message)) => {
+                    let key = (message.topic().to_owned(), message.partition());
+                    let (Some(offset), Some(millis)) =
+                        (wanted.get(&key), message.timestamp().to_millis())
+                    else {
+                        continue;
+                    };
+                    if message.offset() >= *offset {
+                        written.entry(key).or_insert((message.offset(), millis));
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "head record read failed");
+                }
+                None => break,
+            }
+        }
+        let _ = reader.unassign();
+        lagging
+            .iter()
+            .filter_map(|s| {
+                let (offset, millis) = written.get(&(s.topic.clone(), s.partition))?;
+                (Some(*offset) >= s.committed_offset).then(|| {
+                    (
+                        (s.consumer_group.clone(), s.topic.clone(), s.partition),
+                        (*offset, *millis),
+                    )
+                })
+            })
+            .collect()
+    }
+
     fn wanted(&self, group: &str) -> bool {
         self.targets.groups.is_empty()
             || self.targets.groups.iter().any(|p| p.matches(group))
@@ -298,7 +404,18 @@ impl LagPoller {
 }
 
 fn client(brokers: &str, group: Option<&str>) -> Result<BaseConsumer, PollError> {
+    client_with(brokers, group, &[])
+}
+
+fn client_with(
+    brokers: &str,
+    group: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<BaseConsumer, PollError> {
     let mut config = ClientConfig::new();
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
     config
         .set("bootstrap.servers", brokers)
         .set("client.id", CLIENT_ID)
