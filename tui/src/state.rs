@@ -185,6 +185,8 @@ pub struct FlowsState {
     pub filter: String,
     /// Whether a first answer has arrived.
     pub loaded: bool,
+    /// Whether the rows on screen are for an older filter and the new one is being read.
+    pub searching: bool,
 }
 
 /// The flow view.

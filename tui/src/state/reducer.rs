@@ -69,6 +69,7 @@ fn apply_loaded(state: &mut State, loaded: Loaded) {
             }
             state.flows.rows = rows;
             state.flows.loaded = true;
+            state.flows.searching = false;
             let kept = state.flows.selected_id.as_ref().and_then(|id| {
                 state
                     .flows
@@ -174,6 +175,7 @@ fn set_filter(state: &mut State, filter: String) -> Vec<Request> {
         return Vec::new();
     }
     state.flows.filter = filter;
+    state.flows.searching = true;
     state.flows.offset = 0;
     state.flows.selected = 0;
     state.flows.selected_id = None;

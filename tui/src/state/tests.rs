@@ -135,6 +135,19 @@ fn filter_is_applied_as_typed_and_cleared_by_esc() {
         "each keystroke asks for the filtered window that fits on screen"
     );
     assert_eq!(state.flows.filter, "ord");
+    assert!(
+        state.flows.searching,
+        "the list says it is searching until the answer"
+    );
+    update(
+        &mut state,
+        Action::Loaded(Loaded::Flows {
+            filter: "ord".to_owned(),
+            offset: 0,
+            rows: vec![row("ord-1")],
+        }),
+    );
+    assert!(!state.flows.searching, "the answer for the filter arrived");
     press(&mut state, KeyCode::Enter);
     assert_eq!(state.mode, Mode::Normal);
     assert_eq!(state.flows.filter, "ord", "enter keeps the filter");

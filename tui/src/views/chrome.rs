@@ -55,6 +55,9 @@ pub fn draw_bar(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 Span::styled("█", theme.muted),
                 Span::raw("  "),
             ];
+            if state.mode == Mode::Filter && state.flows.searching {
+                spans.push(Span::styled("searching… ", theme.warn));
+            }
             spans.extend(hints);
             Line::from(spans)
         }

@@ -52,6 +52,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if flows.rows.is_empty() {
         let message = if !flows.loaded {
             "loading flows…".to_owned()
+        } else if flows.searching {
+            format!("searching for \"{}\"…", sanitize::fit(&flows.filter, 40))
         } else if !flows.filter.is_empty() {
             format!(
                 "no flow matches \"{}\" (Esc in the filter clears it)",
