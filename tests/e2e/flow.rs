@@ -303,3 +303,176 @@ fn flows_lists_newest_first_and_filters() {
     assert!(text.starts_with("START"), "{text}");
     assert!(text.contains("error:1"), "anomaly counts per kind: {text}");
 }
+
+/// A flow made by the real instrumentation over the real broker and collector: an order
+/// sent to `orders`, processed by `billing` (fails once, then succeeds on retry) and by
+/// `shipping`; `causeway flow` must give both verdicts and the link edge.
+mod real_broker {
+    use std::time::Duration;
+
+    use causeway_instrumentation::{
+        MessageMeta, Pipeline, PipelineGuard, Protocol, RetryPolicy, TracedConsumer, TracedProducer,
+    };
+    use causeway_storage::Store;
+    use opentelemetry::Context;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::producer::FutureProducer;
+    use serde_json::Value;
+
+    use super::{causeway, json_of};
+    use crate::harness::{Broker, CollectorProcess, temp_dir};
+
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    fn pipeline(collector: &CollectorProcess, service: &str) -> PipelineGuard {
+        Pipeline::builder()
+            .endpoint(collector.grpc_endpoint())
+            .protocol(Protocol::Grpc)
+            .service_name(service)
+            .batch_delay(Duration::from_millis(100))
+            .build()
+            .expect("the pipeline builds")
+    }
+
+    fn consumer(broker: &Broker, group: &str) -> StreamConsumer {
+        let consumer: StreamConsumer = broker
+            .client_config()
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("a consumer");
+        consumer.subscribe(&["orders"]).expect("subscribe");
+        consumer
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flow_of_a_real_retried_order_has_verdicts_for_both_groups() {
+        let dir = temp_dir();
+        let db = dir.path().join("causeway.db");
+        let broker = Broker::start();
+        broker.create_topic("orders", 1);
+        let collector = CollectorProcess::start_with_args(
+            &db,
+            &[
+                "collector",
+                "--otlp-grpc",
+                "127.0.0.1:0",
+                "--otlp-http",
+                "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
+            ],
+        );
+        let guards = [
+            pipeline(&collector, "order-service"),
+            pipeline(&collector, "billing-service"),
+            pipeline(&collector, "shipping-service"),
+        ];
+        let mut tasks = Vec::new();
+        for (group, guard) in [("billing", &guards[1]), ("shipping", &guards[2])] {
+            let kafka = consumer(&broker, group);
+            let traced = TracedConsumer::with_tracer(group, guard.tracer());
+            let retry = RetryPolicy {
+                max_retries: 2,
+                backoff: Duration::from_millis(20),
+            };
+            let fail_first = group == "billing";
+            tasks.push(tokio::spawn(async move {
+                let message = kafka.recv().await.expect("a message");
+                let mut failed = false;
+                let _ = traced
+                    .process(&message, retry, |_processing| {
+                        let fail = fail_first && !failed;
+                        failed |= fail;
+                        async move {
+                            if fail {
+                                Err(std::io::Error::other("card declined"))
+                            } else {
+                                Ok(())
+                            }
+                        }
+                    })
+                    .await;
+            }));
+        }
+        let kafka_producer: FutureProducer = broker
+            .client_config()
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .expect("a producer");
+        let producer = TracedProducer::with_tracer(kafka_producer, guards[0].tracer())
+            .with_source("order-service");
+        let meta = MessageMeta::new("orders")
+            .with_key("ord-real")
+            .with_event_type("order.placed.v1")
+            .with_correlation_id("ord-real");
+        producer
+            .send(meta, b"{}", &Context::new())
+            .await
+            .expect("the order is sent");
+        tokio::time::timeout(DEADLINE, async {
+            for task in tasks {
+                task.await.expect("the consumer ran");
+            }
+        })
+        .await
+        .expect("both groups processed the order in time");
+        for guard in guards {
+            guard.shutdown().await.expect("the pipeline flushes");
+        }
+
+        // Wait (with a deadline) until the send and both groups' processing are stored.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let stored = match Store::open_read_only(&db).await {
+                Ok(store) => store
+                    .flow_spans(&["ord-real".to_owned()], 100)
+                    .await
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let groups: std::collections::BTreeSet<_> = stored
+                .iter()
+                .filter_map(|s| s.messaging.consumer_group.clone())
+                .collect();
+            if groups.len() == 2 && stored.iter().any(|s| s.name == "send orders") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "spans never reached the store: {stored:#?}\n{}",
+                collector.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let flow = json_of(&causeway(&db, &["flow", "ord-real", "--format", "json"]));
+        let outcome = |group: &str| -> Value {
+            flow["verdicts"]
+                .as_array()
+                .and_then(|all| all.iter().find(|v| v["consumer_group"] == group))
+                .map(|v| v["outcome"].clone())
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(outcome("billing"), "retried_then_processed", "{flow:#}");
+        assert_eq!(outcome("shipping"), "processed", "{flow:#}");
+        assert_eq!(flow["events"].as_array().map(Vec::len), Some(1), "{flow:#}");
+        let kinds: Vec<&str> = flow["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"link"),
+            "process spans link to the send: {kinds:?}"
+        );
+        let hops = flow["hops"].as_array().expect("hops");
+        assert!(
+            hops.iter().all(|h| h["queue_wait_ns"].is_i64()),
+            "queue wait measured on every hop: {flow:#}"
+        );
+    }
+}
