@@ -9,9 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_storage::EncodedSpans;
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -24,7 +23,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::batch_writer::{WriteError, WriterHandle};
-use crate::otlp_convert::{Conversion, convert_request};
+use crate::ingest::ingest;
 use crate::self_metrics::SelfMetrics;
 
 /// The OTLP trace export method's path.
@@ -58,36 +57,6 @@ impl GrpcTraceService {
         let response = ingest(request, &self.writer, &self.metrics).await;
         response.map_err(|error| status_of(&error))
     }
-}
-
-/// Converts, encodes and writes one request, answering once it is committed. Shared by
-/// both receivers.
-pub async fn ingest(
-    request: ExportTraceServiceRequest,
-    writer: &WriterHandle,
-    metrics: &SelfMetrics,
-) -> Result<ExportTraceServiceResponse, WriteError> {
-    let offered: usize = request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    if offered == 0 {
-        return Ok(ExportTraceServiceResponse::default());
-    }
-    // Refuse before doing any work when the writer is full.
-    let reservation = writer.reserve(offered)?;
-    let Conversion { spans, rejections } = convert_request(request);
-    metrics.spans_rejected(rejections.count);
-    let encoded = EncodedSpans::encode(&spans);
-    drop(spans);
-    reservation.write(encoded).await?;
-    let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
-        error_message: rejections.summary(),
-    });
-    Ok(ExportTraceServiceResponse { partial_success })
 }
 
 /// Every write failure is retryable: busy, stopping, or a failed commit.

@@ -16,7 +16,8 @@ use prost::Message;
 
 use crate::batch_writer::WriterHandle;
 use crate::body_decode::{BodyEncoding, BodyError, BodyFormat};
-use crate::grpc_receiver::{RETRY_DELAY, ingest};
+use crate::grpc_receiver::RETRY_DELAY;
+use crate::ingest::ingest;
 use crate::self_metrics::SelfMetrics;
 
 /// Path of the OTLP/HTTP trace endpoint.

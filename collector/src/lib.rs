@@ -33,3 +33,4 @@ mod test_support;
 
 pub use config::CollectorConfig;
 pub use service::{Collector, CollectorError, RunningCollector};
+pub mod ingest;

@@ -1,0 +1,191 @@
+//! Ingest benchmark: concurrent OTLP/gRPC exporters against an in-process collector over a
+//! real socket and a real SQLite file; prints committed spans per second.
+//!
+//! `cargo bench -p causeway-collector --bench ingest -- [total_spans] [clients] [spans_per_request]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use causeway_collector::{Collector, CollectorConfig};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
+
+fn text(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value)),
+        }),
+        key_strindex: 0,
+    }
+}
+
+/// A request shaped like the demo's traffic: producer and consumer spans with messaging
+/// attributes, a link on every consumer span, a correlation per five spans.
+fn request(client: u64, batch: u64, spans: u64) -> ExportTraceServiceRequest {
+    let spans = (0..spans)
+        .map(|index| {
+            let global = (client << 40) | (batch << 16) | index;
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&(global / 5 + 1).to_be_bytes());
+            trace_id[8..].copy_from_slice(&client.to_be_bytes());
+            let consumer = index % 2 == 1;
+            Span {
+                trace_id: trace_id.to_vec(),
+                span_id: (global + 1).to_be_bytes().to_vec(),
+                parent_span_id: if consumer {
+                    global.to_be_bytes().to_vec()
+                } else {
+                    Vec::new()
+                },
+                name: if consumer {
+                    "orders process".into()
+                } else {
+                    "orders send".into()
+                },
+                kind: if consumer { 5 } else { 4 },
+                start_time_unix_nano: 1_700_000_000_000_000_000 + global,
+                end_time_unix_nano: 1_700_000_000_000_100_000 + global,
+                attributes: vec![
+                    text("messaging.system", "kafka".into()),
+                    text("messaging.destination.name", "orders".into()),
+                    text(
+                        "messaging.operation.type",
+                        if consumer { "process" } else { "send" }.into(),
+                    ),
+                    text(
+                        "messaging.message.conversation_id",
+                        format!("ord-{client}-{}", global / 5),
+                    ),
+                    text("messaging.message.id", format!("msg-{global}")),
+                    text("cloudevents.event_type", "order.placed.v1".into()),
+                    text("messaging.consumer.group.name", "shipping".into()),
+                ],
+                links: if consumer {
+                    vec![Link {
+                        trace_id: trace_id.to_vec(),
+                        span_id: global.to_be_bytes().to_vec(),
+                        ..Link::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..Span::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", format!("service-{client}"))],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: None,
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+async fn run_client(addr: SocketAddr, client: u64, requests: u64, spans: u64) -> u64 {
+    let mut exporter = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut sent = 0;
+    let mut retries = 0;
+    for batch in 0..requests {
+        let body = request(client, batch, spans);
+        loop {
+            match exporter.export(body.clone()).await {
+                Ok(_) => break,
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(status) => panic!("export failed: {status}"),
+            }
+        }
+        sent += spans;
+    }
+    if retries > 0 {
+        eprintln!("client {client}: {retries} backpressure retries");
+    }
+    sent
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let total = args.first().copied().unwrap_or(400_000);
+    let clients = args.get(1).copied().unwrap_or(8);
+    let per_request = args.get(2).copied().unwrap_or(1_000);
+    let requests = total / clients / per_request;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig {
+            db: dir.path().join("bench.db"),
+            otlp: causeway_collector::config::OtlpConfig {
+                grpc: "127.0.0.1:0".parse().unwrap(),
+                http: "127.0.0.1:0".parse().unwrap(),
+                ..Default::default()
+            },
+            metrics: causeway_collector::config::MetricsConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+            },
+            ..CollectorConfig::default()
+        };
+        let running = Collector::start(&config).await.unwrap();
+        let addr = running.grpc_addr();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|client| tokio::spawn(run_client(addr, client, requests, per_request)))
+            .collect();
+        let mut sent = 0;
+        for task in tasks {
+            sent += task.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let committed = running.metrics().accepted_total();
+        let rendered = running.metrics().render();
+        let sample = |name: &str| {
+            rendered
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0)
+        };
+        let commit_seconds = sample("causeway_collector_batch_commit_seconds_sum");
+        let batches = sample("causeway_collector_batch_commit_seconds_count");
+        running.shutdown().await;
+        println!(
+            "ingest: {committed} spans committed (of {sent} sent) in {:.2} s = {:.0} spans/s \
+             ({clients} gRPC clients, {per_request} spans per request, acknowledged after commit)",
+            elapsed.as_secs_f64(),
+            committed as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "writer: {batches} batches, {:.0} spans per batch, busy {commit_seconds:.2} s \
+             ({:.0}% of the run), {:.0} spans/s while committing",
+            committed as f64 / batches.max(1.0),
+            100.0 * commit_seconds / elapsed.as_secs_f64(),
+            committed as f64 / commit_seconds.max(1e-9)
+        );
+    });
+}

@@ -1,0 +1,41 @@
+//! The receivers' shared path: convert a decoded export request, encode its spans, and
+//! wait for the batch writer to commit them.
+
+use causeway_storage::EncodedSpans;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::batch_writer::{WriteError, WriterHandle};
+use crate::otlp_convert::{Conversion, convert_request};
+use crate::self_metrics::SelfMetrics;
+
+/// Converts, encodes and writes one request, answering once it is committed. Room is
+/// reserved before any work, so a full writer costs nothing but the refusal.
+pub async fn ingest(
+    request: ExportTraceServiceRequest,
+    writer: &WriterHandle,
+    metrics: &SelfMetrics,
+) -> Result<ExportTraceServiceResponse, WriteError> {
+    let offered: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if offered == 0 {
+        return Ok(ExportTraceServiceResponse::default());
+    }
+    // Refuse before doing any work when the writer is full.
+    let reservation = writer.reserve(offered)?;
+    let Conversion { spans, rejections } = convert_request(request);
+    metrics.spans_rejected(rejections.count);
+    let encoded = EncodedSpans::encode(&spans);
+    drop(spans);
+    reservation.write(encoded).await?;
+    let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
+        error_message: rejections.summary(),
+    });
+    Ok(ExportTraceServiceResponse { partial_success })
+}
