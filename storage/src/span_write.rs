@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use crate::error::StorageError;
-use crate::span_encode::{EncodedSpans, LinkRow, SpanRow};
+use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
 use crate::store::Store;
 
 /// Columns bound per span row (must match [`bind_span`]).
@@ -35,6 +35,20 @@ const SPAN_UPSERT_TAIL: &str = " ON CONFLICT (trace_id, span_id) DO UPDATE SET \
     partition_id = excluded.partition_id, kafka_offset = excluded.kafka_offset, \
     consumer_group = excluded.consumer_group, operation_type = excluded.operation_type, \
     message_key = excluded.message_key, ingested_ns = excluded.ingested_ns";
+
+/// Columns bound per correlation row.
+const CORRELATION_COLUMNS: usize = 5;
+/// Rows per correlation statement: one statement instead of one per correlation.
+const CORRELATION_ROWS_PER_STATEMENT: usize = 1000;
+
+const CORRELATION_UPSERT_HEAD: &str = "INSERT INTO correlations (correlation_id, \
+    first_start_ns, last_end_ns, has_error, last_seen_ns) VALUES ";
+
+const CORRELATION_UPSERT_TAIL: &str = " ON CONFLICT (correlation_id) DO UPDATE SET \
+    first_start_ns = min(first_start_ns, excluded.first_start_ns), \
+    last_end_ns = max(last_end_ns, excluded.last_end_ns), \
+    has_error = max(has_error, excluded.has_error), \
+    last_seen_ns = excluded.last_seen_ns";
 
 const LINK_INSERT_HEAD: &str = "INSERT OR REPLACE INTO span_links (trace_id, span_id, \
     linked_trace_id, linked_span_id, attributes) VALUES ";
@@ -69,23 +83,9 @@ impl Store {
                 insert_links(&mut transaction, chunk).await?;
                 summary.links += chunk.len();
             }
-            for (correlation, known) in &batch.correlations {
-                sqlx::query(
-                    "INSERT INTO correlations (correlation_id, first_start_ns, last_end_ns, \
-                     has_error, last_seen_ns) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (correlation_id) DO UPDATE SET \
-                     first_start_ns = min(first_start_ns, excluded.first_start_ns), \
-                     last_end_ns = max(last_end_ns, excluded.last_end_ns), \
-                     has_error = max(has_error, excluded.has_error), \
-                     last_seen_ns = excluded.last_seen_ns",
-                )
-                .bind(correlation)
-                .bind(known.first_start_ns)
-                .bind(known.last_end_ns)
-                .bind(i64::from(known.has_error))
-                .bind(ingested_ns)
-                .execute(&mut *transaction)
-                .await?;
+            let correlations: Vec<_> = batch.correlations.iter().collect();
+            for chunk in correlations.chunks(CORRELATION_ROWS_PER_STATEMENT) {
+                upsert_correlations(&mut transaction, chunk, ingested_ns).await?;
             }
             for ((topic, group), (first, last)) in &batch.topology {
                 sqlx::query(
@@ -163,6 +163,28 @@ async fn insert_links(
     Ok(())
 }
 
+async fn upsert_correlations(
+    transaction: &mut Transaction<'static, Sqlite>,
+    rows: &[(&String, &CorrelationSummary)],
+    ingested_ns: i64,
+) -> Result<(), StorageError> {
+    let sql = format!(
+        "{CORRELATION_UPSERT_HEAD}{}{CORRELATION_UPSERT_TAIL}",
+        placeholders(rows.len(), CORRELATION_COLUMNS)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (correlation, known) in rows {
+        query = query
+            .bind(correlation.as_str())
+            .bind(known.first_start_ns)
+            .bind(known.last_end_ns)
+            .bind(i64::from(known.has_error))
+            .bind(ingested_ns);
+    }
+    query.execute(&mut **transaction).await?;
+    Ok(())
+}
+
 /// The span upsert for `rows` rows. Full-size statements are built once and reused, so
 /// SQLite's prepared-statement cache hits on them.
 fn span_statement(rows: usize) -> String {
@@ -206,5 +228,6 @@ mod tests {
         assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
         const { assert!(SPAN_ROWS_PER_STATEMENT * SPAN_COLUMNS < 32766) };
         const { assert!(LINK_ROWS_PER_STATEMENT * LINK_COLUMNS < 32766) };
+        const { assert!(CORRELATION_ROWS_PER_STATEMENT * CORRELATION_COLUMNS < 32766) };
     }
 }
