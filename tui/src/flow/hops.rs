@@ -220,8 +220,7 @@ fn hop(
         published_ns: event.published_ns,
         publish_ns: send.map(|s| s.duration_ns),
         queue_wait_ns,
-        clock_skew: queue_wait_ns.is_some_and(|wait| wait < 0)
-            || message_queue_wait_ns.is_some_and(|wait| wait < 0),
+        clock_skew: is_clock_skew(send, first, message_queue_wait_ns),
         message_queue_wait_ns,
         processing_ns,
         retries,
@@ -230,6 +229,25 @@ fn hop(
         dead_letter,
         attempts,
     }
+}
+
+/// How far clocks may disagree before a hop is flagged: message timestamps have
+/// millisecond resolution.
+const SKEW_TOLERANCE_NS: i64 = 1_000_000;
+
+/// A consumer may legitimately start before the producer's send span ends (the send span
+/// waits for the broker's acknowledgement), but never before the send began nor before the
+/// message's own timestamp: only those, beyond a millisecond, are clock skew.
+fn is_clock_skew(
+    send: Option<&Step>,
+    first: Option<&Step>,
+    message_queue_wait_ns: Option<i64>,
+) -> bool {
+    let before_send = match (send, first) {
+        (Some(send), Some(first)) => first.start_ns + SKEW_TOLERANCE_NS < send.start_ns,
+        _ => false,
+    };
+    before_send || message_queue_wait_ns.is_some_and(|wait| wait < -SKEW_TOLERANCE_NS)
 }
 
 fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict> {

@@ -289,6 +289,25 @@ fn every_anomaly_is_found_with_its_proof() {
 }
 
 #[test]
+fn a_consumer_starting_while_the_send_awaits_its_ack_is_not_skew() {
+    // The send span lasts until the broker acknowledges; the consumer may read the message
+    // before that. Only starting before the send began would be impossible.
+    let spans = vec![
+        span(1, 1, "order-service", "send m1", 10, 20).send("orders", "m1", "order.placed.v1"),
+        span(1, 2, "billing", "prompt reader", 15, 30)
+            .parent(1)
+            .process("orders", "m1", "billing"),
+    ];
+    let flow = rebuild(&spans, &Topology::new());
+    assert!(
+        !kinds(&flow).contains(&AnomalyKind::ClockSkew),
+        "{:?}",
+        kinds(&flow)
+    );
+    assert!(flow.hops.iter().all(|hop| !hop.clock_skew));
+}
+
+#[test]
 fn verdicts_cover_retries_failures_and_dead_letters() {
     let send = span(1, 1, "order-service", "send", 0, 1).send("orders", "m1", "order.placed.v1");
     let attempt = |s, start, group: &str| {
