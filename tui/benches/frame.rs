@@ -199,7 +199,7 @@ async fn flows_list() {
         ),
         (
             "flows list, filter matching every flow (service)",
-            "inventory",
+            "order",
             0,
         ),
         (
