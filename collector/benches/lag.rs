@@ -180,6 +180,7 @@ fn bench_poll() {
                 ""
             }
         );
+        println!("lag poll: cycle {cycle} phases: {:?}", poller.last_phases());
         times.push(elapsed);
     }
     let steady: Vec<f64> = times[1..].iter().map(Duration::as_secs_f64).collect();

@@ -18,6 +18,8 @@ use crate::poller_assignment::decode_assignment;
 
 /// The `source` recorded on samples the poller takes.
 pub const POLLER_SOURCE: &str = "poller";
+/// Partitions per `ListOffsets` call; the chunks are fetched concurrently.
+const WATERMARK_CHUNK: usize = 1_000;
 /// Groups fetched concurrently (one blocking client call each).
 const COMMITTED_THREADS: usize = 8;
 /// The client id the poller's connections carry.
@@ -74,6 +76,20 @@ pub struct LagPoller {
     targets: PollTargets,
     timeout: Duration,
     head_reader: Option<BaseConsumer>,
+    last_phases: PollPhases,
+}
+
+/// Where the last poll spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollPhases {
+    /// Listing groups and their members.
+    pub groups: Duration,
+    /// Fetching topic metadata.
+    pub metadata: Duration,
+    /// Fetching low and high watermarks.
+    pub watermarks: Duration,
+    /// Fetching every group's committed offsets (and creating new group clients).
+    pub committed: Duration,
 }
 
 impl LagPoller {
@@ -88,6 +104,7 @@ impl LagPoller {
             targets,
             timeout,
             head_reader: None,
+            last_phases: PollPhases::default(),
         })
     }
 
@@ -106,6 +123,7 @@ impl LagPoller {
                 source,
             }
         };
+        let phase = std::time::Instant::now();
         let listed = self
             .cluster
             .fetch_group_list(None, self.timeout)
@@ -150,6 +168,7 @@ impl LagPoller {
         }
         topics_of.retain(|_, topics| !topics.is_empty());
 
+        let listed_at = phase.elapsed();
         let metadata = self
             .cluster
             .fetch_metadata(None, self.timeout)
@@ -165,9 +184,11 @@ impl LagPoller {
             .map(String::as_str)
             .filter(|t| partitions_of.contains_key(t))
             .collect();
+        let metadata_at = phase.elapsed();
         let highs = self.watermarks(&wanted_topics, &partitions_of, Offset::End)?;
         let lows = self.watermarks(&wanted_topics, &partitions_of, Offset::Beginning)?;
 
+        let watermarks_at = phase.elapsed();
         self.group_clients
             .retain(|group, _| topics_of.contains_key(group));
         for group in topics_of.keys() {
@@ -189,6 +210,12 @@ impl LagPoller {
             })
             .collect();
         let committed = self.committed(jobs);
+        self.last_phases = PollPhases {
+            groups: listed_at,
+            metadata: metadata_at - listed_at,
+            watermarks: watermarks_at - metadata_at,
+            committed: phase.elapsed() - watermarks_at,
+        };
 
         let mut samples = Vec::new();
         for (group, offsets) in committed {
@@ -322,47 +349,71 @@ impl LagPoller {
             .collect()
     }
 
+    /// Where the last poll spent its time.
+    pub fn last_phases(&self) -> PollPhases {
+        self.last_phases
+    }
+
     fn wanted(&self, group: &str) -> bool {
         self.targets.groups.is_empty()
             || self.targets.groups.iter().any(|p| p.matches(group))
             || self.targets.group_topics.contains_key(group)
     }
 
-    /// One `ListOffsets` round for every partition of `topics`: `End` gives high
-    /// watermarks, `Beginning` low ones.
+    /// `ListOffsets` for every partition of `topics`, in chunks of
+    /// [`WATERMARK_CHUNK`] partitions fetched concurrently (librdkafka's handling of one
+    /// huge list grows faster than linearly): `End` gives high watermarks, `Beginning` low
+    /// ones.
     fn watermarks(
         &self,
         topics: &BTreeSet<&str>,
         partitions_of: &HashMap<&str, Vec<i32>>,
         which: Offset,
     ) -> Result<HashMap<(String, i32), i64>, PollError> {
-        let mut list = TopicPartitionList::new();
+        let mut lists = vec![TopicPartitionList::new()];
         for topic in topics {
             for partition in partitions_of.get(topic).into_iter().flatten() {
-                // Cannot fail: End and Beginning are always representable.
-                let _ = list.add_partition_offset(topic, *partition, which);
+                if lists.last().is_some_and(|l| l.count() >= WATERMARK_CHUNK) {
+                    lists.push(TopicPartitionList::new());
+                }
+                if let Some(list) = lists.last_mut() {
+                    // Cannot fail: End and Beginning are always representable.
+                    let _ = list.add_partition_offset(topic, *partition, which);
+                }
             }
         }
-        if list.count() == 0 {
-            return Ok(HashMap::new());
-        }
-        let answered = self
-            .cluster
-            .offsets_for_times(list, self.timeout)
-            .map_err(|source| PollError::Fetch {
+        lists.retain(|l| l.count() > 0);
+        let answers: Vec<Result<TopicPartitionList, KafkaError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = lists
+                .into_iter()
+                .map(|list| scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or(Err(KafkaError::Canceled)))
+                .collect()
+        });
+        let mut watermarks = HashMap::new();
+        for answer in answers {
+            let answered = answer.map_err(|source| PollError::Fetch {
                 what: "partition watermarks",
                 brokers: self.brokers.clone(),
                 source,
             })?;
-        Ok(answered
-            .elements()
-            .iter()
-            .filter(|e| e.error().is_ok())
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
-                _ => None,
-            })
-            .collect())
+            watermarks.extend(
+                answered
+                    .elements()
+                    .iter()
+                    .filter(|e| e.error().is_ok())
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(offset) => {
+                            Some(((e.topic().to_owned(), e.partition()), offset))
+                        }
+                        _ => None,
+                    }),
+            );
+        }
+        Ok(watermarks)
     }
 
     /// Committed offsets of every group, fetched on a few threads at once.
