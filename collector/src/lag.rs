@@ -263,6 +263,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn offset_lag_invariants(committed in proptest::option::of(-2_000i64..2_000), low in 0i64..1_000, high in 0i64..2_000) {
+            let lag = offset_lag(committed, low, high);
+            // Unknown exactly when there is no usable committed offset.
+            proptest::prop_assert_eq!(lag == OffsetLag::Unknown, committed.is_none_or(|c| c < 0));
+            // Never negative, never more than the partition holds past the committed offset.
+            if let (Some(messages), Some(c)) = (lag.messages(), committed) {
+                proptest::prop_assert!(messages >= 0);
+                proptest::prop_assert!(messages <= (high.max(low) - c.min(low).max(0)).max(0));
+            }
+        }
+
+        #[test]
+        fn time_lag_is_never_negative(committed in 0i64..100, points in proptest::collection::vec((0i64..1_000, 0i64..100), 0..10), now in 0i64..2_000) {
+            let history: Vec<WatermarkPoint> = points.iter().map(|(at, high)| WatermarkPoint { at_ns: at * 1_000_000, high_watermark: *high }).collect();
+            let age = time_lag(Some(committed), &history, now * 1_000_000);
+            proptest::prop_assert!(age.millis().is_none_or(|ms| ms >= 0));
+        }
+    }
+
     const S: i64 = 1_000_000_000;
 
     fn point(at_s: i64, high_watermark: i64) -> WatermarkPoint {

@@ -119,6 +119,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = decode_assignment(&bytes);
+        }
+
+        #[test]
+        fn encoded_assignments_round_trip(
+            topics in proptest::collection::vec(("[a-z.-]{1,20}", proptest::collection::vec(0i32..10_000, 0..8)), 0..6)
+        ) {
+            let borrowed: Vec<(&str, &[i32])> = topics.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect();
+            let decoded = decode_assignment(&encode(&borrowed));
+            proptest::prop_assert_eq!(decoded, Some(topics));
+        }
+    }
+
     #[test]
     fn no_prefix_of_a_valid_assignment_panics() {
         let good = encode(&[("orders", &[0, 1, 2]), ("x", &[])]);
