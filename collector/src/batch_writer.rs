@@ -206,12 +206,19 @@ async fn apply_retention(store: &Store, policy: &RetentionPolicy) {
 }
 
 async fn commit(store: &Store, pending: Vec<Submission>, metrics: &SelfMetrics) {
-    let mut batches = Vec::with_capacity(pending.len());
+    // One merged batch keeps every statement full-size (and its prepared form cached),
+    // however small the submissions were.
+    let mut merged = EncodedSpans::default();
     let mut acks = Vec::with_capacity(pending.len());
     for submission in pending {
-        batches.push(submission.spans);
+        if merged.is_empty() {
+            merged = submission.spans;
+        } else {
+            merged.append(submission.spans);
+        }
         acks.push((submission.ack, submission.permit));
     }
+    let batches = [merged];
     let count: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let started = Instant::now();
     let result = store.write_spans(&batches).await;
