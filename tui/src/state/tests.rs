@@ -320,3 +320,62 @@ fn failures_become_a_notice_and_unavailable_views_say_why() {
     );
     assert_eq!(state.lag.unavailable.as_deref(), Some("no lag table"));
 }
+
+mod invariants {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            Just(Action::Up),
+            Just(Action::Down),
+            Just(Action::Left),
+            Just(Action::Right),
+            Just(Action::PageUp),
+            Just(Action::PageDown),
+            Just(Action::Top),
+            Just(Action::Bottom),
+            Just(Action::Open),
+            Just(Action::Back),
+            Just(Action::NextPane),
+            Just(Action::StartFilter),
+            Just(Action::StartCommand),
+            Just(Action::Submit),
+            Just(Action::Erase),
+            Just(Action::ToggleHelp),
+            Just(Action::TogglePartitions),
+            Just(Action::Refresh),
+            any::<char>().prop_map(Action::Input),
+            (1u16..300, 1u16..100).prop_map(|(width, height)| Action::Resize { width, height }),
+            (0usize..40).prop_map(|count| Action::Loaded(Loaded::Flows {
+                filter: String::new(),
+                offset: 0,
+                rows: (0..count).map(|n| row(&format!("c{n}"))).collect(),
+            })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_key_sequence_keeps_the_state_consistent(actions in proptest::collection::vec(any_action(), 0..60)) {
+            let mut state = with_flows(&["c", "b", "a"]);
+            for action in actions {
+                update(&mut state, action);
+                prop_assert!(!state.stack.is_empty(), "there is always a view");
+                prop_assert_eq!(state.stack[0], ViewId::Flows, "the flows list is at the bottom");
+                prop_assert!(
+                    state.flows.rows.is_empty() || state.flows.selected < state.flows.rows.len(),
+                    "the selection is on a row"
+                );
+                prop_assert!(state.flows.rows.len() <= state.page_size().max(40));
+                if state.view() == ViewId::Flow {
+                    prop_assert!(state.flow.is_some(), "the flow view has a flow");
+                }
+                if state.view() == ViewId::Span {
+                    prop_assert!(state.span.is_some(), "the span view has a span");
+                }
+            }
+        }
+    }
+}
