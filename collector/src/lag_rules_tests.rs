@@ -176,6 +176,16 @@ fn partition_states() {
             LagState::Err,
         ),
         (
+            "mid-rebalance (members unknown) with an unmoved offset is STALL, never STOP",
+            window(&[
+                (Some(5), 10, None),
+                (Some(5), 11, None),
+                (Some(5), 12, None),
+            ]),
+            rule(),
+            LagState::Stall,
+        ),
+        (
             "a rebalance (members unknown) with moving offsets is not STOP",
             window(&[
                 (Some(1), 10, None),

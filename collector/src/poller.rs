@@ -18,6 +18,8 @@ use crate::poller_assignment::decode_assignment;
 
 /// The `source` recorded on samples the poller takes.
 pub const POLLER_SOURCE: &str = "poller";
+/// Consumer group states (as the broker names them) in which membership is changing.
+const REBALANCING_STATES: &[&str] = &["PreparingRebalance", "CompletingRebalance"];
 /// Partitions per `ListOffsets` call; the chunks are fetched concurrently.
 const WATERMARK_CHUNK: usize = 1_000;
 /// Groups fetched concurrently (one blocking client call each).
@@ -128,7 +130,8 @@ impl LagPoller {
             .cluster
             .fetch_group_list(None, self.timeout)
             .map_err(fetch_error("the consumer group list"))?;
-        let mut members: HashMap<String, i64> = HashMap::new();
+        // Live members per group; `None` while the group rebalances (members come and go).
+        let mut members: HashMap<String, Option<i64>> = HashMap::new();
         let mut topics_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for group in listed.groups() {
             if !group.protocol_type().is_empty() && group.protocol_type() != "consumer" {
@@ -137,7 +140,9 @@ impl LagPoller {
             if !self.wanted(group.name()) {
                 continue;
             }
-            members.insert(group.name().to_owned(), group.members().len() as i64);
+            let rebalancing = REBALANCING_STATES.contains(&group.state());
+            let live = (!rebalancing).then_some(group.members().len() as i64);
+            members.insert(group.name().to_owned(), live);
             let topics = topics_of.entry(group.name().to_owned()).or_default();
             for member in group.members() {
                 let assignment = member
@@ -245,7 +250,8 @@ impl LagPoller {
                     low_watermark: low,
                     high_watermark: high,
                     lag,
-                    members: Some(members.get(&group).copied().unwrap_or(0)),
+                    // A group the broker does not list has no live members.
+                    members: members.get(&group).copied().unwrap_or(Some(0)),
                     source: POLLER_SOURCE.to_owned(),
                 });
             }
