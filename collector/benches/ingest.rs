@@ -180,6 +180,15 @@ fn main() {
             elapsed.as_secs_f64(),
             committed as f64 / elapsed.as_secs_f64()
         );
+        let peak_rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:").map(|v| v.trim().to_owned()))
+            })
+            .unwrap_or_else(|| "unknown".into());
+        println!("memory: peak RSS {peak_rss} (collector and exporters in one process)");
         println!(
             "writer: {batches} batches, {:.0} spans per batch, busy {commit_seconds:.2} s \
              ({:.0}% of the run), {:.0} spans/s while committing",
