@@ -223,8 +223,14 @@ fn open_flow(state: &mut State, id: String) -> Vec<Request> {
         state.stack.push(ViewId::Flow);
     }
     state.span = None;
-    state.flow = Some(FlowState::loading(id.clone()));
-    vec![flow_request(&id)]
+    let request = flow_request(&id);
+    // A trace ID is kept in its printed form, the form its answer comes back under.
+    let id = match &request {
+        Request::Trace { trace_id } => trace_id.to_string(),
+        _ => id,
+    };
+    state.flow = Some(FlowState::loading(id));
+    vec![request]
 }
 
 /// A trace ID (32 hex digits) loads a trace; anything else is a correlation ID.

@@ -225,6 +225,15 @@ fn commands_jump_between_views() {
     }
     let mut state = with_flows(&["c"]);
     press(&mut state, KeyCode::Char(':'));
+    type_text(&mut state, &format!("flow {}", trace.to_uppercase()));
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(
+        state.flow.as_ref().map(|flow| flow.id.as_str()),
+        Some(trace),
+        "an upper-case trace id waits for the answer under its printed form"
+    );
+    let mut state = with_flows(&["c"]);
+    press(&mut state, KeyCode::Char(':'));
     type_text(&mut state, "nonsense");
     press(&mut state, KeyCode::Enter);
     assert!(
