@@ -11,6 +11,7 @@ pub mod batch_writer;
 pub mod alert;
 pub mod alert_payload;
 pub mod hook;
+pub mod hook_config;
 pub mod hook_exec;
 pub mod hook_webhook;
 pub mod lag;
