@@ -35,6 +35,9 @@ pub struct AlertRow {
 impl Store {
     /// Inserts or updates alert episodes, keyed on fingerprint and start time.
     pub async fn upsert_alerts(&self, alerts: &[AlertRow]) -> Result<(), StorageError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
         let writer = self.writer()?;
         let mut transaction = writer.begin().await?;
         for alert in alerts {
@@ -137,7 +140,10 @@ mod tests {
             notified_ns: Some(20),
             ..firing
         };
-        store.upsert_alerts(std::slice::from_ref(&firing)).await.unwrap();
+        store
+            .upsert_alerts(std::slice::from_ref(&firing))
+            .await
+            .unwrap();
         // The update replaced the pending row; firing sorts before the newer resolved one.
         assert_eq!(store.alerts(10).await.unwrap(), vec![firing, resolved]);
     }

@@ -81,6 +81,9 @@ pub struct WaitingEvent {
 impl Store {
     /// Appends lag samples in one transaction.
     pub async fn write_lag_samples(&self, samples: &[LagSample]) -> Result<(), StorageError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
         let writer = self.writer()?;
         let mut transaction = writer.begin().await?;
         for chunk in samples.chunks(SAMPLE_ROWS_PER_STATEMENT) {
@@ -125,6 +128,9 @@ impl Store {
 
     /// Replaces the stored status of every partition in `rows` in one transaction.
     pub async fn write_lag_status(&self, rows: &[LagStatusRow]) -> Result<(), StorageError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let writer = self.writer()?;
         let mut transaction = writer.begin().await?;
         for chunk in rows.chunks(STATUS_ROWS_PER_STATEMENT) {
@@ -361,10 +367,16 @@ mod tests {
             catch_up_ms: None,
             updated_ns: 1,
         };
-        store.write_lag_status(std::slice::from_ref(&row)).await.unwrap();
+        store
+            .write_lag_status(std::slice::from_ref(&row))
+            .await
+            .unwrap();
         row.state = "STOP".into();
         row.updated_ns = 2;
-        store.write_lag_status(std::slice::from_ref(&row)).await.unwrap();
+        store
+            .write_lag_status(std::slice::from_ref(&row))
+            .await
+            .unwrap();
         assert_eq!(store.lag_status().await.unwrap(), vec![row]);
     }
 }
