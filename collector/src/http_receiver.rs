@@ -2,6 +2,7 @@
 //! gzip or zstd, answered in the request's format once its spans are committed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,6 +14,7 @@ use axum::routing::post;
 use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
+use tokio::sync::Semaphore;
 
 use crate::batch_writer::WriterHandle;
 use crate::body_decode::{BodyEncoding, BodyError, BodyFormat};
@@ -22,6 +24,12 @@ use crate::self_metrics::SelfMetrics;
 
 /// Path of the OTLP/HTTP trace endpoint.
 pub const TRACES_PATH: &str = "/v1/traces";
+
+/// Requests whose bodies are read and decoded at once. Each holds up to twice the body
+/// limit (compressed and plain), so this bounds the receiver's memory.
+pub const MAX_CONCURRENT_DECODES: usize = 8;
+/// How long a request waits for a decoding slot before it is refused with 503.
+const DECODE_SLOT_WAIT: Duration = Duration::from_secs(2);
 
 /// What the HTTP receiver needs.
 #[derive(Debug, Clone)]
@@ -39,14 +47,19 @@ pub fn router(receiver: HttpReceiver) -> Router {
     Router::new()
         .route(TRACES_PATH, post(export))
         .layer(DefaultBodyLimit::disable())
-        .with_state(Arc::new(receiver))
+        .with_state(Arc::new(Shared {
+            receiver,
+            decoding: Semaphore::new(MAX_CONCURRENT_DECODES),
+        }))
 }
 
-async fn export(
-    State(receiver): State<Arc<HttpReceiver>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+struct Shared {
+    receiver: HttpReceiver,
+    decoding: Semaphore,
+}
+
+async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let receiver = &shared.receiver;
     let header = |name| {
         headers
             .get(name)
@@ -54,9 +67,9 @@ async fn export(
     };
     let format = match BodyFormat::from_content_type(header(CONTENT_TYPE)) {
         Ok(format) => format,
-        Err(error) => return plain_error(&receiver, StatusCode::UNSUPPORTED_MEDIA_TYPE, &error),
+        Err(error) => return plain_error(receiver, StatusCode::UNSUPPORTED_MEDIA_TYPE, &error),
     };
-    match handle(&receiver, format, header(CONTENT_ENCODING), body).await {
+    match handle(&shared, format, header(CONTENT_ENCODING), body).await {
         Ok(response) => encode_response(format, &response),
         Err(Refusal::Body(error)) => {
             receiver.metrics.request_invalid();
@@ -95,13 +108,19 @@ enum Refusal {
 }
 
 async fn handle(
-    receiver: &HttpReceiver,
+    shared: &Shared,
     format: BodyFormat,
     encoding: Option<&str>,
     body: Body,
 ) -> Result<ExportTraceServiceResponse, Refusal> {
+    let receiver = &shared.receiver;
     let encoding = BodyEncoding::from_header(encoding).map_err(Refusal::Body)?;
     let limit = receiver.max_body_bytes;
+    let busy = || Refusal::Write("collector is busy decoding other requests, retry later".into());
+    let slot = tokio::time::timeout(DECODE_SLOT_WAIT, shared.decoding.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let raw = read_body(body, limit).await.map_err(Refusal::Body)?;
     // Decompressing and parsing up to the limit is CPU work: keep it off the IO threads.
     let request = tokio::task::spawn_blocking(move || {
@@ -111,6 +130,7 @@ async fn handle(
     .await
     .map_err(|error| Refusal::Write(format!("request handling failed: {error}")))?
     .map_err(Refusal::Body)?;
+    drop(slot);
     ingest(request, &receiver.writer, &receiver.metrics)
         .await
         .map_err(|error| Refusal::Write(error.to_string()))

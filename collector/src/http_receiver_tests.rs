@@ -209,3 +209,39 @@ async fn a_full_writer_answers_503_with_retry_after() {
     let reply = http(addr, "POST", TRACES_PATH, &[PROTOBUF_TYPE], &body).await;
     assert_eq!(reply.status, 200, "room given back, the retry succeeds");
 }
+
+#[tokio::test]
+async fn bodies_in_memory_are_bounded_by_decoding_slots() {
+    use tokio::io::AsyncWriteExt;
+
+    let collector = start_collector(|_| {}).await;
+    let addr = collector.running.http_addr();
+    // Clients that announce a body and never finish it each hold a decoding slot.
+    let mut stalled = Vec::new();
+    for _ in 0..MAX_CONCURRENT_DECODES {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {TRACES_PATH} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\n\
+             Content-Length: 1000\r\n\r\npartial"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    let body = protobuf(&sample_request(1, 2, 0));
+    let reply = http(addr, "POST", TRACES_PATH, &[PROTOBUF_TYPE], &body).await;
+    assert_eq!(reply.status, 503, "no slot frees up within the wait");
+    assert!(reply.headers.contains_key("retry-after"));
+    drop(stalled);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = http(addr, "POST", TRACES_PATH, &[PROTOBUF_TYPE], &body).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots never came back"
+        );
+    }
+    collector.running.shutdown().await;
+}
