@@ -28,10 +28,10 @@ pub mod self_metrics;
 pub mod grpc_receiver;
 pub mod body_decode;
 pub mod http_receiver;
+pub mod ingest;
 pub mod service;
 #[cfg(test)]
 mod test_support;
 
 pub use config::CollectorConfig;
 pub use service::{Collector, CollectorError, RunningCollector};
-pub mod ingest;
