@@ -16,7 +16,6 @@ pub fn to_stderr() {
         .try_init();
 }
 
-#[allow(dead_code)] // called by the dashboard and the demo, which are being built
 /// Logs to `path` (appending), filtered by `RUST_LOG` (default `info`), never to the screen.
 pub fn to_file(path: &Path) -> anyhow::Result<()> {
     let file = std::fs::OpenOptions::new()

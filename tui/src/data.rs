@@ -14,6 +14,19 @@ use crate::flow::{FlowOptions, FlowStatus, FlowSummary, Topology, reconstruct};
 use crate::model::{AlertRow, FlowRow, FlowSpans, LagRow, badge};
 use crate::state::{Loaded, Request, ViewId};
 
+/// Label and annotation keys the collector's lag alerts carry (`causeway_collector::lag_service`;
+/// the dashboard reads them from the store and does not link the collector).
+mod alert_keys {
+    /// The consumer group an alert is about (a label).
+    pub const GROUP: &str = "consumer_group";
+    /// One line for humans (an annotation).
+    pub const SUMMARY: &str = "summary";
+    /// Correlation ID of the oldest waiting event (an annotation).
+    pub const WAITING_CORRELATION_ID: &str = "oldest_waiting_correlation_id";
+    /// Trace ID of the oldest waiting event's send span, when it has no correlation ID.
+    pub const WAITING_TRACE_ID: &str = "oldest_waiting_trace_id";
+}
+
 /// Most spans loaded for one flow.
 pub const FLOW_SPAN_LIMIT: i64 = 20_000;
 /// Most alerts listed.
@@ -251,11 +264,10 @@ impl Reader {
         let mut rows: Vec<AlertRow> = stored
             .into_iter()
             .map(|alert| {
-                let label =
-                    |keys: &[&str]| keys.iter().find_map(|key| alert.labels.get(*key).cloned());
-                let evidence = ["evidence", "summary", "description"]
-                    .iter()
-                    .find_map(|key| alert.annotations.get(*key).cloned())
+                let evidence = alert
+                    .annotations
+                    .get(alert_keys::SUMMARY)
+                    .cloned()
                     .unwrap_or_else(|| {
                         alert
                             .annotations
@@ -266,9 +278,13 @@ impl Reader {
                     });
                 AlertRow {
                     firing: alert.status != "resolved",
-                    group: label(&["consumer_group", "group"]),
-                    correlation_id: label(&["correlation_id"])
-                        .or_else(|| alert.annotations.get("correlation_id").cloned()),
+                    group: alert.labels.get(alert_keys::GROUP).cloned(),
+                    correlation_id: [
+                        alert_keys::WAITING_CORRELATION_ID,
+                        alert_keys::WAITING_TRACE_ID,
+                    ]
+                    .iter()
+                    .find_map(|key| alert.annotations.get(*key).cloned()),
                     rule: alert.rule,
                     evidence,
                     started_ns: alert.starts_ns,

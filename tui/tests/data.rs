@@ -148,7 +148,13 @@ async fn lag_and_alerts_are_read_and_shaped() {
             rule: "group-lag-seconds".into(),
             status: "firing".into(),
             labels: BTreeMap::from([("consumer_group".to_owned(), "shipping".to_owned())]),
-            annotations: BTreeMap::from([("summary".to_owned(), "42s behind".to_owned())]),
+            annotations: BTreeMap::from([
+                ("summary".to_owned(), "42s behind".to_owned()),
+                (
+                    "oldest_waiting_correlation_id".to_owned(),
+                    "ord-1042".to_owned(),
+                ),
+            ]),
             ends_ns: None,
             updated_ns: BASE_NS,
             notified_ns: None,
@@ -175,6 +181,11 @@ async fn lag_and_alerts_are_read_and_shaped() {
     assert!(alerts[0].firing);
     assert_eq!(alerts[0].group.as_deref(), Some("shipping"));
     assert_eq!(alerts[0].evidence, "42s behind");
+    assert_eq!(
+        alerts[0].correlation_id.as_deref(),
+        Some("ord-1042"),
+        "the oldest waiting event is the jump target"
+    );
 }
 
 #[tokio::test]
