@@ -178,7 +178,10 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     // before the test clock's start, 50 s of test time ago), not interpolated from the
     // watermark history (which starts 40 s ago and would give "at least 40 s").
     let age = status(&rows, 0).time_lag_ms.unwrap();
-    assert!((50_000..80_000).contains(&age), "measured age {age} ms: {rows:?}");
+    assert!(
+        (50_000..80_000).contains(&age),
+        "measured age {age} ms: {rows:?}"
+    );
     let alerts = store.alerts(10).await.unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].status, "firing");
