@@ -23,7 +23,7 @@ use causeway_demo::faults::{
 use causeway_demo::shop::{self, ShopConfig};
 use causeway_demo::telemetry::ShopTelemetry;
 use causeway_demo::transport::Transport;
-use causeway_storage::Store;
+use causeway_storage::{DatabaseOwner, Store, database_owner};
 
 use lag_feed::LagFeed;
 
@@ -35,8 +35,6 @@ const INTERACTIVE_SCHEDULE: Duration = Duration::from_secs(60);
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// After the last order, the longest wait for the services to drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
-/// The first bytes of every SQLite database file.
-const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 
 /// Output formats of the headless summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -52,8 +50,8 @@ pub enum SummaryFormat {
 #[derive(Debug, Default, clap::Args)]
 #[command(
     after_help = "The demo starts on a fresh database: the --db file (and its -wal and -shm \
-files) is deleted and recreated; a file that is not an SQLite database is refused. Use a \
-dedicated path such as --db demo.db. See docs/DEMO.md for faults and the config file."
+files) is deleted and recreated. Only a database the demo created itself is ever replaced: \
+a collector's database or any other file is refused. Use a dedicated path such as --db demo.db. See docs/DEMO.md for faults and the config file."
 )]
 pub struct Args {
     /// Run the shop over this Kafka cluster (`host:port,...`) instead of the embedded bus.
@@ -113,7 +111,7 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
         default_schedule(run_length)
     };
 
-    fresh_database(db)?;
+    fresh_database(db).await?;
     let collector = start_collector(db).await?;
     let endpoint = format!("http://{}", collector.grpc_addr());
     let (transport, bus) = match &args.kafka {
@@ -235,19 +233,21 @@ fn faults_from_stdin(board: &causeway_demo::board::FaultBoard) {
     }
 }
 
-/// Deletes the demo database (and its WAL files) so the run starts fresh; refuses a file
-/// that is not an SQLite database.
-fn fresh_database(db: &Path) -> anyhow::Result<()> {
-    if let Ok(mut file) = std::fs::File::open(db) {
-        let mut magic = [0u8; 16];
-        let read = std::io::Read::read(&mut file, &mut magic)
-            .with_context(|| format!("cannot read {}", db.display()))?;
-        if read > 0 && magic[..read] != SQLITE_MAGIC[..read] {
-            bail!(
-                "refusing to replace {}: not an SQLite database (the demo recreates its --db file)",
-                db.display()
-            );
-        }
+/// Deletes the demo database (and its WAL files) so the run starts fresh, then creates it
+/// stamped as the demo's. Refuses to replace anything the demo did not create: another
+/// program's file, or a database a collector filled.
+async fn fresh_database(db: &Path) -> anyhow::Result<()> {
+    match database_owner(db).with_context(|| format!("cannot read {}", db.display()))? {
+        DatabaseOwner::Nobody | DatabaseOwner::Demo => {}
+        DatabaseOwner::NotSqlite => bail!(
+            "refusing to replace {}: not an SQLite database (the demo recreates its --db file)",
+            db.display()
+        ),
+        DatabaseOwner::Other => bail!(
+            "refusing to replace {}: it holds data the demo did not write; run the demo on \
+             another file (causeway --db demo.db demo) or delete it first",
+            db.display()
+        ),
     }
     for suffix in ["", "-wal", "-shm"] {
         let mut path = db.as_os_str().to_owned();
@@ -261,6 +261,14 @@ fn fresh_database(db: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    let store = Store::open(db)
+        .await
+        .with_context(|| format!("cannot create {}", db.display()))?;
+    store
+        .mark_as_demo()
+        .await
+        .with_context(|| format!("cannot stamp {} as the demo's", db.display()))?;
+    store.close().await;
     Ok(())
 }
 
@@ -332,36 +340,29 @@ mod tests {
         assert!(help.contains("is deleted and recreated"), "{help}");
     }
 
-    #[test]
-    fn fresh_database_replaces_only_sqlite_files() {
+    #[tokio::test]
+    async fn fresh_database_replaces_only_the_demos_own_files() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("demo.db");
-        // (file content, accepted, why)
-        let cases: [(Option<&[u8]>, bool, &str); 4] = [
-            (None, true, "nothing to delete"),
-            (Some(b""), true, "an empty file is not anybody's data"),
-            (
-                Some(b"SQLite format 3\0rest of the page"),
-                true,
-                "a database",
-            ),
-            (Some(b"my notes\n"), false, "anything else is refused"),
-        ];
-        for (content, accepted, why) in cases {
-            if let Some(content) = content {
-                std::fs::write(&db, content).unwrap();
-                std::fs::write(dir.path().join("demo.db-wal"), b"wal").unwrap();
-            }
-            let result = fresh_database(&db);
-            assert_eq!(result.is_ok(), accepted, "{why}: {result:?}");
-            assert_eq!(db.exists(), !accepted, "{why}");
-            assert_eq!(
-                dir.path().join("demo.db-wal").exists(),
-                content.is_some() && !accepted,
-                "{why}"
-            );
-            let _ = std::fs::remove_file(&db);
-            let _ = std::fs::remove_file(dir.path().join("demo.db-wal"));
-        }
+        let wal = dir.path().join("demo.db-wal");
+        // A collector's database (not stamped) must survive.
+        Store::open(&db).await.unwrap().close().await;
+        let error = fresh_database(&db).await.unwrap_err();
+        assert!(format!("{error:#}").contains("did not write"), "{error:#}");
+        assert!(db.exists(), "somebody's database is left alone");
+        std::fs::remove_file(&db).unwrap();
+        // Any other file is refused too.
+        std::fs::write(&db, b"my notes\n").unwrap();
+        assert!(fresh_database(&db).await.is_err(), "not a database");
+        std::fs::remove_file(&db).unwrap();
+        // Nothing there, or an empty file: created and stamped.
+        std::fs::write(&db, b"").unwrap();
+        fresh_database(&db).await.unwrap();
+        assert_eq!(database_owner(&db).unwrap(), DatabaseOwner::Demo);
+        // The demo's own database (with a stale WAL) is replaced.
+        std::fs::write(&wal, b"stale").unwrap();
+        fresh_database(&db).await.unwrap();
+        assert_eq!(database_owner(&db).unwrap(), DatabaseOwner::Demo);
+        assert!(!wal.exists() || std::fs::read(&wal).unwrap() != b"stale");
     }
 }

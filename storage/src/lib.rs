@@ -6,6 +6,7 @@
 
 mod alert_query;
 mod correlation_search;
+mod demo_mark;
 mod error;
 mod flow_query;
 mod ids;
@@ -19,6 +20,7 @@ mod store;
 
 pub use alert_query::AlertRow;
 pub use correlation_search::CorrelationSearch;
+pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
 pub use ids::{IdError, SpanId, TraceId};
