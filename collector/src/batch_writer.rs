@@ -218,12 +218,10 @@ async fn commit(store: &Store, pending: Vec<Submission>, metrics: &SelfMetrics) 
         }
         acks.push((submission.ack, submission.permit));
     }
-    let batches = [merged];
-    let count: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    let count = merged.len() as u64;
     let started = Instant::now();
-    let result = store.write_spans(&batches).await;
+    let result = store.write_spans(vec![merged]).await;
     metrics.commit_took(started.elapsed());
-    drop(batches);
     let outcome = match result {
         Ok(_) => {
             metrics.spans_accepted(count);

@@ -133,7 +133,7 @@ mod tests {
             span(3, "ship-3", "shipping", 300, "plain"),
         ];
         store
-            .write_spans(&[EncodedSpans::encode(&spans)])
+            .write_spans(vec![EncodedSpans::encode(&spans)])
             .await
             .unwrap();
         let ids = |rows: Vec<CorrelationRow>| -> Vec<String> {

@@ -47,6 +47,9 @@ pub enum StorageError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[source] sqlx::Error),
+    /// Writing spans failed.
+    #[error("cannot write spans: {0}")]
+    Write(#[source] rusqlite::Error),
     /// A stored row could not be decoded (corrupt or written by a newer version).
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
@@ -62,5 +65,17 @@ impl From<sqlx::Error> for StorageError {
             }
         }
         StorageError::Query(error)
+    }
+}
+
+impl StorageError {
+    /// Converts an error of the span writer's connection, telling a lock apart.
+    pub(crate) fn from_write(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StorageError::Locked
+            }
+            _ => StorageError::Write(error),
+        }
     }
 }

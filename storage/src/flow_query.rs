@@ -243,7 +243,7 @@ mod tests {
             span(4, 9, None, Some("c")),
         ];
         store
-            .write_spans(&[EncodedSpans::encode(&spans)])
+            .write_spans(vec![EncodedSpans::encode(&spans)])
             .await
             .unwrap();
         (dir, store)

@@ -5,6 +5,7 @@
 //! query methods on a read-only [`Store`].
 
 mod alert_query;
+mod checkpointer;
 mod correlation_search;
 mod demo_mark;
 mod error;

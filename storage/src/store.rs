@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlStr;
@@ -11,6 +12,7 @@ use sqlx::sqlite::{
 };
 
 use crate::error::StorageError;
+use crate::span_write::SpanWriter;
 
 /// The schema migrations, in order. Append only: never edit one that has shipped.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -22,7 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 const READ_ROW_BUFFER: usize = 4096;
 
 /// How long a statement waits for a lock held by another connection before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on one causeway database file.
 ///
@@ -34,6 +36,7 @@ pub struct Store {
     pub(crate) path: PathBuf,
     pub(crate) reader: SqlitePool,
     pub(crate) writer: Option<SqlitePool>,
+    pub(crate) span_writer: Option<Arc<SpanWriter>>,
 }
 
 impl Store {
@@ -71,10 +74,12 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_error)?;
+        let span_writer = SpanWriter::open(path)?;
         Ok(Store {
             path: path.to_owned(),
             reader,
             writer: Some(writer),
+            span_writer: Some(span_writer),
         })
     }
 
@@ -103,6 +108,7 @@ impl Store {
             path: path.to_owned(),
             reader,
             writer: None,
+            span_writer: None,
         })
     }
 

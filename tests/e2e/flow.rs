@@ -116,7 +116,7 @@ fn write_store(path: &Path) {
     runtime.block_on(async {
         let store = Store::open(path).await.expect("open store");
         let batch = EncodedSpans::encode(&spans(now_ns() - 1_000 * MS));
-        store.write_spans(&[batch]).await.expect("write spans");
+        store.write_spans(vec![batch]).await.expect("write spans");
         store.close().await;
     });
 }

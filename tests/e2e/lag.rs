@@ -118,7 +118,7 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     let dir = temp_dir();
     let store = Store::open(&dir.path().join("lag.db")).await.unwrap();
     store
-        .write_spans(&[EncodedSpans::encode(&[
+        .write_spans(vec![EncodedSpans::encode(&[
             send_span(2, "ord-1041"),
             send_span(3, "ord-1042"),
         ])])

@@ -112,7 +112,7 @@ async fn fill(db: &Path, flows: &[u32]) {
         ));
     }
     store
-        .write_spans(&[EncodedSpans::encode(&spans)])
+        .write_spans(vec![EncodedSpans::encode(&spans)])
         .await
         .expect("cannot write spans");
     store.close().await;

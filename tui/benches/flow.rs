@@ -88,7 +88,7 @@ async fn ensure_store(path: &Path, flows: usize) {
         }
         written += records.len();
         store
-            .write_spans(&[EncodedSpans::encode(&records)])
+            .write_spans(vec![EncodedSpans::encode(&records)])
             .await
             .expect("write spans");
         if first % (BATCH_FLOWS * 500) == 0 {

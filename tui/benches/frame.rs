@@ -169,14 +169,14 @@ async fn flows_list() {
             batch.extend(support::shop_flow(flow + 1, base).into_iter().take(2));
             if batch.len() >= 20_000 {
                 store
-                    .write_spans(&[EncodedSpans::encode(&batch)])
+                    .write_spans(vec![EncodedSpans::encode(&batch)])
                     .await
                     .unwrap();
                 batch.clear();
             }
         }
         store
-            .write_spans(&[EncodedSpans::encode(&batch)])
+            .write_spans(vec![EncodedSpans::encode(&batch)])
             .await
             .unwrap();
         store.close().await;

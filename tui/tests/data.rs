@@ -33,7 +33,7 @@ async fn filled(name: &str, flows: &[u32]) -> (PathBuf, Store) {
         spans.extend(shop_flow(*flow, BASE_NS + i64::from(*flow) * 1_000_000_000));
     }
     writer
-        .write_spans(&[EncodedSpans::encode(&spans)])
+        .write_spans(vec![EncodedSpans::encode(&spans)])
         .await
         .unwrap();
     (path.clone(), writer)
