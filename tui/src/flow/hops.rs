@@ -177,13 +177,17 @@ fn hop(
 ) -> Hop {
     let send = event.send.map(|s| &steps[s]);
     let first = attempts.first().map(|&i| &steps[i]);
-    let queue_wait_ns = match (send, first) {
-        (Some(send), Some(first)) => Some(first.start_ns - send.end_ns),
-        _ => None,
-    };
     let message_queue_wait_ns = attempts.first().and_then(|&i| {
         int_attribute(spans[i], keys::QUEUE_TIME_MS).map(|ms| ms.saturating_mul(1_000_000))
     });
+    let clock_skew = is_clock_skew(send, first, message_queue_wait_ns);
+    // Reading a message before its send span ends (while the producer awaits the broker's
+    // acknowledgement) is a wait of nothing, not a negative one; only skew stays negative.
+    let queue_wait_ns = match (send, first) {
+        (Some(send), Some(first)) if clock_skew => Some(first.start_ns - send.end_ns),
+        (Some(send), Some(first)) => Some((first.start_ns - send.end_ns).max(0)),
+        _ => None,
+    };
     let processing_ns = attempts.iter().map(|&i| steps[i].duration_ns).sum();
     let backoff_ns = attempts
         .windows(2)
@@ -220,7 +224,7 @@ fn hop(
         published_ns: event.published_ns,
         publish_ns: send.map(|s| s.duration_ns),
         queue_wait_ns,
-        clock_skew: is_clock_skew(send, first, message_queue_wait_ns),
+        clock_skew,
         message_queue_wait_ns,
         processing_ns,
         retries,

@@ -305,6 +305,11 @@ fn a_consumer_starting_while_the_send_awaits_its_ack_is_not_skew() {
         kinds(&flow)
     );
     assert!(flow.hops.iter().all(|hop| !hop.clock_skew));
+    assert_eq!(
+        flow.hops[0].queue_wait_ns,
+        Some(0),
+        "no negative wait without skew"
+    );
 }
 
 #[test]
