@@ -59,16 +59,7 @@ impl Store {
             query = query.bind(pattern).bind(trace_id).bind(text);
         }
         let rows = query.fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CorrelationRow {
-                    correlation_id: row.try_get(0)?,
-                    first_start_ns: row.try_get(1)?,
-                    last_end_ns: row.try_get(2)?,
-                    has_error: row.try_get::<i64, _>(3)? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(CorrelationRow::from_row).collect()
     }
 }
 

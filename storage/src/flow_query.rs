@@ -168,16 +168,19 @@ impl Store {
             .bind(query.limit.max(0))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CorrelationRow {
-                    correlation_id: row.try_get(0)?,
-                    first_start_ns: row.try_get(1)?,
-                    last_end_ns: row.try_get(2)?,
-                    has_error: row.try_get::<i64, _>(3)? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(CorrelationRow::from_row).collect()
+    }
+}
+
+impl CorrelationRow {
+    /// Decodes a row selected as (correlation_id, first_start_ns, last_end_ns, has_error).
+    pub(crate) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<CorrelationRow, StorageError> {
+        Ok(CorrelationRow {
+            correlation_id: row.try_get(0)?,
+            first_start_ns: row.try_get(1)?,
+            last_end_ns: row.try_get(2)?,
+            has_error: row.try_get::<i64, _>(3)? != 0,
+        })
     }
 }
 
