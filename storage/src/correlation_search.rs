@@ -1,8 +1,6 @@
 //! The dashboard's flows list: a window of correlations, newest first, matching one free
 //! text against the correlation ID, a trace ID, a service, an event type or an attribute.
 
-use sqlx::Row;
-
 use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
