@@ -253,6 +253,35 @@ fn unknown_ids_missing_files_and_empty_files_fail_clearly() {
 }
 
 #[test]
+fn a_locked_database_fails_with_a_clear_message() {
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    write_store(&db);
+    // Another process holding an exclusive lock keeps even WAL readers out.
+    let locker = rusqlite::Connection::open(&db).expect("open for locking");
+    locker
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .expect("take the exclusive lock");
+    for args in [vec!["flow", "ord-7"], vec!["flows", "--format", "json"]] {
+        let output = causeway(&db, &args);
+        assert!(!output.status.success(), "{args:?} must fail while locked");
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?} prints nothing on stdout"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("database is locked"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("WARN"),
+            "{args:?} prints no log noise: {stderr}"
+        );
+    }
+    drop(locker);
+    let output = causeway(&db, &["flow", "ord-7", "--format", "json"]);
+    assert!(output.status.success(), "works again once the lock is gone");
+}
+
+#[test]
 fn flows_lists_newest_first_and_filters() {
     let dir = temp_dir();
     let db = dir.path().join("causeway.db");
