@@ -172,27 +172,12 @@ impl Pipeline {
     fn span_exporter(&self) -> Result<SpanExporter, PipelineError> {
         let endpoint = self.signal_endpoint(HTTP_TRACES_PATH);
         let exporter = match self.protocol {
-            Protocol::Grpc => {
-                let mut builder = SpanExporter::builder().with_tonic();
-                if let Some(endpoint) = endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !self.headers.is_empty() {
-                    builder = builder.with_metadata(self.metadata()?);
-                }
-                builder.build()?
-            }
-            Protocol::HttpProtobuf => {
-                let mut builder = SpanExporter::builder().with_http();
-                if let Some(endpoint) = endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !self.headers.is_empty() {
-                    builder = builder
-                        .with_headers(self.headers.iter().cloned().collect::<HashMap<_, _>>());
-                }
-                builder.build()?
-            }
+            Protocol::Grpc => self
+                .tonic_settings(SpanExporter::builder().with_tonic(), endpoint)?
+                .build()?,
+            Protocol::HttpProtobuf => self
+                .http_settings(SpanExporter::builder().with_http(), endpoint)
+                .build()?,
         };
         Ok(exporter)
     }
@@ -200,29 +185,44 @@ impl Pipeline {
     fn metric_exporter(&self) -> Result<MetricExporter, PipelineError> {
         let endpoint = self.signal_endpoint(HTTP_METRICS_PATH);
         let exporter = match self.protocol {
-            Protocol::Grpc => {
-                let mut builder = MetricExporter::builder().with_tonic();
-                if let Some(endpoint) = endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !self.headers.is_empty() {
-                    builder = builder.with_metadata(self.metadata()?);
-                }
-                builder.build()?
-            }
-            Protocol::HttpProtobuf => {
-                let mut builder = MetricExporter::builder().with_http();
-                if let Some(endpoint) = endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !self.headers.is_empty() {
-                    builder = builder
-                        .with_headers(self.headers.iter().cloned().collect::<HashMap<_, _>>());
-                }
-                builder.build()?
-            }
+            Protocol::Grpc => self
+                .tonic_settings(MetricExporter::builder().with_tonic(), endpoint)?
+                .build()?,
+            Protocol::HttpProtobuf => self
+                .http_settings(MetricExporter::builder().with_http(), endpoint)
+                .build()?,
         };
         Ok(exporter)
+    }
+
+    /// Endpoint and headers (as gRPC metadata) on any gRPC exporter builder.
+    fn tonic_settings<B: WithExportConfig + WithTonicConfig>(
+        &self,
+        mut builder: B,
+        endpoint: Option<String>,
+    ) -> Result<B, PipelineError> {
+        if let Some(endpoint) = endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if !self.headers.is_empty() {
+            builder = builder.with_metadata(self.metadata()?);
+        }
+        Ok(builder)
+    }
+
+    /// Endpoint and headers on any HTTP exporter builder.
+    fn http_settings<B: WithExportConfig + WithHttpConfig>(
+        &self,
+        mut builder: B,
+        endpoint: Option<String>,
+    ) -> B {
+        if let Some(endpoint) = endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if !self.headers.is_empty() {
+            builder = builder.with_headers(self.headers.iter().cloned().collect::<HashMap<_, _>>());
+        }
+        builder
     }
 
     fn resource(&self) -> Resource {

@@ -5,6 +5,7 @@
 //! with perf, sqlx's per-value argument copies and channel hand-offs made the writer three
 //! times slower than SQLite itself. Every other statement goes through sqlx.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -253,9 +254,9 @@ fn upsert_correlations(
     Ok(())
 }
 
-/// The span upsert for `rows` rows. Full-size statements are built once and reused, so
-/// SQLite's prepared-statement cache hits on them.
-fn span_statement(rows: usize) -> String {
+/// The span upsert for `rows` rows. The full-size statement's text is built once; the
+/// connection's prepared-statement cache keeps its compiled form.
+fn span_statement(rows: usize) -> Cow<'static, str> {
     static FULL: OnceLock<String> = OnceLock::new();
     let build = |rows| {
         format!(
@@ -264,9 +265,9 @@ fn span_statement(rows: usize) -> String {
         )
     };
     if rows == SPAN_ROWS_PER_STATEMENT {
-        FULL.get_or_init(|| build(rows)).clone()
+        Cow::Borrowed(FULL.get_or_init(|| build(rows)).as_str())
     } else {
-        build(rows)
+        Cow::Owned(build(rows))
     }
 }
 
