@@ -121,7 +121,7 @@ fn write_store(path: &Path) {
     });
 }
 
-fn causeway(db: &Path, args: &[&str]) -> Output {
+pub(crate) fn causeway(db: &Path, args: &[&str]) -> Output {
     Command::new(causeway_bin())
         .arg("--db")
         .arg(db)
@@ -130,7 +130,7 @@ fn causeway(db: &Path, args: &[&str]) -> Output {
         .expect("run causeway")
 }
 
-fn json_of(output: &Output) -> Value {
+pub(crate) fn json_of(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "exit {:?}, stderr: {}",

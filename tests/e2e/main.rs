@@ -3,6 +3,7 @@
 
 mod demo;
 mod flow;
+mod flow_broker;
 mod harness;
 mod hooks;
 mod ingest;

@@ -195,22 +195,32 @@ fn propagation_breaks(
         .filter(|e| e.kind != EdgeKind::Message)
         .map(|e| e.to)
         .collect();
+    // A consumption tied to its send by message id only, and the break the consumer
+    // recorded for it, are one break: reported once, with the send as proof and the
+    // recorded reason in the detail.
+    let mut reported = BTreeSet::new();
     for edge in edges.iter().filter(|e| e.kind == EdgeKind::Message) {
         if !traced.contains(&edge.to) {
+            let reason = text_attribute(spans[edge.to], keys::PROPAGATION_BREAK)
+                .map(|reason| format!(" ({reason})"))
+                .unwrap_or_default();
             push(
                 found,
                 AnomalyKind::PropagationBreak,
                 format!(
-                    "{} consumed message {} without its trace context",
+                    "{} consumed message {} without its trace context{reason}",
                     steps[edge.to].service,
                     steps[edge.to].message_id.as_deref().unwrap_or("?")
                 ),
                 vec![edge.from, edge.to],
             );
+            reported.insert(edge.to);
         }
     }
     for (index, step) in steps.iter().enumerate() {
-        if let Some(reason) = text_attribute(spans[index], keys::PROPAGATION_BREAK) {
+        if let Some(reason) = text_attribute(spans[index], keys::PROPAGATION_BREAK)
+            && !reported.contains(&index)
+        {
             push(
                 found,
                 AnomalyKind::PropagationBreak,

@@ -212,7 +212,9 @@ fn hop(
         Outcome::DeadLettered
     } else if last_failed {
         Outcome::Failed
-    } else if any_failed || retries > 0 {
+    } else if any_failed || recorded_retries > 0 {
+        // Failed at least once (a failed attempt, or retries recorded inside one attempt).
+        // Two clean attempts are a duplicate delivery, not a retry.
         Outcome::RetriedThenProcessed
     } else {
         Outcome::Processed

@@ -313,6 +313,37 @@ fn a_consumer_starting_while_the_send_awaits_its_ack_is_not_skew() {
 }
 
 #[test]
+fn a_recorded_break_on_a_message_matched_consumption_is_one_break() {
+    // What the real instrumentation stores when `traceparent` was dropped: the process span
+    // is a new root, matched to its send by message id, and records the break itself.
+    let spans = vec![
+        span(1, 1, "order-service", "send m1", 0, 1).send("orders", "m1", "order.placed.v1"),
+        span(7, 2, "billing", "no context", 5, 6)
+            .process("orders", "m1", "billing")
+            .attr(keys::PROPAGATION_BREAK, Value::from("missing")),
+    ];
+    let flow = rebuild(&spans, &Topology::new());
+    let breaks: Vec<&Anomaly> = flow
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::PropagationBreak)
+        .collect();
+    assert_eq!(breaks.len(), 1, "one break, not two: {breaks:?}");
+    assert_eq!(
+        breaks[0].steps,
+        [
+            step_named(&flow, "send m1"),
+            step_named(&flow, "no context")
+        ]
+    );
+    assert!(
+        breaks[0].detail.ends_with("(missing)"),
+        "{}",
+        breaks[0].detail
+    );
+}
+
+#[test]
 fn verdicts_cover_retries_failures_and_dead_letters() {
     let send = span(1, 1, "order-service", "send", 0, 1).send("orders", "m1", "order.placed.v1");
     let attempt = |s, start, group: &str| {
@@ -348,6 +379,13 @@ fn verdicts_cover_retries_failures_and_dead_letters() {
             Outcome::RetriedThenProcessed,
             2,
             0,
+        ),
+        (
+            "processed twice without a failure (a duplicate delivery) is not a retry",
+            vec![attempt(2, 3, "g"), attempt(3, 10, "g")],
+            Outcome::Processed,
+            1,
+            5 * MS,
         ),
         (
             "failed then dead-lettered",
