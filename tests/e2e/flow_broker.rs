@@ -14,6 +14,7 @@
 //! it stays covered by the pure fixtures in `tui/src/flow/tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod facts;
 mod golden;
 mod scenarios;
 
@@ -23,7 +24,6 @@ use std::time::Duration;
 
 use causeway_instrumentation::{Pipeline, PipelineGuard, Protocol};
 use causeway_storage::Store;
-use serde_json::Value;
 
 use crate::flow::{causeway, json_of};
 use crate::harness::{Broker, CollectorProcess, temp_dir};
@@ -111,7 +111,7 @@ async fn every_anomaly_from_real_traffic_matches_its_golden_flow() {
     }
     wait_for_spans(&db, scenarios::EXPECTED_SPANS, &collector).await;
 
-    for check in scenarios::CHECKS {
+    for check in facts::CHECKS {
         let flow = json_of(&causeway(
             &db,
             &["flow", check.correlation_id, "--format", "json"],
@@ -120,67 +120,5 @@ async fn every_anomaly_from_real_traffic_matches_its_golden_flow() {
         let normalised = golden::normalise(&flow);
         let text = serde_json::to_string_pretty(&normalised).expect("json encodes");
         insta::assert_snapshot!(check.correlation_id, text);
-    }
-}
-
-/// The outcome `flow` gives `group` on the event of `event_type`.
-pub(crate) fn outcome(flow: &Value, event_type: &str, group: &str) -> String {
-    let events = flow["events"].as_array().expect("events");
-    let event = events
-        .iter()
-        .position(|e| e["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("no {event_type} event in {flow:#}"));
-    flow["verdicts"]
-        .as_array()
-        .expect("verdicts")
-        .iter()
-        .find(|v| v["event"] == event && v["consumer_group"] == group)
-        .and_then(|v| v["outcome"].as_str())
-        .unwrap_or_else(|| panic!("no verdict for {group} on {event_type} in {flow:#}"))
-        .to_owned()
-}
-
-/// The anomalies of `kind`, each as the list of steps that prove it; panics unless there
-/// is at least one and every one has proof.
-pub(crate) fn proven(flow: &Value, kind: &str) -> Vec<Vec<usize>> {
-    let found: Vec<Vec<usize>> = flow["anomalies"]
-        .as_array()
-        .expect("anomalies")
-        .iter()
-        .filter(|a| a["kind"] == kind)
-        .map(|a| {
-            a["steps"]
-                .as_array()
-                .expect("steps")
-                .iter()
-                .map(|s| usize::try_from(s.as_u64().expect("a step index")).expect("fits"))
-                .collect()
-        })
-        .collect();
-    assert!(!found.is_empty(), "no {kind} anomaly in {flow:#}");
-    assert!(
-        found.iter().all(|proof| !proof.is_empty()),
-        "a {kind} anomaly without proof: {flow:#}"
-    );
-    found
-}
-
-/// The anomaly kinds of `flow`, sorted and deduplicated.
-pub(crate) fn kinds(flow: &Value) -> Vec<String> {
-    let mut kinds: Vec<String> = flow["anomalies"]
-        .as_array()
-        .expect("anomalies")
-        .iter()
-        .filter_map(|a| a["kind"].as_str().map(str::to_owned))
-        .collect();
-    kinds.dedup();
-    kinds
-}
-
-/// The field `key` of step `index`, as text.
-pub(crate) fn step_field(flow: &Value, index: usize, key: &str) -> String {
-    match &flow["steps"][index][key] {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
     }
 }
