@@ -45,12 +45,50 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: FlowFormat,
+    /// Extra compensation and dead-letter patterns.
+    #[command(flatten)]
+    pub patterns: PatternArgs,
+}
+
+/// Compensation and dead-letter patterns given on the command line (`flow`, `flows` and
+/// `tui`). They add to the built-in defaults (docs/FLOWS.md), never replace them.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct PatternArgs {
+    /// Also treat event types matching PATTERN as compensations (`*` matches any run of
+    /// characters; repeatable; adds to the defaults).
+    #[arg(long = "compensation", value_name = "PATTERN", value_parser = parse_pattern)]
+    pub compensations: Vec<String>,
+    /// Also treat topics matching PATTERN as dead-letter topics (`*` wildcards, any case;
+    /// repeatable; adds to the defaults).
+    #[arg(long = "dead-letter", value_name = "PATTERN", value_parser = parse_pattern)]
+    pub dead_letters: Vec<String>,
+}
+
+impl PatternArgs {
+    /// The reconstruction options: the defaults plus these patterns.
+    pub fn options(&self) -> FlowOptions {
+        FlowOptions::with_extra_patterns(self.compensations.clone(), self.dead_letters.clone())
+    }
+}
+
+/// Accepts a `*` glob; an empty (or blank) pattern or one with control characters is an
+/// error rather than a pattern that silently matches nothing useful.
+fn parse_pattern(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("a pattern must not be empty (example: `*.voided.*`)".to_owned());
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "a pattern must not contain control characters: {text:?}"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// Runs `causeway flow`.
 pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     let store = open_store(db).await?;
-    let flow = load_flow(&store, &args.id)
+    let flow = load_flow(&store, &args.id, &args.patterns.options())
         .await?
         .with_context(|| format!("no spans found for {} in {}", args.id, db.display()))?;
     let output = render::render(&flow, args.format.into());
@@ -78,18 +116,18 @@ pub async fn open_store(db: &Path) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Rebuilds the flow for `id`: a trace ID (its correlations stitched, or the trace alone
-/// when it carries none) or else a correlation ID. `None` when nothing matches.
-pub async fn load_flow(store: &Store, id: &str) -> anyhow::Result<Option<Flow>> {
+/// Rebuilds the flow for `id` with `options`: a trace ID (its correlations stitched, or the
+/// trace alone when it carries none) or else a correlation ID. `None` when nothing matches.
+pub async fn load_flow(
+    store: &Store,
+    id: &str,
+    options: &FlowOptions,
+) -> anyhow::Result<Option<Flow>> {
     let Some(spans) = load_spans(store, id).await? else {
         return Ok(None);
     };
     let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
-    Ok(Some(reconstruct(
-        &spans,
-        &topology,
-        &FlowOptions::default(),
-    )))
+    Ok(Some(reconstruct(&spans, &topology, options)))
 }
 
 async fn load_spans(store: &Store, id: &str) -> anyhow::Result<Option<Vec<SpanRecord>>> {
@@ -113,4 +151,23 @@ async fn load_spans(store: &Store, id: &str) -> anyhow::Result<Option<Vec<SpanRe
         .await
         .with_context(|| format!("cannot read correlation {id}"))?;
     Ok((!spans.is_empty()).then_some(spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_validated() {
+        let cases = [
+            ("*.voided.*", true, "a glob"),
+            ("order.voided", true, "a literal"),
+            ("", false, "empty"),
+            ("  ", false, "blank"),
+            ("a\u{1b}b", false, "a control character"),
+        ];
+        for (pattern, valid, reason) in cases {
+            assert_eq!(parse_pattern(pattern).is_ok(), valid, "{reason}");
+        }
+    }
 }

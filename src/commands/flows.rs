@@ -7,13 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use causeway_storage::{CorrelationQuery, Store};
-use causeway_tui::flow::{
-    FlowFilter, FlowOptions, FlowSummary, Topology, parse_attribute_filter, reconstruct,
-};
+use causeway_tui::flow::{FlowFilter, FlowSummary, Topology, parse_attribute_filter, reconstruct};
 use causeway_tui::render::{clean, human_duration};
 use serde::Serialize;
 
-use super::flow::open_store;
+use super::flow::{PatternArgs, open_store};
 
 /// Most spans read per listed flow.
 const MAX_SPANS_PER_FLOW: i64 = 5_000;
@@ -54,6 +52,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: FlowsFormat,
+    /// Extra compensation and dead-letter patterns.
+    #[command(flatten)]
+    pub patterns: PatternArgs,
 }
 
 fn parse_where(term: &str) -> Result<(String, String), String> {
@@ -107,7 +108,7 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
     }
     let scan_cap = args.limit.saturating_mul(20).max(2_000);
     let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
-    let options = FlowOptions::default();
+    let options = args.patterns.options();
     let mut query = CorrelationQuery {
         since_ns,
         before: None,

@@ -13,6 +13,9 @@ pub struct Args {
     /// How often what is on screen is reloaded, such as `500ms` or `2s`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub refresh: Option<Duration>,
+    /// Extra compensation and dead-letter patterns.
+    #[command(flatten)]
+    pub patterns: super::flow::PatternArgs,
 }
 
 /// Where the dashboard logs: `causeway-tui.log` in the database's directory.
@@ -32,6 +35,7 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     }
     let mut options = causeway_tui::RunOptions {
         open: args.open,
+        flow: args.patterns.options(),
         ..causeway_tui::RunOptions::default()
     };
     if let Some(refresh) = args.refresh {

@@ -13,16 +13,23 @@ use serde_json::Value;
 
 use crate::harness::{causeway_bin, temp_dir};
 
-const MS: i64 = 1_000_000;
+pub(crate) const MS: i64 = 1_000_000;
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     i64::try_from(since.as_nanos()).expect("fits i64")
 }
 
-fn span(trace: u8, id: u8, service: &str, name: &str, start: i64, end: i64) -> SpanRecord {
+pub(crate) fn span(
+    trace: u8,
+    id: u8,
+    service: &str,
+    name: &str,
+    start: i64,
+    end: i64,
+) -> SpanRecord {
     SpanRecord {
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
@@ -43,7 +50,12 @@ fn span(trace: u8, id: u8, service: &str, name: &str, start: i64, end: i64) -> S
     }
 }
 
-fn messaging(correlation: &str, topic: &str, message: &str, group: Option<&str>) -> Messaging {
+pub(crate) fn messaging(
+    correlation: &str,
+    topic: &str,
+    message: &str,
+    group: Option<&str>,
+) -> Messaging {
     Messaging {
         correlation_id: Some(correlation.to_owned()),
         message_id: Some(message.to_owned()),
@@ -336,7 +348,7 @@ fn flows_lists_newest_first_and_filters() {
 /// A flow made by the real instrumentation over the real broker and collector: an order
 /// sent to `orders`, processed by `billing` (fails once, then succeeds on retry) and by
 /// `shipping`; `causeway flow` must give both verdicts and the link edge.
-mod real_broker {
+pub(crate) mod real_broker {
     use std::time::Duration;
 
     use causeway_instrumentation::{
@@ -353,7 +365,8 @@ mod real_broker {
 
     const DEADLINE: Duration = Duration::from_secs(60);
 
-    fn pipeline(collector: &CollectorProcess, service: &str) -> PipelineGuard {
+    /// An OTLP/gRPC pipeline for `service` to `collector`, flushing every 100 ms.
+    pub(crate) fn pipeline(collector: &CollectorProcess, service: &str) -> PipelineGuard {
         Pipeline::builder()
             .endpoint(collector.grpc_endpoint())
             .protocol(Protocol::Grpc)

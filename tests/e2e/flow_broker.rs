@@ -22,9 +22,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use causeway_instrumentation::{Pipeline, PipelineGuard, Protocol};
+use causeway_instrumentation::PipelineGuard;
 use causeway_storage::Store;
 
+use crate::flow::real_broker::pipeline;
 use crate::flow::{causeway, json_of};
 use crate::harness::{Broker, CollectorProcess, temp_dir};
 
@@ -44,16 +45,6 @@ const SERVICES: [&str; 5] = [
 pub(crate) struct World {
     broker: Broker,
     pipelines: BTreeMap<&'static str, PipelineGuard>,
-}
-
-fn pipeline(collector: &CollectorProcess, service: &str) -> PipelineGuard {
-    Pipeline::builder()
-        .endpoint(collector.grpc_endpoint())
-        .protocol(Protocol::Grpc)
-        .service_name(service)
-        .batch_delay(Duration::from_millis(100))
-        .build()
-        .expect("the pipeline builds")
 }
 
 /// Polls the store until every correlation has at least its expected number of spans.

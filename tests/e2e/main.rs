@@ -4,6 +4,7 @@
 mod demo;
 mod flow;
 mod flow_broker;
+mod flow_patterns;
 mod harness;
 mod hooks;
 mod ingest;

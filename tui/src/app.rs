@@ -13,6 +13,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use crate::data;
 use crate::error::TuiError;
 use crate::event::{Events, Input};
+use crate::flow::FlowOptions;
 use crate::keymap;
 use crate::state::{self, Action, Request, State};
 use crate::theme::Theme;
@@ -25,6 +26,8 @@ pub struct RunOptions {
     pub refresh: Duration,
     /// A correlation ID or trace ID to open at start.
     pub open: Option<String>,
+    /// Compensation and dead-letter patterns for flow reconstruction.
+    pub flow: FlowOptions,
 }
 
 impl Default for RunOptions {
@@ -32,6 +35,7 @@ impl Default for RunOptions {
         RunOptions {
             refresh: Duration::from_secs(1),
             open: None,
+            flow: FlowOptions::default(),
         }
     }
 }
@@ -73,7 +77,7 @@ async fn run_loop(
     let mut state = State::new(db_path.display().to_string(), (size.width, size.height));
     let (request_sender, request_receiver) = unbounded_channel();
     let (answer_sender, mut answers) = unbounded_channel();
-    let data_task = data::spawn(store, request_receiver, answer_sender);
+    let data_task = data::spawn(store, options.flow.clone(), request_receiver, answer_sender);
     let mut events = Events::start();
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;

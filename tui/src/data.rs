@@ -39,14 +39,15 @@ const TOPOLOGY_TTL: Duration = Duration::from_secs(10);
 const SUMMARY_CACHE_LIMIT: usize = 4_096;
 
 /// Starts the data task: it reads `requests` until the channel closes and sends each
-/// answer on `answers`.
+/// answer on `answers`, rebuilding flows with `options`.
 pub fn spawn(
     store: Store,
+    options: FlowOptions,
     mut requests: UnboundedReceiver<Request>,
     answers: UnboundedSender<Loaded>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut reader = Reader::new(store);
+        let mut reader = Reader::with_options(store, options);
         while let Some(first) = requests.recv().await {
             // Answer only the newest request of each kind: older ones are already stale.
             let mut batch = vec![first];
@@ -75,11 +76,16 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader over `store`.
+    /// A reader over `store` with the default reconstruction options.
     pub fn new(store: Store) -> Reader {
+        Reader::with_options(store, FlowOptions::default())
+    }
+
+    /// A reader over `store` that rebuilds flows with `options`.
+    pub fn with_options(store: Store, options: FlowOptions) -> Reader {
         Reader {
             store,
-            options: FlowOptions::default(),
+            options,
             topology: None,
             summaries: HashMap::new(),
         }

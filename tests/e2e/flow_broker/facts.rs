@@ -115,6 +115,14 @@ fn step_field(flow: &Value, index: usize, key: &str) -> String {
     }
 }
 
+/// The event types of `steps`.
+fn event_types(flow: &Value, steps: &[usize]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|&step| step_field(flow, step, "event_type"))
+        .collect()
+}
+
 fn error_facts(flow: &Value) {
     assert_eq!(outcome(flow, "order.placed.v1", "billing"), "failed");
     let proof = proven(flow, "error");
@@ -162,12 +170,8 @@ fn dead_letter_facts(flow: &Value) {
 
 fn compensation_facts(flow: &Value) {
     let proof = proven(flow, "compensation");
-    let types: Vec<String> = proof[0]
-        .iter()
-        .map(|&step| step_field(flow, step, "event_type"))
-        .collect();
     assert_eq!(
-        types,
+        event_types(flow, &proof[0]),
         ["payment.refunded.v1", "payment.refunded.v1"],
         "the refund's send and processing prove it"
     );
@@ -213,11 +217,10 @@ fn propagation_break_facts(flow: &Value) {
 
 fn schema_change_facts(flow: &Value) {
     let proof = proven(flow, "schema_change");
-    let types: Vec<String> = proof[0]
-        .iter()
-        .map(|&step| step_field(flow, step, "event_type"))
-        .collect();
-    assert_eq!(types, ["order.placed.v1", "order.placed.v2"]);
+    assert_eq!(
+        event_types(flow, &proof[0]),
+        ["order.placed.v1", "order.placed.v2"]
+    );
 }
 
 fn missing_facts(flow: &Value) {

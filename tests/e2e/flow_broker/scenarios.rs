@@ -134,6 +134,46 @@ async fn place(world: &World, topic: &str, event_id: &str, event_type: &str, cor
         .expect("the order is sent");
 }
 
+/// What a handler publishes under.
+#[derive(Clone, Copy)]
+enum Parent {
+    /// Its process context, which carries the correlation ID.
+    Process,
+    /// A context rebuilt from the process span alone, which loses the correlation ID.
+    SpanOnly,
+}
+
+/// `group` (running in `service`) reads the next message of `topic` and, while processing
+/// it, publishes `reply` under `parent`.
+async fn process_and_publish(
+    world: &World,
+    topic: &str,
+    (group, service): (&str, &str),
+    reply: MessageMeta,
+    parent: Parent,
+) {
+    let message = next(&reader(world, topic, group)).await;
+    let publisher = producer(world, service);
+    consumer(world, group, service)
+        .process(&message, RetryPolicy::default(), |processing| {
+            let (publisher, reply) = (&publisher, reply.clone());
+            async move {
+                let context = match parent {
+                    Parent::Process => processing.context,
+                    Parent::SpanOnly => Context::new()
+                        .with_remote_span_context(processing.context.span().span_context().clone()),
+                };
+                publisher
+                    .send(reply, b"{}", &context)
+                    .await
+                    .expect("the reply is sent");
+                Ok::<(), io::Error>(())
+            }
+        })
+        .await
+        .expect("processed");
+}
+
 async fn succeed() -> Result<(), io::Error> {
     Ok(())
 }
@@ -249,23 +289,16 @@ async fn compensation(world: &World) {
         "flow-compensation",
     )
     .await;
-    let message = next(&reader(world, topic, "payments")).await;
-    let payments = producer(world, "payment-service");
-    consumer(world, "payments", "payment-service")
-        .process(&message, RetryPolicy::default(), |processing| {
-            let payments = &payments;
-            async move {
-                // The card was charged, then the order could not be fulfilled: undo the charge.
-                let refund = meta(refunds, "compensation-2", "payment.refunded.v1");
-                payments
-                    .send(refund, b"{}", &processing.context)
-                    .await
-                    .expect("the refund is sent");
-                Ok::<(), io::Error>(())
-            }
-        })
-        .await
-        .expect("processed");
+    // The card was charged, then the order could not be fulfilled: undo the charge.
+    let refund = meta(refunds, "compensation-2", "payment.refunded.v1");
+    process_and_publish(
+        world,
+        topic,
+        ("payments", "payment-service"),
+        refund,
+        Parent::Process,
+    )
+    .await;
     let refund = next(&reader(world, refunds, "orders")).await;
     consumer(world, "orders", "order-service")
         .process(&refund, RetryPolicy::default(), |_| succeed())
@@ -322,26 +355,17 @@ async fn propagation_break(world: &World) {
         .expect("the order is sent");
     send_cx.span().end();
 
-    let message = next(&reader(world, topic, "shipping")).await;
-    let republisher = producer(world, "shipping-service");
-    consumer(world, "shipping", "shipping-service")
-        .process(&message, RetryPolicy::default(), |processing| {
-            let republisher = &republisher;
-            async move {
-                // The handler re-publishes under a context rebuilt from the span alone,
-                // which loses the correlation ID.
-                let span_only = Context::new()
-                    .with_remote_span_context(processing.context.span().span_context().clone());
-                let shipment = meta(shipments, "propagation-2", "shipment.created.v1");
-                republisher
-                    .send(shipment, b"{}", &span_only)
-                    .await
-                    .expect("the shipment is sent");
-                Ok::<(), io::Error>(())
-            }
-        })
-        .await
-        .expect("processed");
+    // The handler re-publishes under a context rebuilt from the span alone, which loses the
+    // correlation ID.
+    let shipment = meta(shipments, "propagation-2", "shipment.created.v1");
+    process_and_publish(
+        world,
+        topic,
+        ("shipping", "shipping-service"),
+        shipment,
+        Parent::SpanOnly,
+    )
+    .await;
 }
 
 async fn schema_change(world: &World) {
@@ -355,23 +379,16 @@ async fn schema_change(world: &World) {
         "flow-schema-change",
     )
     .await;
-    let message = next(&reader(world, topic, "upcaster")).await;
-    let catalog = producer(world, "catalog-service");
-    consumer(world, "upcaster", "catalog-service")
-        .process(&message, RetryPolicy::default(), |processing| {
-            let catalog = &catalog;
-            async move {
-                // The catalog upgrades the order to the next schema version.
-                let v2 = meta(upgraded, "schema-2", "order.placed.v2");
-                catalog
-                    .send(v2, b"{}", &processing.context)
-                    .await
-                    .expect("the v2 order is sent");
-                Ok::<(), io::Error>(())
-            }
-        })
-        .await
-        .expect("processed");
+    // The catalog upgrades the order to the next schema version.
+    let v2 = meta(upgraded, "schema-2", "order.placed.v2");
+    process_and_publish(
+        world,
+        topic,
+        ("upcaster", "catalog-service"),
+        v2,
+        Parent::Process,
+    )
+    .await;
 }
 
 async fn missing(world: &World) {

@@ -132,7 +132,12 @@ fn compensations(deliveries: &Deliveries, options: &FlowOptions, found: &mut Vec
         let Some(event_type) = &event.event_type else {
             continue;
         };
-        if !options.is_compensation(event_type) {
+        // A dead-letter copy keeps its event type but is no second undo step.
+        let dead_letter_copy = event
+            .topic
+            .as_deref()
+            .is_some_and(|topic| options.is_dead_letter_topic(topic));
+        if !options.is_compensation(event_type) || dead_letter_copy {
             continue;
         }
         let mut proof: Vec<StepIndex> = event.send.into_iter().collect();

@@ -80,6 +80,33 @@ impl Default for FlowOptions {
 }
 
 impl FlowOptions {
+    /// The default patterns plus `compensations` and `dead_letters` (a pattern already
+    /// present is not repeated). Extra patterns add to the defaults, never replace them.
+    pub fn with_extra_patterns<C, D>(compensations: C, dead_letters: D) -> FlowOptions
+    where
+        C: IntoIterator<Item = String>,
+        D: IntoIterator<Item = String>,
+    {
+        let mut options = FlowOptions::default();
+        for (patterns, extra) in [
+            (
+                &mut options.compensation_patterns,
+                compensations.into_iter().collect::<Vec<_>>(),
+            ),
+            (
+                &mut options.dead_letter_patterns,
+                dead_letters.into_iter().collect(),
+            ),
+        ] {
+            for pattern in extra {
+                if !patterns.contains(&pattern) {
+                    patterns.push(pattern);
+                }
+            }
+        }
+        options
+    }
+
     /// Whether `event_type` names a compensation.
     pub fn is_compensation(&self, event_type: &str) -> bool {
         self.compensation_patterns
@@ -163,6 +190,33 @@ mod tests {
         assert!(options.is_dead_letter_topic("payments.DLQ"));
         assert!(options.is_dead_letter_topic("orders-dlt"));
         assert!(!options.is_dead_letter_topic("orders"));
+    }
+
+    #[test]
+    fn extra_patterns_add_to_the_defaults() {
+        let options = FlowOptions::with_extra_patterns(
+            ["*.voided.*".to_owned(), "*.released.*".to_owned()],
+            ["parking.*".to_owned()],
+        );
+        assert!(
+            options.is_compensation("order.voided.v1"),
+            "the extra pattern"
+        );
+        assert!(
+            options.is_compensation("stock.released.v1"),
+            "a default kept"
+        );
+        assert_eq!(
+            options.compensation_patterns.len(),
+            FlowOptions::default().compensation_patterns.len() + 1,
+            "a default given again is not repeated"
+        );
+        assert!(
+            options.is_dead_letter_topic("parking.orders"),
+            "the extra pattern"
+        );
+        assert!(options.is_dead_letter_topic("orders.dlq"), "a default kept");
+        assert!(!FlowOptions::default().is_compensation("order.voided.v1"));
     }
 
     #[test]

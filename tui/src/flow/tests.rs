@@ -20,6 +20,10 @@ fn kinds(flow: &Flow) -> Vec<AnomalyKind> {
     flow.anomalies.iter().map(|a| a.kind).collect()
 }
 
+fn anomalies_of(flow: &Flow, kind: AnomalyKind) -> Vec<&Anomaly> {
+    flow.anomalies.iter().filter(|a| a.kind == kind).collect()
+}
+
 fn step_named(flow: &Flow, name: &str) -> StepIndex {
     flow.steps.iter().position(|s| s.name == name).unwrap()
 }
@@ -323,11 +327,7 @@ fn a_recorded_break_on_a_message_matched_consumption_is_one_break() {
             .attr(keys::PROPAGATION_BREAK, Value::from("missing")),
     ];
     let flow = rebuild(&spans, &Topology::new());
-    let breaks: Vec<&Anomaly> = flow
-        .anomalies
-        .iter()
-        .filter(|a| a.kind == AnomalyKind::PropagationBreak)
-        .collect();
+    let breaks = anomalies_of(&flow, AnomalyKind::PropagationBreak);
     assert_eq!(breaks.len(), 1, "one break, not two: {breaks:?}");
     assert_eq!(
         breaks[0].steps,
@@ -341,6 +341,29 @@ fn a_recorded_break_on_a_message_matched_consumption_is_one_break() {
         "{}",
         breaks[0].detail
     );
+}
+
+#[test]
+fn a_dead_lettered_compensation_is_one_compensation() {
+    let spans = vec![
+        span(1, 1, "order-service", "send m1", 0, 1).send("orders", "m1", "order.cancelled.v1"),
+        span(1, 2, "billing", "poison", 2, 9)
+            .parent(1)
+            .process("orders", "m1", "billing")
+            .failed("cannot parse"),
+        span(1, 3, "billing", "send orders.dlq", 4, 5)
+            .parent(2)
+            .send("orders.dlq", "m1", "order.cancelled.v1"),
+    ];
+    let flow = rebuild(&spans, &Topology::new());
+    let compensations = anomalies_of(&flow, AnomalyKind::Compensation);
+    assert_eq!(compensations.len(), 1, "{compensations:?}");
+    assert_eq!(
+        compensations[0].steps,
+        [step_named(&flow, "send m1"), step_named(&flow, "poison")],
+        "the original event and its processing prove it, not the copy"
+    );
+    assert!(kinds(&flow).contains(&AnomalyKind::DeadLetter));
 }
 
 #[test]
