@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{
     Body, BoxFuture, CompressionEncoding, Context, EnabledCompressionEncodings, Poll, Service,
@@ -23,6 +24,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::batch_writer::{WriteError, WriterHandle};
+use crate::http_receiver::{DECODE_SLOT_WAIT, MAX_CONCURRENT_DECODES};
 use crate::ingest::ingest;
 use crate::self_metrics::SelfMetrics;
 
@@ -37,6 +39,9 @@ pub struct GrpcTraceService {
     writer: WriterHandle,
     metrics: Arc<SelfMetrics>,
     max_message_bytes: usize,
+    /// Requests read and decoded at once, shared by every clone: each may hold up to the
+    /// message limit twice (compressed and plain), so this bounds the receiver's memory.
+    decoding: Arc<Semaphore>,
 }
 
 impl GrpcTraceService {
@@ -47,6 +52,7 @@ impl GrpcTraceService {
             writer,
             metrics,
             max_message_bytes,
+            decoding: Arc::new(Semaphore::new(MAX_CONCURRENT_DECODES)),
         }
     }
 
@@ -61,25 +67,41 @@ impl GrpcTraceService {
 
 /// Every write failure is retryable: busy, stopping, or a failed commit.
 fn status_of(error: &WriteError) -> Status {
+    unavailable(error.to_string())
+}
+
+/// `UNAVAILABLE` with retry info: exporters back off and send the batch again.
+fn unavailable(message: impl Into<String>) -> Status {
     Status::with_error_details(
         Code::Unavailable,
-        error.to_string(),
+        message,
         ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
     )
+}
+
+/// Every decoding slot stayed taken for [`DECODE_SLOT_WAIT`]: retryable, like a full writer.
+fn busy_decoding() -> Status {
+    unavailable("collector is busy decoding other requests, retry later")
 }
 
 impl NamedService for GrpcTraceService {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
-struct ExportMethod(GrpcTraceService);
+/// The export handler, called once tonic has decoded the request; it frees the decoding
+/// slot before waiting for the commit.
+struct ExportMethod {
+    service: GrpcTraceService,
+    decoding_slot: Option<OwnedSemaphorePermit>,
+}
 
 impl UnaryService<ExportTraceServiceRequest> for ExportMethod {
     type Response = ExportTraceServiceResponse;
     type Future = BoxFuture<Response<Self::Response>, Status>;
 
     fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
-        let service = self.0.clone();
+        drop(self.decoding_slot.take());
+        let service = self.service.clone();
         Box::pin(async move {
             service
                 .export(request.into_inner())
@@ -115,9 +137,45 @@ where
         let mut grpc = tonic::server::Grpc::new(OtlpCodec)
             .apply_compression_config(accept, EnabledCompressionEncodings::default())
             .apply_max_message_size_config(Some(self.max_message_bytes), None);
-        let method = ExportMethod(self.clone());
-        Box::pin(async move { Ok(grpc.unary(method, request).await) })
+        let service = self.clone();
+        Box::pin(async move {
+            let slot = tokio::time::timeout(
+                DECODE_SLOT_WAIT,
+                Arc::clone(&service.decoding).acquire_owned(),
+            )
+            .await;
+            let Ok(Ok(slot)) = slot else {
+                return Ok(busy_decoding().into_http());
+            };
+            let metrics = Arc::clone(&service.metrics);
+            let method = ExportMethod {
+                service,
+                decoding_slot: Some(slot),
+            };
+            let response = grpc.unary(method, request).await;
+            if is_refused_body(&response) {
+                metrics.request_invalid();
+            }
+            Ok(response)
+        })
     }
+}
+
+/// Whether tonic refused the request body itself: not protobuf, too large, or a
+/// decompression that passed the limit. Such answers carry `grpc-status` in the headers;
+/// the handler's own answers are `OK` or `UNAVAILABLE`.
+fn is_refused_body<B>(response: &http::Response<B>) -> bool {
+    let refused = [
+        Code::InvalidArgument,
+        Code::ResourceExhausted,
+        Code::OutOfRange,
+    ];
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .is_some_and(|code| refused.iter().any(|refused| *refused as i32 == code))
 }
 
 /// Protobuf codec whose decode failures are `INVALID_ARGUMENT`.

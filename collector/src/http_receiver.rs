@@ -25,11 +25,11 @@ use crate::self_metrics::SelfMetrics;
 /// Path of the OTLP/HTTP trace endpoint.
 pub const TRACES_PATH: &str = "/v1/traces";
 
-/// Requests whose bodies are read and decoded at once. Each holds up to twice the body
+/// Requests whose bodies are read and decoded at once, per receiver. Each holds up to twice the body
 /// limit (compressed and plain), so this bounds the receiver's memory.
 pub const MAX_CONCURRENT_DECODES: usize = 8;
 /// How long a request waits for a decoding slot before it is refused with 503.
-const DECODE_SLOT_WAIT: Duration = Duration::from_secs(2);
+pub const DECODE_SLOT_WAIT: Duration = Duration::from_secs(2);
 
 /// What the HTTP receiver needs.
 #[derive(Debug, Clone)]

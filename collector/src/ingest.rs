@@ -30,8 +30,7 @@ pub async fn ingest(
     let reservation = writer.reserve(offered)?;
     let Conversion { spans, rejections } = convert_request(request);
     metrics.spans_rejected(rejections.count);
-    let encoded = EncodedSpans::encode(&spans);
-    drop(spans);
+    let encoded = EncodedSpans::encode_owned(spans);
     reservation.write(encoded).await?;
     let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),

@@ -2,8 +2,9 @@
 //! happens off the single writer, so that the writer only binds and steps.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::record::{SpanKind, SpanRecord, StatusCode};
+use crate::record::{Attributes, SpanKind, SpanRecord, StatusCode};
 
 /// One span's column values, in the order of [`crate::span_write`]'s insert.
 #[derive(Debug, Clone)]
@@ -20,7 +21,8 @@ pub(crate) struct SpanRow {
     pub status_code: i64,
     pub status_message: String,
     pub attributes: String,
-    pub resource: String,
+    /// Shared by every span of one resource: serialised once.
+    pub resource: Arc<str>,
     pub events: String,
     pub correlation_id: Option<String>,
     pub message_id: Option<String>,
@@ -72,41 +74,38 @@ pub struct EncodedSpans {
 impl EncodedSpans {
     /// Encodes spans for storage.
     pub fn encode(records: &[SpanRecord]) -> EncodedSpans {
+        EncodedSpans::encode_owned(records.to_vec())
+    }
+
+    /// Encodes spans for storage, moving their strings instead of copying them. Spans of
+    /// the same resource share one serialised copy of it.
+    pub fn encode_owned(records: Vec<SpanRecord>) -> EncodedSpans {
         let mut encoded = EncodedSpans::default();
-        for record in records {
-            encoded.push(record);
+        let mut last_resource: Option<(Attributes, Arc<str>)> = None;
+        for mut record in records {
+            let resource = match &last_resource {
+                Some((attributes, json)) if *attributes == record.resource => Arc::clone(json),
+                _ => {
+                    let json: Arc<str> = to_json(&record.resource).into();
+                    last_resource = Some((std::mem::take(&mut record.resource), Arc::clone(&json)));
+                    json
+                }
+            };
+            encoded.push_with_resource(record, resource);
         }
         encoded
     }
 
     /// Adds one span to the batch.
     pub fn push(&mut self, record: &SpanRecord) {
-        let messaging = &record.messaging;
-        self.spans.push(SpanRow {
-            trace_id: record.trace_id.0,
-            span_id: record.span_id.0,
-            parent_span_id: record.parent_span_id.map(|id| id.0),
-            name: record.name.clone(),
-            kind: record.kind.code(),
-            service_name: record.service_name.clone(),
-            scope_name: record.scope_name.clone(),
-            start_ns: record.start_ns,
-            end_ns: record.end_ns,
-            status_code: record.status_code.code(),
-            status_message: record.status_message.clone(),
-            attributes: to_json(&record.attributes),
-            resource: to_json(&record.resource),
-            events: to_json(&record.events),
-            correlation_id: messaging.correlation_id.clone(),
-            message_id: messaging.message_id.clone(),
-            event_type: messaging.event_type.clone(),
-            destination: messaging.destination.clone(),
-            partition: messaging.partition,
-            offset: messaging.offset,
-            consumer_group: messaging.consumer_group.clone(),
-            operation_type: messaging.operation_type.clone(),
-            message_key: messaging.message_key.clone(),
-        });
+        let resource = to_json(&record.resource).into();
+        self.push_with_resource(record.clone(), resource);
+    }
+
+    /// Adds one span whose resource is already serialised (`resource`); the record's own
+    /// `resource` field is not read.
+    pub fn push_with_resource(&mut self, record: SpanRecord, resource: Arc<str>) {
+        self.note_summaries(&record);
         for link in &record.links {
             self.links.push(LinkRow {
                 trace_id: record.trace_id.0,
@@ -116,16 +115,49 @@ impl EncodedSpans {
                 attributes: to_json(&link.attributes),
             });
         }
+        let messaging = record.messaging;
+        self.spans.push(SpanRow {
+            trace_id: record.trace_id.0,
+            span_id: record.span_id.0,
+            parent_span_id: record.parent_span_id.map(|id| id.0),
+            name: record.name,
+            kind: record.kind.code(),
+            service_name: record.service_name,
+            scope_name: record.scope_name,
+            start_ns: record.start_ns,
+            end_ns: record.end_ns,
+            status_code: record.status_code.code(),
+            status_message: record.status_message,
+            attributes: to_json(&record.attributes),
+            resource,
+            events: to_json(&record.events),
+            correlation_id: messaging.correlation_id,
+            message_id: messaging.message_id,
+            event_type: messaging.event_type,
+            destination: messaging.destination,
+            partition: messaging.partition,
+            offset: messaging.offset,
+            consumer_group: messaging.consumer_group,
+            operation_type: messaging.operation_type,
+            message_key: messaging.message_key,
+        });
+    }
+
+    /// Folds one span into the batch's correlation and topology summaries.
+    fn note_summaries(&mut self, record: &SpanRecord) {
+        let messaging = &record.messaging;
         if let Some(correlation) = &messaging.correlation_id {
             let summary = CorrelationSummary {
                 first_start_ns: record.start_ns,
                 last_end_ns: record.end_ns.max(record.start_ns),
                 has_error: record.status_code == StatusCode::Error,
             };
-            self.correlations
-                .entry(correlation.clone())
-                .and_modify(|known| known.merge(summary))
-                .or_insert(summary);
+            match self.correlations.get_mut(correlation) {
+                Some(known) => known.merge(summary),
+                None => {
+                    self.correlations.insert(correlation.clone(), summary);
+                }
+            }
         }
         if let (SpanKind::Consumer, Some(topic), Some(group)) = (
             record.kind,
@@ -177,4 +209,65 @@ impl EncodedSpans {
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serialising maps with string keys and JSON values cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::ids::{SpanId, TraceId};
+    use crate::record::Messaging;
+
+    fn span(id: u8, service: &str) -> SpanRecord {
+        let mut resource = Attributes::new();
+        resource.insert("service.name".into(), service.into());
+        SpanRecord {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: None,
+            name: format!("span {id}"),
+            kind: SpanKind::Producer,
+            service_name: service.to_owned(),
+            scope_name: "test".to_owned(),
+            start_ns: i64::from(id),
+            end_ns: i64::from(id) + 5,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+            attributes: Attributes::new(),
+            resource,
+            events: Vec::new(),
+            links: Vec::new(),
+            messaging: Messaging::default(),
+        }
+    }
+
+    #[test]
+    fn each_span_keeps_its_own_resource_and_runs_share_one_copy() {
+        let records = vec![
+            span(1, "order"),
+            span(2, "order"),
+            span(3, "billing"),
+            span(4, "order"),
+        ];
+        let encoded = EncodedSpans::encode_owned(records.clone());
+        let resources: Vec<&str> = encoded.spans.iter().map(|row| &*row.resource).collect();
+        assert_eq!(
+            resources,
+            [
+                r#"{"service.name":"order"}"#,
+                r#"{"service.name":"order"}"#,
+                r#"{"service.name":"billing"}"#,
+                r#"{"service.name":"order"}"#,
+            ],
+            "a change of resource is noticed, also back to an earlier one"
+        );
+        assert!(
+            Arc::ptr_eq(&encoded.spans[0].resource, &encoded.spans[1].resource),
+            "consecutive spans of one resource share its serialised copy"
+        );
+        let borrowed = EncodedSpans::encode(&records);
+        let names = |e: &EncodedSpans| e.spans.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&borrowed), names(&encoded), "both paths encode alike");
+    }
 }

@@ -144,7 +144,23 @@ async fn malformed_bodies_are_refused_as_invalid() {
     let reply = http_post(collector.http_addr, PROTOBUF, Some("gzip"), garbage.clone()).await;
     assert_eq!(reply.status, 400, "a body that is not gzip: {reply:?}");
 
+    // One gRPC and four HTTP refusals, each counted once.
+    assert_eq!(invalid_requests(&collector).await, 5);
     assert_still_ingests(&collector, &db).await;
+}
+
+/// The collector's count of refused request bodies, from its self-metrics endpoint.
+async fn invalid_requests(collector: &CollectorProcess) -> u64 {
+    let text = reqwest::get(collector.metrics_url())
+        .await
+        .expect("the metrics endpoint answers")
+        .text()
+        .await
+        .expect("metrics are text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("causeway_collector_requests_invalid_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no requests_invalid counter in:\n{text}"))
 }
 
 /// A request whose one span carries a string attribute of `bytes` bytes.
@@ -176,6 +192,11 @@ async fn oversized_bodies_are_refused() {
     )
     .await;
     assert_eq!(reply.status, 413, "21 MiB over HTTP: {:?}", reply.status);
+    assert_eq!(
+        invalid_requests(&collector).await,
+        2,
+        "both refusals are counted"
+    );
 
     // Just under the limits is fine.
     let reply = raw_grpc_call(collector.grpc_addr, None, false, &request_of_size(3 << 20)).await;
