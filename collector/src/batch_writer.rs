@@ -147,6 +147,10 @@ async fn run(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         (policy, ticker)
     });
+    // Retention runs beside the writer, one small transaction at a time, so that a large
+    // delete never holds commits back; a pass still running when the next tick comes is
+    // left to finish instead of starting a second one.
+    let mut retention_pass: Option<JoinHandle<()>> = None;
     loop {
         let first = tokio::select! {
             submission = receiver.recv() => match submission {
@@ -154,8 +158,11 @@ async fn run(
                 None => break,
             },
             () = next_tick(&mut retention) => {
-                if let Some((policy, _)) = &retention {
-                    apply_retention(&store, policy).await;
+                let idle = retention_pass.as_ref().is_none_or(JoinHandle::is_finished);
+                if let (Some((policy, _)), true) = (&retention, idle) {
+                    let (store, policy) = (store.clone(), *policy);
+                    retention_pass =
+                        Some(tokio::spawn(async move { apply_retention(&store, &policy).await }));
                 }
                 continue;
             }
@@ -179,6 +186,11 @@ async fn run(
             pending.push(submission);
         }
         commit(&store, pending, &metrics).await;
+    }
+    if let Some(pass) = retention_pass {
+        // Each chunk is its own transaction: stopping between chunks loses nothing.
+        pass.abort();
+        let _ = pass.await;
     }
     store.close().await;
 }

@@ -135,3 +135,47 @@ async fn dropping_every_handle_drains_the_queue_before_closing() {
     let reopened = Store::open_read_only(&path).await.unwrap();
     assert_eq!(reopened.span_count().await.unwrap(), 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_beside_the_writer_and_writes_keep_committing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("retention.db");
+    let store = Store::open(&path).await.unwrap();
+    let metrics = Arc::new(SelfMetrics::default());
+    // Every span is past a one-nanosecond age limit as soon as it is stored.
+    let policy = RetentionPolicy {
+        max_age_ns: Some(1),
+        max_bytes: None,
+    };
+    let mut writer_options = options(100_000);
+    writer_options.retention = Some((policy, Duration::from_secs(1)));
+    let (handle, task) = spawn_writer(store, writer_options, Arc::clone(&metrics));
+    let reader = Store::open_read_only(&path).await.unwrap();
+    for trace in 1..=40u8 {
+        handle
+            .reserve(500)
+            .unwrap()
+            .write(encoded(trace, 500))
+            .await
+            .unwrap();
+    }
+    assert_eq!(metrics.accepted_total(), 20_000);
+    // The retention ticks (the first at once, then every second) empty the store while
+    // later writes are still acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        handle
+            .reserve(1)
+            .unwrap()
+            .write(encoded(41, 1))
+            .await
+            .unwrap();
+        if reader.span_count().await.unwrap() <= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(handle);
+    task.await.unwrap();
+}
