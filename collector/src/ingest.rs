@@ -1,13 +1,12 @@
 //! The receivers' shared path: convert a decoded export request, encode its spans, and
 //! wait for the batch writer to commit them.
 
-use causeway_storage::EncodedSpans;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
 use crate::batch_writer::{WriteError, WriterHandle};
-use crate::otlp_convert::{Conversion, convert_request};
+use crate::otlp_convert::encode_request;
 use crate::self_metrics::SelfMetrics;
 
 /// Converts, encodes and writes one request, answering once it is committed. Room is
@@ -28,9 +27,8 @@ pub async fn ingest(
     }
     // Refuse before doing any work when the writer is full.
     let reservation = writer.reserve(offered)?;
-    let Conversion { spans, rejections } = convert_request(request);
+    let (encoded, rejections) = encode_request(request);
     metrics.spans_rejected(rejections.count);
-    let encoded = EncodedSpans::encode_owned(spans);
     reservation.write(encoded).await?;
     let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),

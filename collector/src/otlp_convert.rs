@@ -4,11 +4,14 @@
 //! on. A span with an unusable trace or span id is rejected on its own and counted; the
 //! rest of the request is kept.
 
+use std::sync::Arc;
+
 use causeway_storage::{
-    Attributes, SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, TraceId,
+    Attributes, EncodedSpans, SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode,
+    TraceId,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 
 use crate::attribute_keys::{SERVICE_NAME, UNKNOWN_SERVICE};
@@ -64,42 +67,73 @@ pub struct Conversion {
 
 /// Converts an OTLP trace export request into span records.
 pub fn convert_request(request: ExportTraceServiceRequest) -> Conversion {
-    let mut conversion = Conversion::default();
-    for (resource_index, resource_spans) in request.resource_spans.into_iter().enumerate() {
-        convert_resource_spans(resource_index, resource_spans, &mut conversion);
-    }
-    conversion
+    let mut spans = Vec::new();
+    let rejections = for_each_span(request, |mut record, resource| {
+        record.resource = resource.attributes.clone();
+        spans.push(record);
+    });
+    Conversion { spans, rejections }
 }
 
-fn convert_resource_spans(
-    resource_index: usize,
-    resource_spans: ResourceSpans,
-    conversion: &mut Conversion,
-) {
-    let resource = attributes_from(
-        resource_spans
-            .resource
-            .map(|r| r.attributes)
-            .unwrap_or_default(),
-    );
-    let service_name = match resource.get(SERVICE_NAME) {
-        Some(Value::String(name)) if !name.is_empty() => name.clone(),
-        _ => UNKNOWN_SERVICE.to_owned(),
-    };
-    for (scope_index, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
-        let scope_name = scope_spans.scope.map(|s| s.name).unwrap_or_default();
-        for (span_index, span) in scope_spans.spans.into_iter().enumerate() {
-            let place = SpanPlace {
-                resource_index,
-                scope_index,
-                span_index,
-            };
-            match convert_span(span, &service_name, &scope_name, &resource) {
-                Ok(record) => conversion.spans.push(record),
-                Err(reason) => conversion.rejections.record(format!("{place}: {reason}")),
+/// Converts an OTLP trace export request straight into a batch for the store: the same
+/// records as [`convert_request`], with each resource serialised once for all its spans
+/// instead of copied into every record.
+pub fn encode_request(request: ExportTraceServiceRequest) -> (EncodedSpans, Rejections) {
+    let mut encoded = EncodedSpans::default();
+    let rejections = for_each_span(request, |record, resource| {
+        let json = resource
+            .json
+            .get_or_insert_with(|| EncodedSpans::serialise_resource(&resource.attributes));
+        encoded.push_with_resource(record, Arc::clone(json));
+    });
+    (encoded, rejections)
+}
+
+/// The resource shared by the spans of one `ResourceSpans`.
+struct SharedResource {
+    attributes: Attributes,
+    /// Its serialised form, made on first use.
+    json: Option<Arc<str>>,
+}
+
+/// Converts every span of the request, handing each accepted one (with an empty
+/// `resource`) to `accept` beside its resource; returns what was rejected.
+fn for_each_span(
+    request: ExportTraceServiceRequest,
+    mut accept: impl FnMut(SpanRecord, &mut SharedResource),
+) -> Rejections {
+    let mut rejections = Rejections::default();
+    for (resource_index, resource_spans) in request.resource_spans.into_iter().enumerate() {
+        let attributes = attributes_from(
+            resource_spans
+                .resource
+                .map(|r| r.attributes)
+                .unwrap_or_default(),
+        );
+        let service_name = match attributes.get(SERVICE_NAME) {
+            Some(Value::String(name)) if !name.is_empty() => name.clone(),
+            _ => UNKNOWN_SERVICE.to_owned(),
+        };
+        let mut resource = SharedResource {
+            attributes,
+            json: None,
+        };
+        for (scope_index, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
+            let scope_name = scope_spans.scope.map(|s| s.name).unwrap_or_default();
+            for (span_index, span) in scope_spans.spans.into_iter().enumerate() {
+                let place = SpanPlace {
+                    resource_index,
+                    scope_index,
+                    span_index,
+                };
+                match convert_span(span, &service_name, &scope_name) {
+                    Ok(record) => accept(record, &mut resource),
+                    Err(reason) => rejections.record(format!("{place}: {reason}")),
+                }
             }
         }
     }
+    rejections
 }
 
 /// Where a span sits in the request, for rejection messages.
@@ -119,12 +153,8 @@ impl std::fmt::Display for SpanPlace {
     }
 }
 
-fn convert_span(
-    span: Span,
-    service_name: &str,
-    scope_name: &str,
-    resource: &Attributes,
-) -> Result<SpanRecord, String> {
+/// One span's record, with an empty `resource` (the caller attaches it).
+fn convert_span(span: Span, service_name: &str, scope_name: &str) -> Result<SpanRecord, String> {
     let trace_id =
         TraceId::from_bytes(&span.trace_id).map_err(|e| format!("invalid trace id: {e}"))?;
     let span_id = SpanId::from_bytes(&span.span_id).map_err(|e| format!("invalid span id: {e}"))?;
@@ -174,7 +204,7 @@ fn convert_span(
         status_code,
         status_message,
         attributes,
-        resource: resource.clone(),
+        resource: Attributes::new(),
         events,
         links,
         messaging,

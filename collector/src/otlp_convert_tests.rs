@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value as OtlpValue,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status, span::Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span::Link};
 use proptest::prelude::*;
 
 use crate::attribute_keys::MESSAGING_MESSAGE_CONVERSATION_ID;
@@ -166,6 +166,29 @@ fn a_bad_span_is_rejected_alone() {
         "{summary}"
     );
     assert!(summary.contains("invalid trace id"), "{summary}");
+}
+
+#[test]
+fn encoding_straight_from_the_request_stores_what_the_records_say() {
+    let mut two_resources = request(service("orders"), vec![span(&TRACE, &SPAN, &[])]);
+    two_resources
+        .resource_spans
+        .extend(request(service("billing"), vec![span(&TRACE, &PARENT, &SPAN)]).resource_spans);
+    two_resources
+        .resource_spans
+        .extend(request(None, vec![span(&[0; 16], &SPAN, &[])]).resource_spans);
+    let (encoded, rejections) = encode_request(two_resources.clone());
+    let conversion = convert_request(two_resources);
+    assert_eq!(
+        rejections, conversion.rejections,
+        "the same span is rejected"
+    );
+    // The store's rows are private to it; their debug form shows every column value.
+    assert_eq!(
+        format!("{encoded:?}"),
+        format!("{:?}", EncodedSpans::encode(&conversion.spans)),
+        "each span keeps its own resource and every other column"
+    );
 }
 
 #[test]

@@ -96,6 +96,12 @@ impl EncodedSpans {
         encoded
     }
 
+    /// A resource serialised as the store keeps it, to share between its spans in
+    /// [`EncodedSpans::push_with_resource`].
+    pub fn serialise_resource(resource: &Attributes) -> Arc<str> {
+        to_json(resource).into()
+    }
+
     /// Adds one span to the batch.
     pub fn push(&mut self, record: &SpanRecord) {
         let resource = to_json(&record.resource).into();
