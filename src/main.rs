@@ -2,6 +2,7 @@
 //!
 //! The one binary. Each subcommand is a thin shell in `commands/` that wires the libraries.
 
+mod allocator;
 mod commands;
 mod logging;
 
@@ -46,6 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::purge_freed_memory_at_once();
     let cli = Cli::parse();
     let command = cli
         .command

@@ -16,8 +16,12 @@ use serde_json::{Map, Value, json};
 
 use crate::workload::Workload;
 
-/// The store's first migration: the spans table, its links and their indexes.
-const SCHEMA: &str = include_str!("../../storage/migrations/0001_spans.sql");
+/// The store's migrations: the spans table, its links, the correlation summaries and every
+/// index (including the lag migration's index on producer sends).
+const SCHEMA: [&str; 2] = [
+    include_str!("../../storage/migrations/0001_spans.sql"),
+    include_str!("../../storage/migrations/0002_lag.sql"),
+];
 /// Rows per INSERT statement (24 columns each, well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 /// Requests per transaction.
@@ -162,6 +166,37 @@ fn insert_rows(
     }
 }
 
+/// The per-correlation summary rows the store keeps beside the spans: one upsert per
+/// correlation of the transaction, as the store's writer does.
+fn upsert_correlations(transaction: &rusqlite::Transaction<'_>, spans: &[Vec<Sql>]) {
+    let mut summaries: std::collections::BTreeMap<&str, (i64, i64, i64)> = Default::default();
+    for row in spans {
+        let (Sql::Text(correlation), Sql::Integer(start), Sql::Integer(end), Sql::Integer(code)) =
+            (&row[14], &row[7], &row[8], &row[9])
+        else {
+            continue;
+        };
+        let summary = summaries.entry(correlation).or_insert((*start, *end, 0));
+        summary.0 = summary.0.min(*start);
+        summary.1 = summary.1.max(*end);
+        summary.2 = summary.2.max(i64::from(*code == 2));
+    }
+    let mut statement = transaction
+        .prepare_cached(
+            "INSERT INTO correlations (correlation_id, first_start_ns, last_end_ns, has_error, \
+             last_seen_ns) VALUES (?1, ?2, ?3, ?4, ?3) ON CONFLICT (correlation_id) DO UPDATE SET \
+             first_start_ns = min(first_start_ns, excluded.first_start_ns), \
+             last_end_ns = max(last_end_ns, excluded.last_end_ns), \
+             has_error = max(has_error, excluded.has_error), last_seen_ns = excluded.last_seen_ns",
+        )
+        .expect("prepare the correlation upsert");
+    for (correlation, (start, end, error)) in summaries {
+        statement
+            .execute(rusqlite::params![correlation, start, end, error])
+            .expect("upsert a correlation");
+    }
+}
+
 /// Inserts `total_spans` rows (plus their links) and returns span rows per second of
 /// insert time (row building is not timed).
 pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64 {
@@ -172,7 +207,11 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
              PRAGMA cache_size = -32768; PRAGMA temp_store = memory;",
         )
         .expect("configure the raw database");
-    connection.execute_batch(SCHEMA).expect("create the schema");
+    for migration in SCHEMA {
+        connection
+            .execute_batch(migration)
+            .expect("create the schema");
+    }
     let mut workload = Workload::new(10_000, spans_per_request);
     let mut inserted = 0_u64;
     let mut busy = Duration::ZERO;
@@ -194,6 +233,7 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
             5,
             &links,
         );
+        upsert_correlations(&transaction, &spans);
         transaction.commit().expect("commit");
         busy += started.elapsed();
         inserted += spans.len() as u64;

@@ -1,5 +1,10 @@
 //! The benchmark's spans: realistic messaging spans (about 15 attributes, some links and
 //! events) in OTLP requests whose ids never repeat, so every request inserts new rows.
+//!
+//! Like real traffic, trace and span ids are random-looking (W3C ids are random, so every
+//! insert lands at a random place of the id index) and Kafka offsets grow per partition as
+//! a broker's do. `CAUSEWAY_BENCH_IDS=sequential` gives ids that grow per client instead,
+//! to show what id locality is worth.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -44,6 +49,7 @@ fn int(key: &str, value: i64) -> KeyValue {
 pub struct Workload {
     client: u64,
     request_number: u64,
+    random_ids: bool,
     template: ExportTraceServiceRequest,
 }
 
@@ -76,6 +82,7 @@ impl Workload {
         Self {
             client,
             request_number: 0,
+            random_ids: std::env::var("CAUSEWAY_BENCH_IDS").as_deref() != Ok("sequential"),
             template,
         }
     }
@@ -86,31 +93,39 @@ impl Workload {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let ids = ids::Ids {
+            client: self.client,
+            request: self.request_number,
+            random: self.random_ids,
+        };
         let spans = &mut self.template.resource_spans[0].scope_spans[0].spans;
+        let request_spans = spans.len() as i64;
         for (index, span) in spans.iter_mut().enumerate() {
             let trace = (index / SPANS_PER_TRACE) as u64;
-            let trace_id = ids::trace(self.client, self.request_number, trace);
-            let span_id = ids::span(self.client, self.request_number, index as u64);
-            span.trace_id = trace_id.to_vec();
-            span.span_id = span_id.to_vec();
+            span.trace_id = ids.trace(trace).to_vec();
+            span.span_id = ids.span(index as u64).to_vec();
             span.parent_span_id = if index % SPANS_PER_TRACE == 0 {
                 Vec::new()
             } else {
-                ids::span(self.client, self.request_number, index as u64 - 1).to_vec()
+                ids.span(index as u64 - 1).to_vec()
             };
             span.start_time_unix_nano = now + index as u64 * 1_000;
             span.end_time_unix_nano = now + index as u64 * 1_000 + 750_000;
             for link in &mut span.links {
                 // The creation context: the first span of the previous trace in this request.
                 let linked = (trace.saturating_sub(1) as usize) * SPANS_PER_TRACE;
-                link.trace_id =
-                    ids::trace(self.client, self.request_number, trace.saturating_sub(1)).to_vec();
-                link.span_id = ids::span(self.client, self.request_number, linked as u64).to_vec();
+                link.trace_id = ids.trace(trace.saturating_sub(1)).to_vec();
+                link.span_id = ids.span(linked as u64).to_vec();
             }
             for event in &mut span.events {
                 event.time_unix_nano = now + index as u64 * 1_000 + 500_000;
             }
             for attribute in &mut span.attributes {
+                if attribute.key == MESSAGING_KAFKA_OFFSET {
+                    // Offsets grow with every request, as a broker's do per partition.
+                    let position = self.request_number as i64 * request_spans + index as i64;
+                    *attribute = int(MESSAGING_KAFKA_OFFSET, position * 64 + self.client as i64);
+                }
                 if attribute.key == MESSAGING_MESSAGE_CONVERSATION_ID {
                     *attribute = text(
                         MESSAGING_MESSAGE_CONVERSATION_ID,
@@ -138,17 +153,41 @@ impl Workload {
     }
 }
 
-/// Unique, never-zero ids from (client, request, index).
+/// Unique, never-zero ids from (client, request, index): growing per client, or scrambled
+/// by a bijection so that they look random while staying unique.
 mod ids {
-    pub fn trace(client: u64, request: u64, trace: u64) -> [u8; 16] {
-        let mut id = [0; 16];
-        id[..8].copy_from_slice(&((client << 40) | request).to_be_bytes());
-        id[8..].copy_from_slice(&(trace + 1).to_be_bytes());
-        id
+    pub struct Ids {
+        pub client: u64,
+        pub request: u64,
+        pub random: bool,
     }
 
-    pub fn span(client: u64, request: u64, index: u64) -> [u8; 8] {
-        ((client << 52) | (request << 12) | (index + 1)).to_be_bytes()
+    impl Ids {
+        pub fn trace(&self, trace: u64) -> [u8; 16] {
+            let (high, low) = ((self.client << 40) | self.request, trace + 1);
+            let (high, low) = if self.random {
+                // (high, low) → (mix(high ^ mix(low)), mix(low)) is one-to-one.
+                (mix(high ^ mix(low)), mix(low))
+            } else {
+                (high, low)
+            };
+            let mut id = [0; 16];
+            id[..8].copy_from_slice(&high.to_be_bytes());
+            id[8..].copy_from_slice(&low.to_be_bytes());
+            id
+        }
+
+        pub fn span(&self, index: u64) -> [u8; 8] {
+            let id = (self.client << 52) | (self.request << 12) | (index + 1);
+            if self.random { mix(id) } else { id }.to_be_bytes()
+        }
+    }
+
+    /// The splitmix64 finaliser: a bijection on u64 that maps only 0 to 0.
+    fn mix(mut x: u64) -> u64 {
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
     }
 }
 

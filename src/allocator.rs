@@ -1,0 +1,24 @@
+//! The process's allocator: mimalloc, returning freed memory to the system at once.
+//!
+//! The collector allocates and frees a few dozen strings per span. Measured with perf on
+//! the ingest benchmark at about 50k spans/s, glibc's allocator took a fifth of the
+//! collector's CPU (`malloc`, `_int_free`, `malloc_consolidate`). mimalloc is much cheaper,
+//! but by default keeps freed pages for a while: peak RSS rose from 110 to 143 MiB at 16
+//! clients, so freed memory is purged immediately instead.
+
+use std::os::raw::{c_int, c_long};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (mimalloc.h, v3, bundled by
+/// libmimalloc-sys 0.1.49): milliseconds before freed memory is returned; 0 is at once.
+const MI_OPTION_PURGE_DELAY: c_int = 15;
+
+/// Asks mimalloc to return freed memory to the system at once. Call first thing in `main`.
+#[allow(unsafe_code)]
+pub fn purge_freed_memory_at_once() {
+    // SAFETY: `mi_option_set` only stores an integer option; any option number and value
+    // are accepted, and it may be called at any time from any thread.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0 as c_long) };
+}
