@@ -9,7 +9,9 @@
 //!   growth run is `CAUSEWAY_BENCH_SPANS=10000000 cargo bench --bench ingest`, ~4 minutes);
 //! - `CAUSEWAY_BENCH_CLIENTS` concurrent gRPC clients (default 4);
 //! - `CAUSEWAY_BENCH_VISIBLE_SECS` seconds of the fixed-rate visibility phase (default 10);
-//! - `CAUSEWAY_BENCH_RAW_ONLY=1` measures only the raw SQLite baseline.
+//! - `CAUSEWAY_BENCH_RAW_ONLY=1` measures only the raw SQLite baseline;
+//! - `CAUSEWAY_BENCH_IDS=sequential` makes trace and span ids grow per client instead of
+//!   looking random as W3C ids do (shows what id locality is worth to the indexes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/e2e/harness.rs"]
