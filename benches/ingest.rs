@@ -213,6 +213,34 @@ async fn visibility(collector: &CollectorProcess, db: &std::path::Path, seconds:
     );
 }
 
+/// Samples a process's resident set size on a thread until stopped.
+struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut max_kib = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                max_kib = max_kib.max(harness::rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            max_kib
+        });
+        RssSampler { stop, thread }
+    }
+
+    /// The largest sample seen, in KiB.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the RSS sampler")
+    }
+}
+
 fn main() {
     let total_spans = env_number("CAUSEWAY_BENCH_SPANS", 1_000_000);
     let clients = env_number("CAUSEWAY_BENCH_CLIENTS", 4).max(1);
@@ -242,7 +270,14 @@ fn main() {
         "collector: peak RSS (VmHWM) {:.1} MiB after the full-rate phase",
         peak as f64 / 1024.0
     );
+    let steady = RssSampler::start(collector.pid());
     runtime.block_on(visibility(&collector, &db, visible_secs));
+    let steady_max_kib = steady.stop();
+    println!(
+        "collector: steady RSS (VmRSS, sampled every 250 ms) at {VISIBLE_RATE_SPANS_PER_SEC} \
+         spans/s: max {:.1} MiB",
+        steady_max_kib as f64 / 1024.0
+    );
     let peak = collector.peak_rss_kib().unwrap_or(0);
     println!(
         "collector: peak RSS (VmHWM) {:.1} MiB overall",
