@@ -170,12 +170,8 @@ fn is_refused_body<B>(response: &http::Response<B>) -> bool {
         Code::ResourceExhausted,
         Code::OutOfRange,
     ];
-    response
-        .headers()
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<i32>().ok())
-        .is_some_and(|code| refused.iter().any(|refused| *refused as i32 == code))
+    Status::from_header_map(response.headers())
+        .is_some_and(|status| refused.contains(&status.code()))
 }
 
 /// Protobuf codec whose decode failures are `INVALID_ARGUMENT`.

@@ -86,7 +86,7 @@ impl EncodedSpans {
             let resource = match &last_resource {
                 Some((attributes, json)) if *attributes == record.resource => Arc::clone(json),
                 _ => {
-                    let json: Arc<str> = to_json(&record.resource).into();
+                    let json = EncodedSpans::serialise_resource(&record.resource);
                     last_resource = Some((std::mem::take(&mut record.resource), Arc::clone(&json)));
                     json
                 }
@@ -100,12 +100,6 @@ impl EncodedSpans {
     /// [`EncodedSpans::push_with_resource`].
     pub fn serialise_resource(resource: &Attributes) -> Arc<str> {
         to_json(resource).into()
-    }
-
-    /// Adds one span to the batch.
-    pub fn push(&mut self, record: &SpanRecord) {
-        let resource = to_json(&record.resource).into();
-        self.push_with_resource(record.clone(), resource);
     }
 
     /// Adds one span whose resource is already serialised (`resource`); the record's own

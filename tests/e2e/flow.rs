@@ -438,12 +438,7 @@ pub(crate) mod real_broker {
                     .await;
             }));
         }
-        let kafka_producer: FutureProducer = broker
-            .client_config()
-            .set("batch.num.messages", "1")
-            .set("linger.ms", "0")
-            .create()
-            .expect("a producer");
+        let kafka_producer: FutureProducer = broker.producer_config().create().expect("a producer");
         let producer = TracedProducer::with_tracer(kafka_producer, guards[0].tracer())
             .with_source("order-service");
         let meta = MessageMeta::new("orders")

@@ -405,6 +405,14 @@ impl Broker {
         config
     }
 
+    /// A producer configuration that sends one record per batch: tansu 0.6 counts batches,
+    /// not records, in its high watermark, so offsets and lag stay exact.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config.set("batch.num.messages", "1").set("linger.ms", "0");
+        config
+    }
+
     fn metadata_client(&self) -> BaseConsumer {
         self.client_config()
             .set("group.id", "causeway-e2e-metadata")

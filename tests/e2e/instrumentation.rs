@@ -57,10 +57,7 @@ fn pipeline(collector: &CollectorProcess, service: &str, protocol: Protocol) -> 
 
 fn kafka_producer(broker: &Broker) -> FutureProducer {
     broker
-        .client_config()
-        // tansu's high watermark counts batches: one record per batch.
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
+        .producer_config()
         .set("message.timeout.ms", "10000")
         .create()
         .expect("cannot create a Kafka producer")

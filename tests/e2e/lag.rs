@@ -24,12 +24,7 @@ const SECOND: i64 = 1_000_000_000;
 /// Produces `count` records to `partition`, one record per batch (tansu 0.6 counts
 /// batches in its high watermark).
 fn produce(broker: &Broker, partition: i32, count: usize) {
-    let producer: BaseProducer = broker
-        .client_config()
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
+    let producer: BaseProducer = broker.producer_config().create().unwrap();
     for index in 0..count {
         let payload = format!("order {index}");
         producer

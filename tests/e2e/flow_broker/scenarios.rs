@@ -70,13 +70,7 @@ const RETRY: RetryPolicy = RetryPolicy {
 };
 
 fn kafka_producer(world: &World) -> FutureProducer {
-    world
-        .broker
-        .client_config()
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .expect("a producer")
+    world.broker.producer_config().create().expect("a producer")
 }
 
 fn producer(world: &World, service: &str) -> TracedProducer {

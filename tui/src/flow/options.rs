@@ -88,22 +88,8 @@ impl FlowOptions {
         D: IntoIterator<Item = String>,
     {
         let mut options = FlowOptions::default();
-        for (patterns, extra) in [
-            (
-                &mut options.compensation_patterns,
-                compensations.into_iter().collect::<Vec<_>>(),
-            ),
-            (
-                &mut options.dead_letter_patterns,
-                dead_letters.into_iter().collect(),
-            ),
-        ] {
-            for pattern in extra {
-                if !patterns.contains(&pattern) {
-                    patterns.push(pattern);
-                }
-            }
-        }
+        add_new(&mut options.compensation_patterns, compensations);
+        add_new(&mut options.dead_letter_patterns, dead_letters);
         options
     }
 
@@ -146,6 +132,15 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         }
     }
     pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// Appends each of `extra` that `patterns` does not hold yet.
+fn add_new(patterns: &mut Vec<String>, extra: impl IntoIterator<Item = String>) {
+    for pattern in extra {
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+    }
 }
 
 #[cfg(test)]
