@@ -152,7 +152,10 @@ async fn visibility(collector: &CollectorProcess, db: &std::path::Path, seconds:
         )
         .expect("open the store read-only");
         let mut statement = connection
-            .prepare("SELECT 1 FROM spans WHERE trace_id = ?1 AND span_id = ?2")
+            .prepare(
+                "SELECT 1 FROM spans WHERE segment IN (SELECT segment FROM span_segments) \
+                 AND trace_id = ?1 AND span_id = ?2",
+            )
             .expect("prepare the visibility probe");
         let mut latencies = Vec::new();
         while let Some((trace_id, span_id, sent)) = found_rx.blocking_recv() {
@@ -284,6 +287,10 @@ fn main() {
         peak as f64 / 1024.0
     );
     drop(collector);
+    // A 10M-span store takes several GiB; the raw run needs the room.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
 
     let raw_db = dir.path().join("raw.db");
     let raw_rate = raw_sqlite::insert_rate(&raw_db, total_spans, SPANS_PER_REQUEST);

@@ -14,13 +14,16 @@ use opentelemetry_semantic_conventions::attribute::{
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
+use causeway_storage::SEGMENT_SPANS;
+
 use crate::workload::Workload;
 
 /// The store's migrations: the spans table, its links, the correlation summaries and every
-/// index (including the lag migration's index on producer sends).
-const SCHEMA: [&str; 2] = [
+/// index (including the lag migration's index on producer sends), segmented as the store's.
+const SCHEMA: [&str; 3] = [
     include_str!("../../storage/migrations/0001_spans.sql"),
     include_str!("../../storage/migrations/0002_lag.sql"),
+    include_str!("../../storage/migrations/0003_segments.sql"),
 ];
 /// Rows per INSERT statement (24 columns each, well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
@@ -29,8 +32,8 @@ const REQUESTS_PER_TRANSACTION: usize = 20;
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, kind, service_name, \
     scope_name, start_ns, end_ns, status_code, status_message, attributes, resource, events, \
     correlation_id, message_id, event_type, destination, partition_id, kafka_offset, \
-    consumer_group, operation_type, message_key, ingested_ns";
-const SPAN_COLUMN_COUNT: usize = 24;
+    consumer_group, operation_type, message_key, ingested_ns, segment";
+const SPAN_COLUMN_COUNT: usize = 25;
 
 fn json_of(pairs: &[KeyValue]) -> Map<String, Value> {
     pairs
@@ -55,8 +58,8 @@ fn text_of(attributes: &Map<String, Value>, key: &str) -> Sql {
         .map_or(Sql::Null, |s| Sql::Text(s.to_owned()))
 }
 
-/// The 24 column values of one span, as the collector would store them.
-fn span_row(span: &Span, service: &str, resource: &str) -> Vec<Sql> {
+/// The 25 column values of one span, as the collector would store them.
+fn span_row(span: &Span, service: &str, resource: &str, segment: i64) -> Vec<Sql> {
     let attributes = json_of(&span.attributes);
     let events: Vec<Value> = span
         .events
@@ -104,11 +107,12 @@ fn span_row(span: &Span, service: &str, resource: &str) -> Vec<Sql> {
         text_of(&attributes, MESSAGING_OPERATION_TYPE),
         text_of(&attributes, MESSAGING_KAFKA_MESSAGE_KEY),
         Sql::Integer(span.end_time_unix_nano as i64),
+        Sql::Integer(segment),
     ]
 }
 
-/// The rows of one transaction: span rows and link rows.
-fn transaction_rows(workload: &mut Workload) -> (Vec<Vec<Sql>>, Vec<Vec<Sql>>) {
+/// The rows of one transaction, all in `segment`: span rows and link rows.
+fn transaction_rows(workload: &mut Workload, segment: i64) -> (Vec<Vec<Sql>>, Vec<Vec<Sql>>) {
     let mut spans = Vec::new();
     let mut links = Vec::new();
     for _ in 0..REQUESTS_PER_TRANSACTION {
@@ -126,9 +130,10 @@ fn transaction_rows(workload: &mut Workload) -> (Vec<Vec<Sql>>, Vec<Vec<Sql>>) {
                 .to_owned();
             let resource = Value::Object(resource_attributes).to_string();
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                spans.push(span_row(span, &service, &resource));
+                spans.push(span_row(span, &service, &resource, segment));
                 for link in &span.links {
                     links.push(vec![
+                        Sql::Integer(segment),
                         Sql::Blob(span.trace_id.clone()),
                         Sql::Blob(span.span_id.clone()),
                         Sql::Blob(link.trace_id.clone()),
@@ -216,7 +221,9 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
     let mut inserted = 0_u64;
     let mut busy = Duration::ZERO;
     while inserted < total_spans {
-        let (spans, links) = transaction_rows(&mut workload);
+        // Segments start every SEGMENT_SPANS rows, as the store's writer starts them.
+        let segment = (inserted / SEGMENT_SPANS.unsigned_abs()) as i64;
+        let (spans, links) = transaction_rows(&mut workload, segment);
         let started = Instant::now();
         let transaction = connection.transaction().expect("begin");
         insert_rows(
@@ -229,8 +236,8 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
         insert_rows(
             &transaction,
             "span_links",
-            "trace_id, span_id, linked_trace_id, linked_span_id, attributes",
-            5,
+            "segment, trace_id, span_id, linked_trace_id, linked_span_id, attributes",
+            6,
             &links,
         );
         upsert_correlations(&transaction, &spans);

@@ -4,6 +4,7 @@
 use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
+use crate::segments::LIVE_SEGMENTS;
 use crate::store::Store;
 
 /// Characters that `LIKE` treats specially, escaped with this one.
@@ -32,13 +33,15 @@ impl Store {
         // The window is chosen on the covering index (start time, correlation ID), so rows
         // skipped by OFFSET cost no table lookups; only the window's rows are read in full.
         let (filter, pattern, trace_id) = if text.is_empty() {
-            ("", None, None)
+            (String::new(), None, None)
         } else {
             (
-                " WHERE w.correlation_id LIKE ?3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
-                 WHERE s.correlation_id = w.correlation_id AND (s.trace_id = ?4 \
-                 OR s.service_name = ?5 OR s.event_type LIKE ?3 ESCAPE '\\' \
-                 OR s.attributes LIKE ?3 ESCAPE '\\'))",
+                format!(
+                    " WHERE w.correlation_id LIKE ?3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
+                     WHERE s.segment IN ({LIVE_SEGMENTS}) AND s.correlation_id = w.correlation_id \
+                     AND (s.trace_id = ?4 OR s.service_name = ?5 \
+                     OR s.event_type LIKE ?3 ESCAPE '\\' OR s.attributes LIKE ?3 ESCAPE '\\'))"
+                ),
                 Some(format!("%{}%", escape_like(text))),
                 text.parse::<TraceId>().ok().map(|id| id.0.to_vec()),
             )

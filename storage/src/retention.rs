@@ -1,6 +1,7 @@
 //! Retention: dropping the oldest spans by age and by database size.
 
 use crate::error::StorageError;
+use crate::segments::FORGET_EMPTY_SEGMENTS;
 use crate::span_write::now_ns;
 use crate::store::Store;
 
@@ -94,17 +95,31 @@ impl Store {
         .bind(limit)
         .execute(&mut *transaction)
         .await?;
-        sqlx::query(
-            "DELETE FROM span_links WHERE (trace_id, span_id) IN \
-             (SELECT trace_id, span_id FROM spans WHERE rowid IN (SELECT rowid_ref FROM doomed))",
+        // One segment at a time: with the segment bound, the link key is searched in full
+        // (a three-column `IN` would only use the segment and walk all its links).
+        let segments: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT segment FROM spans WHERE rowid IN (SELECT rowid_ref FROM doomed)",
         )
-        .execute(&mut *transaction)
+        .fetch_all(&mut *transaction)
         .await?;
+        for segment in segments {
+            sqlx::query(
+                "DELETE FROM span_links WHERE segment = ?1 AND (trace_id, span_id) IN \
+                 (SELECT trace_id, span_id FROM spans NOT INDEXED \
+                 WHERE rowid IN (SELECT rowid_ref FROM doomed) AND segment = ?1)",
+            )
+            .bind(segment)
+            .execute(&mut *transaction)
+            .await?;
+        }
         let deleted =
             sqlx::query("DELETE FROM spans WHERE rowid IN (SELECT rowid_ref FROM doomed)")
                 .execute(&mut *transaction)
                 .await?
                 .rows_affected();
+        sqlx::query(FORGET_EMPTY_SEGMENTS)
+            .execute(&mut *transaction)
+            .await?;
         if let Some(cutoff) = started_before {
             sqlx::query("DELETE FROM correlations WHERE last_end_ns < ?")
                 .bind(cutoff)

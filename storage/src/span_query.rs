@@ -8,13 +8,17 @@ use sqlx::sqlite::SqliteRow;
 use crate::error::StorageError;
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
+use crate::segments::LIVE_SEGMENTS;
 use crate::store::Store;
 
 pub(crate) const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
     s.service_name, s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, \
     s.attributes, s.resource, s.events, s.correlation_id, s.message_id, s.event_type, \
     s.destination, s.partition_id, s.kafka_offset, s.consumer_group, s.operation_type, \
-    s.message_key";
+    s.message_key, s.rowid";
+
+/// The column of [`SPAN_COLUMNS`] that holds the row's rowid (newest copy wins).
+const ROWID_COLUMN: usize = 23;
 
 impl Store {
     /// Every span whose correlation ID is `correlation_id`, at most `limit`, oldest first,
@@ -25,18 +29,21 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<SpanRecord>, StorageError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.correlation_id = ? \
-             ORDER BY s.start_ns LIMIT ?"
+            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
+             AND s.correlation_id = ? ORDER BY s.start_ns LIMIT ?"
         )))
         .bind(correlation_id)
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        let links = sqlx::query(
+        // CROSS JOIN keeps the spans outermost: left to itself, the planner walks every link
+        // of every segment.
+        let links = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT l.trace_id, l.span_id, l.linked_trace_id, l.linked_span_id, l.attributes \
-             FROM span_links l JOIN spans s ON s.trace_id = l.trace_id AND s.span_id = l.span_id \
-             WHERE s.correlation_id = ?",
-        )
+             FROM spans s CROSS JOIN span_links l ON l.segment = s.segment \
+             AND l.trace_id = s.trace_id AND l.span_id = s.span_id \
+             WHERE s.segment IN ({LIVE_SEGMENTS}) AND s.correlation_id = ?"
+        )))
         .bind(correlation_id)
         .fetch_all(&self.reader)
         .await?;
@@ -50,16 +57,17 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<SpanRecord>, StorageError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.trace_id = ? ORDER BY s.start_ns LIMIT ?"
+            "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
+             AND s.trace_id = ? ORDER BY s.start_ns LIMIT ?"
         )))
         .bind(&trace_id.0[..])
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        let links = sqlx::query(
+        let links = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT trace_id, span_id, linked_trace_id, linked_span_id, attributes \
-             FROM span_links WHERE trace_id = ?",
-        )
+             FROM span_links WHERE segment IN ({LIVE_SEGMENTS}) AND trace_id = ?"
+        )))
         .bind(&trace_id.0[..])
         .fetch_all(&self.reader)
         .await?;
@@ -72,9 +80,10 @@ impl Store {
         trace_id: TraceId,
         span_id: SpanId,
     ) -> Result<Vec<(TraceId, SpanId)>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT trace_id, span_id FROM span_links WHERE linked_trace_id = ? AND linked_span_id = ?",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT trace_id, span_id FROM span_links \
+             WHERE segment IN ({LIVE_SEGMENTS}) AND linked_trace_id = ? AND linked_span_id = ?"
+        )))
         .bind(&trace_id.0[..])
         .bind(&span_id.0[..])
         .fetch_all(&self.reader)
@@ -84,7 +93,8 @@ impl Store {
             .collect()
     }
 
-    /// Number of spans stored.
+    /// Number of span rows stored. A span retried after its segment closed counts twice
+    /// here (readers show it once) until retention drops the older copy.
     pub async fn span_count(&self) -> Result<i64, StorageError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM spans")
             .fetch_one(&self.reader)
@@ -92,6 +102,9 @@ impl Store {
     }
 }
 
+/// Joins span rows (selected with [`SPAN_COLUMNS`], in the order to return) with their
+/// link rows. A span stored in two segments (a retry after its segment closed) is returned
+/// once, as its newest copy, and its links once each.
 pub(crate) fn assemble(
     rows: Vec<SqliteRow>,
     links: Vec<SqliteRow>,
@@ -99,21 +112,43 @@ pub(crate) fn assemble(
     let mut links_by_span: HashMap<(TraceId, SpanId), Vec<SpanLink>> = HashMap::new();
     for row in &links {
         let key = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
-        links_by_span.entry(key).or_default().push(SpanLink {
+        let link = SpanLink {
             trace_id: trace_id_at(row, 2)?,
             span_id: span_id_at(row, 3)?,
             attributes: json_at(row, 4)?,
-        });
+        };
+        let known = links_by_span.entry(key).or_default();
+        if !known
+            .iter()
+            .any(|k| (k.trace_id, k.span_id) == (link.trace_id, link.span_id))
+        {
+            known.push(link);
+        }
     }
-    rows.iter()
-        .map(|row| {
-            let mut record = decode_span(row)?;
+    let mut newest: HashMap<(TraceId, SpanId), (usize, i64)> = HashMap::with_capacity(rows.len());
+    let mut records: Vec<Option<SpanRecord>> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let rowid: i64 = row.try_get(ROWID_COLUMN)?;
+        let record = decode_span(row)?;
+        let key = (record.trace_id, record.span_id);
+        match newest.get(&key) {
+            Some(&(_, kept)) if kept > rowid => continue,
+            Some(&(older, _)) => records[older] = None,
+            None => {}
+        }
+        newest.insert(key, (records.len(), rowid));
+        records.push(Some(record));
+    }
+    Ok(records
+        .into_iter()
+        .flatten()
+        .map(|mut record| {
             record.links = links_by_span
                 .remove(&(record.trace_id, record.span_id))
                 .unwrap_or_default();
-            Ok(record)
+            record
         })
-        .collect()
+        .collect())
 }
 
 /// Decodes a row selected with [`SPAN_COLUMNS`] (links are filled in by the caller).

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,24 +15,25 @@ use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 
 use crate::checkpointer::Checkpointer;
 use crate::error::StorageError;
+use crate::segments::{SEGMENT_SPANS, segment_for_insert};
 use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
 use crate::store::{BUSY_TIMEOUT, Store};
 
 /// Columns bound per span row (must match [`insert_spans`]).
-const SPAN_COLUMNS: usize = 24;
+const SPAN_COLUMNS: usize = 25;
 /// Rows per span statement: keeps the bound variables under SQLite's limit of 32766.
 const SPAN_ROWS_PER_STATEMENT: usize = 500;
 /// Columns bound per link row.
-const LINK_COLUMNS: usize = 5;
+const LINK_COLUMNS: usize = 6;
 /// Rows per link statement.
 const LINK_ROWS_PER_STATEMENT: usize = 1000;
 
 const SPAN_INSERT_HEAD: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, \
     service_name, scope_name, start_ns, end_ns, status_code, status_message, attributes, resource, \
     events, correlation_id, message_id, event_type, destination, partition_id, kafka_offset, \
-    consumer_group, operation_type, message_key, ingested_ns) VALUES ";
+    consumer_group, operation_type, message_key, ingested_ns, segment) VALUES ";
 
-const SPAN_UPSERT_TAIL: &str = " ON CONFLICT (trace_id, span_id) DO UPDATE SET \
+const SPAN_UPSERT_TAIL: &str = " ON CONFLICT (segment, trace_id, span_id) DO UPDATE SET \
     parent_span_id = excluded.parent_span_id, name = excluded.name, kind = excluded.kind, \
     service_name = excluded.service_name, scope_name = excluded.scope_name, \
     start_ns = excluded.start_ns, end_ns = excluded.end_ns, status_code = excluded.status_code, \
@@ -57,8 +59,8 @@ const CORRELATION_UPSERT_TAIL: &str = " ON CONFLICT (correlation_id) DO UPDATE S
     has_error = max(has_error, excluded.has_error), \
     last_seen_ns = excluded.last_seen_ns";
 
-const LINK_INSERT_HEAD: &str = "INSERT OR REPLACE INTO span_links (trace_id, span_id, \
-    linked_trace_id, linked_span_id, attributes) VALUES ";
+const LINK_INSERT_HEAD: &str = "INSERT OR REPLACE INTO span_links (segment, trace_id, \
+    span_id, linked_trace_id, linked_span_id, attributes) VALUES ";
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +75,8 @@ pub struct WriteSummary {
 #[derive(Debug)]
 pub(crate) struct SpanWriter {
     connection: Mutex<Connection>,
+    /// Spans per segment (normally [`SEGMENT_SPANS`]).
+    segment_spans: AtomicI64,
     /// Copies the log back while this writer lives (its own automatic checkpoints are off).
     _checkpointer: Checkpointer,
 }
@@ -95,6 +99,7 @@ impl SpanWriter {
         connection.set_prepared_statement_cache_capacity(64);
         Ok(Arc::new(SpanWriter {
             connection: Mutex::new(connection),
+            segment_spans: AtomicI64::new(SEGMENT_SPANS),
             _checkpointer: Checkpointer::start(path)?,
         }))
     }
@@ -102,8 +107,9 @@ impl SpanWriter {
 
 impl Store {
     /// Upserts every span of every batch in one transaction, keyed on (trace id, span id):
-    /// a retried span replaces its earlier copy instead of adding a second one. Returns once
-    /// the transaction has committed. The batches are moved to a blocking thread.
+    /// a retried span replaces its earlier copy in the same segment, and readers keep only
+    /// the newest copy across segments (see `segments`). Returns once the transaction has
+    /// committed. The batches are moved to a blocking thread.
     pub async fn write_spans(
         &self,
         batches: Vec<EncodedSpans>,
@@ -114,10 +120,22 @@ impl Store {
             // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
             // back on drop), so a poisoned connection is still usable.
             let mut connection = writer.connection.lock().unwrap_or_else(|p| p.into_inner());
-            write_batches(&mut connection, &batches, ingested_ns).map_err(StorageError::from_write)
+            let segment_spans = writer.segment_spans.load(Ordering::Relaxed);
+            write_batches(&mut connection, &batches, ingested_ns, segment_spans)
+                .map_err(StorageError::from_write)
         })
         .await
         .map_err(|error| StorageError::Corrupt(format!("span writer thread failed: {error}")))?
+    }
+}
+
+impl Store {
+    /// Sets how many spans a segment holds before the next one starts (normally
+    /// [`SEGMENT_SPANS`]). Tests use small values to cross segment boundaries.
+    pub fn set_segment_spans(&self, spans: i64) {
+        if let Some(writer) = &self.span_writer {
+            writer.segment_spans.store(spans.max(1), Ordering::Relaxed);
+        }
     }
 }
 
@@ -125,16 +143,18 @@ fn write_batches(
     connection: &mut Connection,
     batches: &[EncodedSpans],
     ingested_ns: i64,
+    segment_spans: i64,
 ) -> rusqlite::Result<WriteSummary> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let segment = segment_for_insert(&transaction, segment_spans)?;
     let mut summary = WriteSummary::default();
     for batch in batches {
         for chunk in batch.spans.chunks(SPAN_ROWS_PER_STATEMENT) {
-            insert_spans(&transaction, chunk, ingested_ns)?;
+            insert_spans(&transaction, chunk, ingested_ns, segment)?;
             summary.spans += chunk.len();
         }
         for chunk in batch.links.chunks(LINK_ROWS_PER_STATEMENT) {
-            insert_links(&transaction, chunk)?;
+            insert_links(&transaction, chunk, segment)?;
             summary.links += chunk.len();
         }
         let correlations: Vec<_> = batch.correlations.iter().collect();
@@ -173,6 +193,7 @@ fn insert_spans(
     transaction: &Transaction<'_>,
     rows: &[SpanRow],
     ingested_ns: i64,
+    segment: i64,
 ) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(&span_statement(rows.len()))?;
     let mut binder = Binder {
@@ -204,13 +225,18 @@ fn insert_spans(
             .bind(&row.consumer_group)?
             .bind(&row.operation_type)?
             .bind(&row.message_key)?
-            .bind(ingested_ns)?;
+            .bind(ingested_ns)?
+            .bind(segment)?;
     }
     statement.raw_execute()?;
     Ok(())
 }
 
-fn insert_links(transaction: &Transaction<'_>, rows: &[LinkRow]) -> rusqlite::Result<()> {
+fn insert_links(
+    transaction: &Transaction<'_>,
+    rows: &[LinkRow],
+    segment: i64,
+) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(&link_statement(rows.len()))?;
     let mut binder = Binder {
         statement: &mut statement,
@@ -218,6 +244,7 @@ fn insert_links(transaction: &Transaction<'_>, rows: &[LinkRow]) -> rusqlite::Re
     };
     for row in rows {
         binder
+            .bind(segment)?
             .bind(&row.trace_id[..])?
             .bind(&row.span_id[..])?
             .bind(&row.linked_trace_id[..])?

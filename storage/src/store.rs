@@ -18,6 +18,11 @@ use crate::span_write::SpanWriter;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "spans", include_str!("../migrations/0001_spans.sql")),
     (2, "lag", include_str!("../migrations/0002_lag.sql")),
+    (
+        3,
+        "segments",
+        include_str!("../migrations/0003_segments.sql"),
+    ),
 ];
 
 /// Rows a read-only connection may buffer ahead of its reader.
@@ -155,7 +160,11 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
 }
 
 fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
+    migrator_of(MIGRATIONS)
+}
+
+fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = migrations
         .iter()
         .map(|(version, description, sql)| {
             Migration::new(
@@ -210,6 +219,59 @@ mod tests {
         // Opening again applies nothing new and keeps working.
         let again = Store::open(&path).await?;
         assert!(again.has_schema().await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn spans_stored_before_segments_are_read_and_upserted_after_the_migration()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::{SpanId, TraceId};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        create_owner_only(&path)?;
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base_options(&path))
+            .await?;
+        migrator_of(&MIGRATIONS[..2]).run(&old).await?;
+        sqlx::query(
+            "INSERT INTO spans (trace_id, span_id, name, kind, service_name, scope_name, \
+             start_ns, end_ns, status_code, status_message, attributes, resource, events, \
+             correlation_id, ingested_ns) \
+             VALUES (?1, ?2, 'old', 4, 'orders', 't', 1, 2, 0, '', '{}', '{}', '[]', 'ord-1', 3)",
+        )
+        .bind(&[1_u8; 16][..])
+        .bind(&[2_u8; 8][..])
+        .execute(&old)
+        .await?;
+        sqlx::query("INSERT INTO span_links VALUES (?1, ?2, ?3, ?4, '{}')")
+            .bind(&[1_u8; 16][..])
+            .bind(&[2_u8; 8][..])
+            .bind(&[5_u8; 16][..])
+            .bind(&[6_u8; 8][..])
+            .execute(&old)
+            .await?;
+        old.close().await;
+
+        let store = Store::open(&path).await?;
+        let spans = store.spans_by_trace(TraceId([1; 16]), 10).await?;
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].links.len(), 1, "links move to the segmented table");
+        assert_eq!(store.spans_by_correlation("ord-1", 10).await?.len(), 1);
+        let mut retried = spans[0].clone();
+        retried.name = "retried".into();
+        store
+            .write_spans(vec![crate::EncodedSpans::encode(&[retried])])
+            .await?;
+        assert_eq!(
+            store.span_count().await?,
+            1,
+            "the retry replaced the old row"
+        );
+        let linking = store
+            .spans_linking_to(TraceId([5; 16]), SpanId([6; 8]))
+            .await?;
+        assert_eq!(linking, [(TraceId([1; 16]), SpanId([2; 8]))]);
         Ok(())
     }
 

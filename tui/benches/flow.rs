@@ -70,9 +70,10 @@ fn data_path(flows: usize) -> PathBuf {
         .join(format!("flow-{}.db", flows * SPANS_PER_FLOW))
 }
 
-/// Generates the store unless a complete one is cached.
+/// Generates the store unless a complete one is cached. The marker names the schema the
+/// store was written with (3: segmented indexes), so an older cached store is regenerated.
 async fn ensure_store(path: &Path, flows: usize) {
-    let done = path.with_extension("complete");
+    let done = path.with_extension("complete-schema3");
     if done.exists() {
         println!("reusing {}", path.display());
         return;
