@@ -173,7 +173,7 @@ fn insert_rows(
 
 /// The per-correlation summary rows the store keeps beside the spans: one upsert per
 /// correlation of the transaction, as the store's writer does.
-fn upsert_correlations(transaction: &rusqlite::Transaction<'_>, spans: &[Vec<Sql>]) {
+fn upsert_correlations(transaction: &rusqlite::Transaction<'_>, spans: &[Vec<Sql>], segment: i64) {
     let mut summaries: std::collections::BTreeMap<&str, (i64, i64, i64)> = Default::default();
     for row in spans {
         let (Sql::Text(correlation), Sql::Integer(start), Sql::Integer(end), Sql::Integer(code)) =
@@ -189,15 +189,18 @@ fn upsert_correlations(transaction: &rusqlite::Transaction<'_>, spans: &[Vec<Sql
     let mut statement = transaction
         .prepare_cached(
             "INSERT INTO correlations (correlation_id, first_start_ns, last_end_ns, has_error, \
-             last_seen_ns) VALUES (?1, ?2, ?3, ?4, ?3) ON CONFLICT (correlation_id) DO UPDATE SET \
+             last_seen_ns, first_segment, last_segment) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?5) \
+             ON CONFLICT (correlation_id) DO UPDATE SET \
              first_start_ns = min(first_start_ns, excluded.first_start_ns), \
              last_end_ns = max(last_end_ns, excluded.last_end_ns), \
-             has_error = max(has_error, excluded.has_error), last_seen_ns = excluded.last_seen_ns",
+             has_error = max(has_error, excluded.has_error), last_seen_ns = excluded.last_seen_ns, \
+             first_segment = min(first_segment, excluded.first_segment), \
+             last_segment = max(last_segment, excluded.last_segment)",
         )
         .expect("prepare the correlation upsert");
     for (correlation, (start, end, error)) in summaries {
         statement
-            .execute(rusqlite::params![correlation, start, end, error])
+            .execute(rusqlite::params![correlation, start, end, error, segment])
             .expect("upsert a correlation");
     }
 }
@@ -240,7 +243,7 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
             6,
             &links,
         );
-        upsert_correlations(&transaction, &spans);
+        upsert_correlations(&transaction, &spans, segment);
         transaction.commit().expect("commit");
         busy += started.elapsed();
         inserted += spans.len() as u64;

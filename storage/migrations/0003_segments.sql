@@ -39,3 +39,8 @@ DROP TABLE span_links;
 ALTER TABLE span_links_segmented RENAME TO span_links;
 
 CREATE INDEX span_links_by_target ON span_links (segment, linked_trace_id, linked_span_id);
+
+-- The segments each correlation's spans were written to, so that a filter over the
+-- correlations list probes those segments only.
+ALTER TABLE correlations ADD COLUMN first_segment INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE correlations ADD COLUMN last_segment INTEGER NOT NULL DEFAULT 0;

@@ -4,7 +4,7 @@
 use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
-use crate::segments::LIVE_SEGMENTS;
+use crate::segments::correlation_segments;
 use crate::store::Store;
 
 /// Characters that `LIKE` treats specially, escaped with this one.
@@ -38,9 +38,10 @@ impl Store {
             (
                 format!(
                     " WHERE w.correlation_id LIKE ?3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM spans s \
-                     WHERE s.segment IN ({LIVE_SEGMENTS}) AND s.correlation_id = w.correlation_id \
+                     WHERE s.segment IN ({}) AND s.correlation_id = w.correlation_id \
                      AND (s.trace_id = ?4 OR s.service_name = ?5 \
-                     OR s.event_type LIKE ?3 ESCAPE '\\' OR s.attributes LIKE ?3 ESCAPE '\\'))"
+                     OR s.event_type LIKE ?3 ESCAPE '\\' OR s.attributes LIKE ?3 ESCAPE '\\'))",
+                    correlation_segments("w")
                 ),
                 Some(format!("%{}%", escape_like(text))),
                 text.parse::<TraceId>().ok().map(|id| id.0.to_vec()),

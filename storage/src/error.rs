@@ -38,6 +38,21 @@ pub enum StorageError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database was written by an older causeway and has not been migrated yet
+    /// (read-only opens never migrate).
+    #[error(
+        "database {path} has schema version {found}, this causeway reads version {needed}; \
+         run this version's collector on it once to migrate it \
+         (`causeway --db {path} collector`)"
+    )]
+    OldSchema {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// The newest migration applied to the file.
+        found: i64,
+        /// The newest migration this build knows.
+        needed: i64,
+    },
     /// The database is locked by another writer for longer than the busy timeout.
     #[error("database is locked by another process (is a collector already writing to it?)")]
     Locked,

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::error::StorageError;
 use crate::ids::TraceId;
 use crate::record::SpanRecord;
-use crate::segments::LIVE_SEGMENTS;
+use crate::segments::{LIVE_SEGMENTS, correlation_segments};
 use crate::span_query::{SPAN_COLUMNS, assemble};
 use crate::store::Store;
 
@@ -146,14 +146,16 @@ impl Store {
         }
         if query.service.is_some() {
             sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
-                 AND s.correlation_id = c.correlation_id AND s.service_name = ?)"
+                " AND EXISTS (SELECT 1 FROM spans s WHERE s.segment IN ({}) \
+                 AND s.correlation_id = c.correlation_id AND s.service_name = ?)",
+                correlation_segments("c")
             ));
         }
         if query.event_type.is_some() {
             sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
-                 AND s.correlation_id = c.correlation_id AND s.event_type GLOB ?)"
+                " AND EXISTS (SELECT 1 FROM spans s WHERE s.segment IN ({}) \
+                 AND s.correlation_id = c.correlation_id AND s.event_type GLOB ?)",
+                correlation_segments("c")
             ));
         }
         sql.push_str(" ORDER BY c.first_start_ns DESC, c.correlation_id DESC LIMIT ?");

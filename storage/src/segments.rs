@@ -12,13 +12,24 @@
 
 use rusqlite::{OptionalExtension, Transaction};
 
-/// Spans per segment. Measured on 2 cores with random ids: a segment's share of the id,
-/// link and correlation indexes (about 25 MiB) stays inside the writer's 32 MiB page cache,
-/// and a store of 10M spans has 50 segments for a read to visit.
-pub const SEGMENT_SPANS: i64 = 200_000;
+/// Spans per segment. A segment's share of each random-keyed index is a few MiB (the id
+/// index, about 4 MiB), so the parts being written stay inside the writer's 32 MiB page
+/// cache; a store of 10M spans has 100 segments for a read to visit. On the 10M-span
+/// ingest benchmark raw SQLite inserted 88k rows/s with 100,000 against 77–81k with
+/// 200,000 (docs/DECISIONS.md).
+pub const SEGMENT_SPANS: i64 = 100_000;
 
 /// The segments that hold spans, for `segment IN (…)` in front of an indexed lookup.
 pub(crate) const LIVE_SEGMENTS: &str = "SELECT segment FROM span_segments";
+
+/// The live segments that the spans of correlation row `alias` were written to, for
+/// lookups made once per row of the correlations list.
+pub(crate) fn correlation_segments(alias: &str) -> String {
+    format!(
+        "SELECT segment FROM span_segments \
+         WHERE segment BETWEEN {alias}.first_segment AND {alias}.last_segment"
+    )
+}
 
 /// The segment new spans go into: the newest one, or a new one once the newest holds
 /// `segment_spans` rows (or once rowids started over, after retention emptied the table).
@@ -63,8 +74,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use crate::{
-        EncodedSpans, Messaging, RetentionPolicy, SpanId, SpanKind, SpanLink, SpanRecord,
-        StatusCode, Store, TraceId,
+        CorrelationQuery, CorrelationSearch, EncodedSpans, Messaging, RetentionPolicy, SpanId,
+        SpanKind, SpanLink, SpanRecord, StatusCode, Store, TraceId,
     };
 
     fn span(trace: u8, id: u8, name: &str) -> SpanRecord {
@@ -138,6 +149,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(linking.len(), 3, "three distinct spans link to the target");
+    }
+
+    #[tokio::test]
+    async fn list_filters_find_a_correlation_in_every_segment_it_was_written_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        store.set_segment_spans(1);
+        let mut billing = span(1, 2, "charge");
+        billing.service_name = "billing".to_owned();
+        let mut shipping = span(1, 3, "ship");
+        shipping.service_name = "shipping".to_owned();
+        write(&store, &[span(1, 1, "place")]).await;
+        write(&store, &[span(2, 4, "other")]).await;
+        write(&store, &[billing]).await;
+        write(&store, &[shipping]).await;
+        assert_eq!(segments(&store).await, [0, 1, 2, 3]);
+        for service in ["orders", "billing", "shipping"] {
+            let found = store
+                .search_correlations(&CorrelationSearch {
+                    text: service.to_owned(),
+                    offset: 0,
+                    limit: 10,
+                })
+                .await
+                .unwrap();
+            let ids: Vec<&str> = found.iter().map(|c| c.correlation_id.as_str()).collect();
+            let expected: &[&str] = if service == "orders" {
+                &["ord-2", "ord-1"]
+            } else {
+                &["ord-1"]
+            };
+            assert_eq!(ids, expected, "search for {service}");
+            let recent = store
+                .recent_correlations(&CorrelationQuery {
+                    service: Some(service.to_owned()),
+                    limit: 10,
+                    ..CorrelationQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(recent.len(), expected.len(), "recent with {service}");
+        }
     }
 
     #[tokio::test]

@@ -46,18 +46,20 @@ const SPAN_UPSERT_TAIL: &str = " ON CONFLICT (segment, trace_id, span_id) DO UPD
     message_key = excluded.message_key, ingested_ns = excluded.ingested_ns";
 
 /// Columns bound per correlation row.
-const CORRELATION_COLUMNS: usize = 5;
+const CORRELATION_COLUMNS: usize = 7;
 /// Rows per correlation statement: one statement instead of one per correlation.
 const CORRELATION_ROWS_PER_STATEMENT: usize = 1000;
 
 const CORRELATION_UPSERT_HEAD: &str = "INSERT INTO correlations (correlation_id, \
-    first_start_ns, last_end_ns, has_error, last_seen_ns) VALUES ";
+    first_start_ns, last_end_ns, has_error, last_seen_ns, first_segment, last_segment) VALUES ";
 
 const CORRELATION_UPSERT_TAIL: &str = " ON CONFLICT (correlation_id) DO UPDATE SET \
     first_start_ns = min(first_start_ns, excluded.first_start_ns), \
     last_end_ns = max(last_end_ns, excluded.last_end_ns), \
     has_error = max(has_error, excluded.has_error), \
-    last_seen_ns = excluded.last_seen_ns";
+    last_seen_ns = excluded.last_seen_ns, \
+    first_segment = min(first_segment, excluded.first_segment), \
+    last_segment = max(last_segment, excluded.last_segment)";
 
 const LINK_INSERT_HEAD: &str = "INSERT OR REPLACE INTO span_links (segment, trace_id, \
     span_id, linked_trace_id, linked_span_id, attributes) VALUES ";
@@ -159,7 +161,7 @@ fn write_batches(
         }
         let correlations: Vec<_> = batch.correlations.iter().collect();
         for chunk in correlations.chunks(CORRELATION_ROWS_PER_STATEMENT) {
-            upsert_correlations(&transaction, chunk, ingested_ns)?;
+            upsert_correlations(&transaction, chunk, ingested_ns, segment)?;
         }
         let mut topology = transaction.prepare_cached(
             "INSERT INTO topology (destination, consumer_group, first_seen_ns, last_seen_ns) \
@@ -259,6 +261,7 @@ fn upsert_correlations(
     transaction: &Transaction<'_>,
     rows: &[(&String, &CorrelationSummary)],
     ingested_ns: i64,
+    segment: i64,
 ) -> rusqlite::Result<()> {
     let sql = format!(
         "{CORRELATION_UPSERT_HEAD}{}{CORRELATION_UPSERT_TAIL}",
@@ -275,7 +278,9 @@ fn upsert_correlations(
             .bind(known.first_start_ns)?
             .bind(known.last_end_ns)?
             .bind(i64::from(known.has_error))?
-            .bind(ingested_ns)?;
+            .bind(ingested_ns)?
+            .bind(segment)?
+            .bind(segment)?;
     }
     statement.raw_execute()?;
     Ok(())

@@ -109,12 +109,40 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Store {
+        let store = Store {
             path: path.to_owned(),
             reader,
             writer: None,
             span_writer: None,
-        })
+        };
+        store.check_not_older().await?;
+        Ok(store)
+    }
+
+    /// Fails with [`StorageError::OldSchema`] when the file's applied migrations stop short
+    /// of this build's. A file without causeway's schema passes (see [`Store::has_schema`]).
+    async fn check_not_older(&self) -> Result<(), StorageError> {
+        let tracked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        if tracked == 0 {
+            return Ok(());
+        }
+        let found: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations")
+                .fetch_one(&self.reader)
+                .await?;
+        let needed = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+        if found < needed {
+            return Err(StorageError::OldSchema {
+                path: self.path.clone(),
+                found,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// The database file this store reads.
@@ -253,7 +281,20 @@ mod tests {
             .await?;
         old.close().await;
 
+        let refused = Store::open_read_only(&path).await;
+        assert!(
+            matches!(
+                refused,
+                Err(StorageError::OldSchema {
+                    found: 2,
+                    needed: 3,
+                    ..
+                })
+            ),
+            "a read-only open names the old schema instead of failing a query later"
+        );
         let store = Store::open(&path).await?;
+        Store::open_read_only(&path).await?;
         let spans = store.spans_by_trace(TraceId([1; 16]), 10).await?;
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].links.len(), 1, "links move to the segmented table");

@@ -147,7 +147,9 @@ fn bench_db() -> PathBuf {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(100_000);
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tui-bench-{count}.db"))
+    // The name carries the schema version (3: segmented indexes), so that a store cached
+    // by an older build is not read with newer queries.
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tui-bench-schema3-{count}.db"))
 }
 
 async fn flows_list() {
