@@ -25,7 +25,7 @@ const SCHEMA: [&str; 3] = [
     include_str!("../../storage/migrations/0002_lag.sql"),
     include_str!("../../storage/migrations/0003_segments.sql"),
 ];
-/// Rows per INSERT statement (24 columns each, well under SQLite's parameter limit).
+/// Rows per INSERT statement (25 columns each, well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 /// Requests per transaction.
 const REQUESTS_PER_TRANSACTION: usize = 20;

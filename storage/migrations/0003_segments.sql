@@ -2,7 +2,7 @@
 -- every insert at a random leaf; once such an index outgrows the page cache, each insert
 -- reads and dirties a page of its own. Prefixing those indexes with a segment number (a
 -- run of consecutive inserts) keeps the part being written small: new rows only land in
--- the newest segment's subtree. Reads look up each live segment (there are tens).
+-- the newest segment's subtree. Reads look up each live segment (100 in a 10M-span store).
 --
 -- A span retried after its segment was closed is stored again in the newest one; readers
 -- keep the newest copy (highest rowid) of each (trace id, span id).
