@@ -6,12 +6,15 @@
 //!
 //! Run: `cargo bench --bench ingest`. Knobs (environment):
 //! - `CAUSEWAY_BENCH_SPANS` spans to ingest at full rate (default 1,000,000; the 10M-span
-//!   growth run is `CAUSEWAY_BENCH_SPANS=10000000 cargo bench --bench ingest`, ~4 minutes);
+//!   growth run is `CAUSEWAY_BENCH_SPANS=10000000 cargo bench --bench ingest`, ~4 minutes for
+//!   the collector and as long again for the raw baseline);
 //! - `CAUSEWAY_BENCH_CLIENTS` concurrent gRPC clients (default 4);
 //! - `CAUSEWAY_BENCH_VISIBLE_SECS` seconds of the fixed-rate visibility phase (default 10);
 //! - `CAUSEWAY_BENCH_RAW_ONLY=1` measures only the raw SQLite baseline;
 //! - `CAUSEWAY_BENCH_IDS=sequential` makes trace and span ids grow per client instead of
-//!   looking random as W3C ids do (shows what id locality is worth to the indexes).
+//!   looking random as W3C ids do (shows what id locality is worth to the indexes);
+//! - `CAUSEWAY_BENCH_CORRELATIONS=uuid` makes correlation IDs random UUIDs instead of
+//!   order ids that grow per client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/e2e/harness.rs"]

@@ -4,7 +4,8 @@
 //! Like real traffic, trace and span ids are random-looking (W3C ids are random, so every
 //! insert lands at a random place of the id index) and Kafka offsets grow per partition as
 //! a broker's do. `CAUSEWAY_BENCH_IDS=sequential` gives ids that grow per client instead,
-//! to show what id locality is worth.
+//! to show what id locality is worth. Correlation IDs look like order ids that grow per
+//! client (`ord-3-1207-5`); `CAUSEWAY_BENCH_CORRELATIONS=uuid` makes them random UUIDs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,7 @@ pub struct Workload {
     client: u64,
     request_number: u64,
     random_ids: bool,
+    uuid_correlations: bool,
     template: ExportTraceServiceRequest,
 }
 
@@ -83,6 +85,8 @@ impl Workload {
             client,
             request_number: 0,
             random_ids: std::env::var("CAUSEWAY_BENCH_IDS").as_deref() != Ok("sequential"),
+            uuid_correlations: std::env::var("CAUSEWAY_BENCH_CORRELATIONS").as_deref()
+                == Ok("uuid"),
             template,
         }
     }
@@ -127,10 +131,12 @@ impl Workload {
                     *attribute = int(MESSAGING_KAFKA_OFFSET, position * 64 + self.client as i64);
                 }
                 if attribute.key == MESSAGING_MESSAGE_CONVERSATION_ID {
-                    *attribute = text(
-                        MESSAGING_MESSAGE_CONVERSATION_ID,
-                        format!("ord-{}-{}-{trace}", self.client, self.request_number),
-                    );
+                    let correlation = if self.uuid_correlations {
+                        ids.uuid(trace)
+                    } else {
+                        format!("ord-{}-{}-{trace}", self.client, self.request_number)
+                    };
+                    *attribute = text(MESSAGING_MESSAGE_CONVERSATION_ID, correlation);
                 }
             }
         }
@@ -156,6 +162,7 @@ impl Workload {
 /// Unique, never-zero ids from (client, request, index): growing per client, or scrambled
 /// by a bijection so that they look random while staying unique.
 mod ids {
+    #[derive(Clone, Copy)]
     pub struct Ids {
         pub client: u64,
         pub request: u64,
@@ -175,6 +182,26 @@ mod ids {
             id[..8].copy_from_slice(&high.to_be_bytes());
             id[8..].copy_from_slice(&low.to_be_bytes());
             id
+        }
+
+        /// A random-looking UUID (version 4 layout) unique to one trace.
+        pub fn uuid(&self, trace: u64) -> String {
+            let mut bytes = Ids {
+                random: true,
+                ..*self
+            }
+            .trace(trace);
+            bytes[6] = (bytes[6] & 0x0f) | 0x40;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            )
         }
 
         pub fn span(&self, index: u64) -> [u8; 8] {
