@@ -14,17 +14,10 @@ use opentelemetry_semantic_conventions::attribute::{
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
-use causeway_storage::SEGMENT_SPANS;
+use causeway_storage::{SEGMENT_SPANS, schema_sql};
 
 use crate::workload::Workload;
 
-/// The store's migrations: the spans table, its links, the correlation summaries and every
-/// index (including the lag migration's index on producer sends), segmented as the store's.
-const SCHEMA: [&str; 3] = [
-    include_str!("../../storage/migrations/0001_spans.sql"),
-    include_str!("../../storage/migrations/0002_lag.sql"),
-    include_str!("../../storage/migrations/0003_segments.sql"),
-];
 /// Rows per INSERT statement (25 columns each, well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 /// Requests per transaction.
@@ -215,7 +208,9 @@ pub fn insert_rate(db: &Path, total_spans: u64, spans_per_request: usize) -> f64
              PRAGMA cache_size = -32768; PRAGMA temp_store = memory;",
         )
         .expect("configure the raw database");
-    for migration in SCHEMA {
+    // The store's own migrations: the spans table, its links, the correlation summaries and
+    // every index (including the lag migration's index on producer sends), segmented.
+    for migration in schema_sql() {
         connection
             .execute_batch(migration)
             .expect("create the schema");

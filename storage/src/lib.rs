@@ -32,4 +32,4 @@ pub use retention::{RetentionPolicy, RetentionReport};
 pub use segments::SEGMENT_SPANS;
 pub use span_encode::EncodedSpans;
 pub use span_write::WriteSummary;
-pub use store::Store;
+pub use store::{SCHEMA_VERSION, Store, schema_sql};

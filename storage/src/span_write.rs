@@ -183,7 +183,12 @@ struct Binder<'a, 'conn> {
     next: usize,
 }
 
-impl Binder<'_, '_> {
+impl<'a, 'conn> Binder<'a, 'conn> {
+    /// Binds from the statement's first parameter on.
+    fn new(statement: &'a mut Statement<'conn>) -> Self {
+        Binder { statement, next: 0 }
+    }
+
     fn bind<T: rusqlite::ToSql>(&mut self, value: T) -> rusqlite::Result<&mut Self> {
         self.next += 1;
         self.statement.raw_bind_parameter(self.next, value)?;
@@ -198,10 +203,7 @@ fn insert_spans(
     segment: i64,
 ) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(&span_statement(rows.len()))?;
-    let mut binder = Binder {
-        statement: &mut statement,
-        next: 0,
-    };
+    let mut binder = Binder::new(&mut statement);
     for row in rows {
         binder
             .bind(&row.trace_id[..])?
@@ -240,10 +242,7 @@ fn insert_links(
     segment: i64,
 ) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(&link_statement(rows.len()))?;
-    let mut binder = Binder {
-        statement: &mut statement,
-        next: 0,
-    };
+    let mut binder = Binder::new(&mut statement);
     for row in rows {
         binder
             .bind(segment)?
@@ -268,10 +267,7 @@ fn upsert_correlations(
         placeholders(rows.len(), CORRELATION_COLUMNS)
     );
     let mut statement = transaction.prepare_cached(&sql)?;
-    let mut binder = Binder {
-        statement: &mut statement,
-        next: 0,
-    };
+    let mut binder = Binder::new(&mut statement);
     for (correlation, known) in rows {
         binder
             .bind(correlation.as_str())?

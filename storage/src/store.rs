@@ -25,6 +25,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The newest migration this build applies (and the oldest schema it reads).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// The SQL of every migration, in order: the whole schema, for tools that build it without
+/// a [`Store`] (the raw-SQLite baseline of the ingest benchmark).
+pub fn schema_sql() -> impl Iterator<Item = &'static str> {
+    MIGRATIONS.iter().map(|(_, _, sql)| *sql)
+}
+
 /// Rows a read-only connection may buffer ahead of its reader.
 const READ_ROW_BUFFER: usize = 4096;
 
@@ -134,12 +143,11 @@ impl Store {
             sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations")
                 .fetch_one(&self.reader)
                 .await?;
-        let needed = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
-        if found < needed {
+        if found < SCHEMA_VERSION {
             return Err(StorageError::OldSchema {
                 path: self.path.clone(),
                 found,
-                needed,
+                needed: SCHEMA_VERSION,
             });
         }
         Ok(())

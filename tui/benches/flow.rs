@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use causeway_storage::{
-    EncodedSpans, Messaging, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, Store, TraceId,
+    EncodedSpans, Messaging, SCHEMA_VERSION, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode,
+    Store, TraceId,
 };
 use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
 use serde_json::{Map, Value};
@@ -71,9 +72,9 @@ fn data_path(flows: usize) -> PathBuf {
 }
 
 /// Generates the store unless a complete one is cached. The marker names the schema the
-/// store was written with (3: segmented indexes), so an older cached store is regenerated.
+/// store was written with, so a store cached by an older build is regenerated.
 async fn ensure_store(path: &Path, flows: usize) {
-    let done = path.with_extension("complete-schema3");
+    let done = path.with_extension(format!("complete-schema{SCHEMA_VERSION}"));
     if done.exists() {
         println!("reusing {}", path.display());
         return;

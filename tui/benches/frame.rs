@@ -11,7 +11,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use causeway_storage::{EncodedSpans, Store};
+use causeway_storage::{EncodedSpans, SCHEMA_VERSION, Store};
 use causeway_tui::data::Reader;
 use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
 use causeway_tui::keymap;
@@ -147,9 +147,10 @@ fn bench_db() -> PathBuf {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(100_000);
-    // The name carries the schema version (3: segmented indexes), so that a store cached
-    // by an older build is not read with newer queries.
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tui-bench-schema3-{count}.db"))
+    // The name carries the schema version, so that a store cached by an older build is not
+    // read with newer queries.
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tui-bench-schema{SCHEMA_VERSION}-{count}.db"))
 }
 
 async fn flows_list() {
