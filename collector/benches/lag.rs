@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use causeway_collector::lag_config::{LagRule, NamePattern};
-use causeway_collector::lag_evaluate::evaluate;
-use causeway_collector::poller::{LagPoller, POLLER_SOURCE, PollTargets};
+use causeway_collector::lag::config::{LagRule, NamePattern};
+use causeway_collector::lag::evaluate::evaluate;
+use causeway_collector::lag::poller::{LagPoller, POLLER_SOURCE, PollTargets};
 use causeway_storage::LagSample;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

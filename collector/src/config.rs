@@ -40,7 +40,7 @@ pub struct CollectorConfig {
     /// The collector's own metrics endpoint.
     pub metrics: MetricsConfig,
     /// `[lag]`: the lag poller, lag rules and alert hooks (see docs/ALERT-RULES.md).
-    pub lag: crate::lag_config::LagConfig,
+    pub lag: crate::lag::config::LagConfig,
 }
 
 /// `[otlp]`: receiver addresses and request limits.
@@ -101,7 +101,7 @@ impl Default for CollectorConfig {
             writer: WriterConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
-            lag: crate::lag_config::LagConfig::default(),
+            lag: crate::lag::config::LagConfig::default(),
         }
     }
 }

@@ -12,15 +12,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::batch_writer::{WriterOptions, spawn_writer};
 use crate::config::CollectorConfig;
-use crate::grpc_receiver::GrpcTraceService;
-use crate::http_receiver::{self, HttpReceiver};
-use crate::lag_config::LagConfigError;
-use crate::lag_service::{LagService, LagServiceError};
-use crate::metrics_ingest_grpc::GrpcMetricsService;
-use crate::metrics_ingest_http;
+use crate::lag::config::LagConfigError;
+use crate::lag::service::{LagService, LagServiceError};
+use crate::otlp::grpc_receiver::GrpcTraceService;
+use crate::otlp::http_receiver::{self, HttpReceiver};
+use crate::otlp::metrics_grpc::GrpcMetricsService;
+use crate::otlp::metrics_http;
 use crate::self_metrics::{self, SelfMetrics};
+use crate::writer::batch_writer::{WriterOptions, spawn_writer};
 
 /// How long shutdown waits for open requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -114,7 +114,7 @@ impl Collector {
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.otlp.http_max_body_size.as_usize(),
         })
-        .merge(metrics_ingest_http::router(
+        .merge(metrics_http::router(
             lag_store,
             config.otlp.http_max_body_size.as_usize(),
         ));

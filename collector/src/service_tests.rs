@@ -242,7 +242,7 @@ async fn grpc_malformed_bodies_are_invalid_argument() {
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = http::uri::PathAndQuery::from_static(crate::grpc_receiver::EXPORT_PATH);
+    let path = http::uri::PathAndQuery::from_static(crate::otlp::grpc_receiver::EXPORT_PATH);
     let status = grpc
         .unary(tonic::Request::new(vec![0xff, 0xff, 0xff]), path, RawCodec)
         .await

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use causeway_instrumentation::names::{
-    DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC, DLQ_REASON,
-    DLQ_REASON_ATTRIBUTE, MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_KAFKA_OFFSET, TRACEPARENT,
+use causeway_conventions::attribute;
+use causeway_conventions::attribute::{MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_KAFKA_OFFSET};
+use causeway_conventions::header::{
+    self, DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC, DLQ_REASON, TRACEPARENT,
     TRACESTATE,
 };
 use causeway_instrumentation::{
@@ -165,9 +166,7 @@ impl ServiceContext {
         let cx = start_send_span(&self.tracer, &meta, parent);
         let mut headers = Headers::new();
         inject(&cx, &mut headers, &meta);
-        let correlation = headers
-            .get_str(causeway_instrumentation::names::CORRELATION_ID)
-            .map(str::to_owned);
+        let correlation = headers.get_str(header::CORRELATION_ID).map(str::to_owned);
         if self.service == Service::Shipping && self.board.drops_traceparent(correlation.as_deref())
         {
             // The fault: a legacy publisher that copies only the business headers.
@@ -223,7 +222,7 @@ impl ServiceContext {
         meta.data_schema = extracted.event.data_schema.clone();
         let cx = start_send_span(&self.tracer, &meta, parent);
         cx.span()
-            .set_attribute(KeyValue::new(DLQ_REASON_ATTRIBUTE, error.to_string()));
+            .set_attribute(KeyValue::new(attribute::DLQ_REASON, error.to_string()));
         let mut headers = Headers::new();
         inject(&cx, &mut headers, &meta);
         headers.set(DLQ_REASON, error.to_string());

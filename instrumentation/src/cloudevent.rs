@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::headers::Headers;
-use crate::names::{
+use causeway_conventions::header::{
     CE_DATASCHEMA, CE_ID, CE_SOURCE, CE_SPECVERSION, CE_SPECVERSION_VALUE, CE_TIME, CE_TYPE,
 };
 

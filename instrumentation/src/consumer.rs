@@ -11,7 +11,6 @@ use opentelemetry::trace::TraceContextExt;
 use rdkafka::message::Message;
 
 use crate::kafka_headers::from_kafka;
-use crate::names;
 use crate::propagation::{
     ConsumeMeta, Extracted, ParentMode, extract, record_error, record_retry, record_retry_count,
     start_process_span,
@@ -56,7 +55,10 @@ pub struct TracedConsumer {
 impl TracedConsumer {
     /// A helper for `group`, opening spans with the global tracer provider's tracer.
     pub fn new(group: impl Into<String>) -> Self {
-        Self::with_tracer(group, opentelemetry::global::tracer(names::SCOPE_NAME))
+        Self::with_tracer(
+            group,
+            opentelemetry::global::tracer(causeway_conventions::INSTRUMENTATION_SCOPE),
+        )
     }
 
     /// A helper for `group`, opening spans with `tracer`.

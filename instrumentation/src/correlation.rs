@@ -4,7 +4,7 @@
 use opentelemetry::Context;
 
 use crate::headers::{HeaderValue, Headers};
-use crate::names::CORRELATION_HEADERS;
+use causeway_conventions::header::CORRELATION_HEADERS;
 
 /// Longest correlation ID accepted from a header; longer values are ignored.
 pub const MAX_CORRELATION_ID_LEN: usize = 256;

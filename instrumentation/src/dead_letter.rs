@@ -9,9 +9,9 @@ use rdkafka::message::Message;
 use crate::correlation::correlation_id;
 use crate::headers::Headers;
 use crate::kafka_headers::from_kafka;
-use crate::names;
 use crate::producer::{Delivered, ProducerError, TracedProducer};
 use crate::propagation::MessageMeta;
+use causeway_conventions::{attribute, header};
 
 /// The headers of a dead-lettered copy: the original ones plus the DLQ reason and origin.
 pub fn dead_letter_headers(
@@ -22,10 +22,10 @@ pub fn dead_letter_headers(
     offset: i64,
 ) -> Headers {
     let mut headers = original.clone();
-    headers.set(names::DLQ_REASON, reason);
-    headers.set(names::DLQ_ORIGINAL_TOPIC, topic);
-    headers.set(names::DLQ_ORIGINAL_PARTITION, partition.to_string());
-    headers.set(names::DLQ_ORIGINAL_OFFSET, offset.to_string());
+    headers.set(header::DLQ_REASON, reason);
+    headers.set(header::DLQ_ORIGINAL_TOPIC, topic);
+    headers.set(header::DLQ_ORIGINAL_PARTITION, partition.to_string());
+    headers.set(header::DLQ_ORIGINAL_OFFSET, offset.to_string());
     headers
 }
 
@@ -49,10 +49,9 @@ pub async fn forward_to_dead_letter<M: Message>(
         message.partition(),
         message.offset(),
     );
-    parent.span().set_attribute(KeyValue::new(
-        names::DLQ_REASON_ATTRIBUTE,
-        reason.to_owned(),
-    ));
+    parent
+        .span()
+        .set_attribute(KeyValue::new(attribute::DLQ_REASON, reason.to_owned()));
     let meta = MessageMeta {
         topic: dlq_topic.to_owned(),
         key: message
@@ -60,10 +59,10 @@ pub async fn forward_to_dead_letter<M: Message>(
             .and_then(|key| std::str::from_utf8(key).ok())
             .map(str::to_owned),
         correlation_id: correlation_id(parent).map(str::to_owned),
-        event_id: original.get_str(names::CE_ID).map(str::to_owned),
-        event_type: original.get_str(names::CE_TYPE).map(str::to_owned),
-        event_source: original.get_str(names::CE_SOURCE).map(str::to_owned),
-        data_schema: original.get_str(names::CE_DATASCHEMA).map(str::to_owned),
+        event_id: original.get_str(header::CE_ID).map(str::to_owned),
+        event_type: original.get_str(header::CE_TYPE).map(str::to_owned),
+        event_source: original.get_str(header::CE_SOURCE).map(str::to_owned),
+        data_schema: original.get_str(header::CE_DATASCHEMA).map(str::to_owned),
         partition: None,
     };
     producer
@@ -81,19 +80,23 @@ mod tests {
         let original = Headers::from_entries(vec![
             ("ce_id".into(), Some(b"e-1".to_vec())),
             ("custom".into(), None),
-            (names::DLQ_REASON.into(), Some(b"older reason".to_vec())),
+            (header::DLQ_REASON.into(), Some(b"older reason".to_vec())),
         ]);
         let headers = dead_letter_headers(&original, "schema mismatch", "orders", 3, 77);
         let cases = [
-            (names::CE_ID, Some("e-1"), "original header kept"),
+            (header::CE_ID, Some("e-1"), "original header kept"),
             (
-                names::DLQ_REASON,
+                header::DLQ_REASON,
                 Some("schema mismatch"),
                 "reason replaces an older one",
             ),
-            (names::DLQ_ORIGINAL_TOPIC, Some("orders"), "origin topic"),
-            (names::DLQ_ORIGINAL_PARTITION, Some("3"), "origin partition"),
-            (names::DLQ_ORIGINAL_OFFSET, Some("77"), "origin offset"),
+            (header::DLQ_ORIGINAL_TOPIC, Some("orders"), "origin topic"),
+            (
+                header::DLQ_ORIGINAL_PARTITION,
+                Some("3"),
+                "origin partition",
+            ),
+            (header::DLQ_ORIGINAL_OFFSET, Some("77"), "origin offset"),
         ];
         for (name, expected, reason) in cases {
             assert_eq!(headers.get_str(name), expected, "{reason}");

@@ -10,7 +10,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
 use serde::Deserialize;
 
-use crate::names;
+use causeway_conventions::metric;
 
 /// Why a statistics document could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +96,13 @@ impl LagReportingContext {
         Self {
             group: group.into(),
             lag: meter
-                .i64_gauge(names::METRIC_CONSUMER_GROUP_LAG)
+                .i64_gauge(metric::CONSUMER_GROUP_LAG)
                 .with_description(
                     "messages between the group's committed offset and the high watermark",
                 )
                 .build(),
             offset: meter
-                .i64_gauge(names::METRIC_CONSUMER_GROUP_OFFSET)
+                .i64_gauge(metric::CONSUMER_GROUP_OFFSET)
                 .with_description("the group's committed offset")
                 .build(),
             last: Mutex::new(Vec::new()),
@@ -111,7 +111,10 @@ impl LagReportingContext {
 
     /// A context for `group` using the global meter provider.
     pub fn from_global(group: impl Into<String>) -> Self {
-        Self::new(group, &opentelemetry::global::meter(names::SCOPE_NAME))
+        Self::new(
+            group,
+            &opentelemetry::global::meter(causeway_conventions::INSTRUMENTATION_SCOPE),
+        )
     }
 
     /// The samples of the latest statistics report (empty before the first one).
@@ -127,9 +130,9 @@ impl LagReportingContext {
         let samples = lag_samples(statistics)?;
         for sample in &samples {
             let attributes = [
-                KeyValue::new(names::METRIC_ATTR_GROUP, self.group.clone()),
-                KeyValue::new(names::METRIC_ATTR_TOPIC, sample.topic.clone()),
-                KeyValue::new(names::METRIC_ATTR_PARTITION, i64::from(sample.partition)),
+                KeyValue::new(metric::ATTR_GROUP, self.group.clone()),
+                KeyValue::new(metric::ATTR_TOPIC, sample.topic.clone()),
+                KeyValue::new(metric::ATTR_PARTITION, i64::from(sample.partition)),
             ];
             self.lag.record(sample.lag, &attributes);
             if let Some(offset) = sample.committed_offset {
@@ -278,7 +281,7 @@ mod tests {
             ]
         };
         assert_eq!(
-            gauge_points(&rm, names::METRIC_CONSUMER_GROUP_LAG),
+            gauge_points(&rm, metric::CONSUMER_GROUP_LAG),
             vec![
                 (attrs("orders", "0"), 5),
                 (attrs("payments", "0"), 3),
@@ -286,7 +289,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            gauge_points(&rm, names::METRIC_CONSUMER_GROUP_OFFSET),
+            gauge_points(&rm, metric::CONSUMER_GROUP_OFFSET),
             vec![(attrs("orders", "0"), 10), (attrs("payments", "0"), 4)],
             "no offset point without a committed offset"
         );

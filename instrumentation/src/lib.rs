@@ -45,13 +45,15 @@
 //! Bad headers never fail a message: [`extract`] returns an empty trace context and an
 //! [`Extracted::propagation_break`] reason, which [`start_process_span`] records as the
 //! `causeway.propagation.break` attribute and event. Header names, attribute keys and
-//! metric names are in [`names`].
+//! metric names are in the `causeway-conventions` crate, re-exported as [`conventions`].
 //!
 //! On Kafka (rdkafka), the same core is wrapped by [`TracedProducer`] (send spans, headers,
 //! delivery partition and offset), [`TracedConsumer`] (process spans, retries, errors, the
 //! correlation ID current while the handler runs), [`forward_to_dead_letter`] and
 //! [`LagReportingContext`] (lag gauges from librdkafka statistics). [`Pipeline`] sets up
 //! OTLP export from the `OTEL_*` variables or explicitly; see docs/INSTRUMENTATION.md.
+
+pub use causeway_conventions as conventions;
 
 pub mod cloudevent;
 pub mod consumer;
@@ -60,7 +62,6 @@ pub mod dead_letter;
 pub mod headers;
 pub mod kafka_headers;
 pub mod lag;
-pub mod names;
 pub mod otel_env;
 pub mod pipeline;
 pub mod producer;

@@ -309,13 +309,15 @@ impl PipelineGuard {
     /// [`crate::TracedConsumer::with_tracer`].
     pub fn tracer(&self) -> BoxedTracer {
         BoxedTracer::new(Box::new(
-            self.tracer_provider.tracer(crate::names::SCOPE_NAME),
+            self.tracer_provider
+                .tracer(causeway_conventions::INSTRUMENTATION_SCOPE),
         ))
     }
 
     /// A meter of this pipeline, e.g. for [`crate::LagReportingContext::new`].
     pub fn meter(&self) -> Meter {
-        self.meter_provider.meter(crate::names::SCOPE_NAME)
+        self.meter_provider
+            .meter(causeway_conventions::INSTRUMENTATION_SCOPE)
     }
 
     /// The meter provider, for meters with their own scope.

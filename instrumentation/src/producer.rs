@@ -10,8 +10,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::headers::Headers;
 use crate::kafka_headers::to_kafka;
-use crate::names;
 use crate::propagation::{MessageMeta, inject, record_error, start_send_span};
+use causeway_conventions::attribute;
 
 /// How long a send may wait in the producer queue when it is full.
 const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +50,10 @@ pub struct TracedProducer {
 impl TracedProducer {
     /// Wraps `producer`, opening spans with the global tracer provider's tracer.
     pub fn new(producer: FutureProducer) -> Self {
-        Self::with_tracer(producer, opentelemetry::global::tracer(names::SCOPE_NAME))
+        Self::with_tracer(
+            producer,
+            opentelemetry::global::tracer(causeway_conventions::INSTRUMENTATION_SCOPE),
+        )
     }
 
     /// Wraps `producer`, opening spans with `tracer`.
@@ -116,10 +119,10 @@ impl TracedProducer {
             Ok(delivery) => {
                 span.set_attributes([
                     KeyValue::new(
-                        names::MESSAGING_DESTINATION_PARTITION_ID,
+                        attribute::MESSAGING_DESTINATION_PARTITION_ID,
                         delivery.partition.to_string(),
                     ),
-                    KeyValue::new(names::MESSAGING_KAFKA_OFFSET, delivery.offset),
+                    KeyValue::new(attribute::MESSAGING_KAFKA_OFFSET, delivery.offset),
                 ]);
                 Ok(Delivered {
                     partition: delivery.partition,

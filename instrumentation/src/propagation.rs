@@ -13,8 +13,8 @@ use crate::correlation::{
     correlation_id, read_correlation_id, with_correlation_id, write_correlation_id,
 };
 use crate::headers::{HeaderValue, Headers};
-use crate::names;
 use crate::traceparent::{TraceparentError, parse_traceparent, remote_span_context};
+use causeway_conventions::{attribute, event, header};
 
 /// What a producer knows about a message it is about to send.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub struct Extracted {
 }
 
 fn traceparent_of(headers: &Headers) -> Result<SpanContext, BreakReason> {
-    let value = match headers.get(names::TRACEPARENT) {
+    let value = match headers.get(header::TRACEPARENT) {
         HeaderValue::Text(text) => text,
         HeaderValue::Missing => return Err(BreakReason::Missing),
         HeaderValue::Null => return Err(BreakReason::Null),
@@ -167,7 +167,7 @@ fn traceparent_of(headers: &Headers) -> Result<SpanContext, BreakReason> {
     let parent = parse_traceparent(value).map_err(BreakReason::Invalid)?;
     // W3C: several tracestate headers are one list, joined with commas.
     let tracestate: Vec<&str> = headers
-        .get_all_raw(names::TRACESTATE)
+        .get_all_raw(header::TRACESTATE)
         .map(|v| v.and_then(|bytes| std::str::from_utf8(bytes).ok()))
         .collect::<Option<Vec<&str>>>()
         .unwrap_or_default();
@@ -181,7 +181,7 @@ fn traceparent_of(headers: &Headers) -> Result<SpanContext, BreakReason> {
 pub fn extract(headers: &Headers) -> Extracted {
     let correlation = read_correlation_id(headers);
     let mut base = BaggagePropagator::new().extract(headers);
-    if let Some(raw) = headers.get_str(names::BAGGAGE) {
+    if let Some(raw) = headers.get_str(header::BAGGAGE) {
         base = base.with_value(RawBaggage(raw.to_owned()));
     }
     if let Some(id) = &correlation {
@@ -224,49 +224,58 @@ where
         .clone()
         .or_else(|| correlation_id(parent_cx).map(str::to_owned));
     let mut attributes = vec![
-        KeyValue::new(names::MESSAGING_SYSTEM, names::MESSAGING_SYSTEM_KAFKA),
-        KeyValue::new(names::MESSAGING_OPERATION_TYPE, names::OPERATION_SEND),
-        KeyValue::new(names::MESSAGING_OPERATION_NAME, names::OPERATION_SEND),
-        KeyValue::new(names::MESSAGING_DESTINATION_NAME, meta.topic.clone()),
+        KeyValue::new(
+            attribute::MESSAGING_SYSTEM,
+            attribute::MESSAGING_SYSTEM_KAFKA,
+        ),
+        KeyValue::new(
+            attribute::MESSAGING_OPERATION_TYPE,
+            attribute::OPERATION_SEND,
+        ),
+        KeyValue::new(
+            attribute::MESSAGING_OPERATION_NAME,
+            attribute::OPERATION_SEND,
+        ),
+        KeyValue::new(attribute::MESSAGING_DESTINATION_NAME, meta.topic.clone()),
     ];
     if let Some(partition) = meta.partition {
         attributes.push(KeyValue::new(
-            names::MESSAGING_DESTINATION_PARTITION_ID,
+            attribute::MESSAGING_DESTINATION_PARTITION_ID,
             partition.to_string(),
         ));
     }
     push_opt(
         &mut attributes,
-        names::MESSAGING_KAFKA_MESSAGE_KEY,
+        attribute::MESSAGING_KAFKA_MESSAGE_KEY,
         meta.key.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::MESSAGING_MESSAGE_ID,
+        attribute::MESSAGING_MESSAGE_ID,
         meta.event_id.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::MESSAGING_MESSAGE_CONVERSATION_ID,
+        attribute::MESSAGING_MESSAGE_CONVERSATION_ID,
         correlation.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_ID,
+        attribute::CLOUDEVENTS_EVENT_ID,
         meta.event_id.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_TYPE,
+        attribute::CLOUDEVENTS_EVENT_TYPE,
         meta.event_type.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_SOURCE,
+        attribute::CLOUDEVENTS_EVENT_SOURCE,
         meta.event_source.as_deref(),
     );
     let span = tracer
-        .span_builder(format!("{} {}", names::OPERATION_SEND, meta.topic))
+        .span_builder(format!("{} {}", attribute::OPERATION_SEND, meta.topic))
         .with_kind(SpanKind::Producer)
         .with_attributes(attributes)
         .start_with_context(tracer, parent_cx);
@@ -283,11 +292,11 @@ where
 /// `ce_time` set to now unless `headers` already has one.
 pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
     TraceContextPropagator::new().inject_context(cx, headers);
-    if headers.get_str(names::TRACESTATE) == Some("") {
-        headers.remove(names::TRACESTATE);
+    if headers.get_str(header::TRACESTATE) == Some("") {
+        headers.remove(header::TRACESTATE);
     }
     match cx.get::<RawBaggage>() {
-        Some(raw) => headers.set(names::BAGGAGE, raw.0.as_str()),
+        Some(raw) => headers.set(header::BAGGAGE, raw.0.as_str()),
         None => BaggagePropagator::new().inject_context(cx, headers),
     }
     let correlation = meta
@@ -303,7 +312,7 @@ pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
         source: meta.event_source.clone(),
         // A forwarded message (dead letter) keeps the time its event happened.
         time: headers
-            .get_str(names::CE_TIME)
+            .get_str(header::CE_TIME)
             .is_none()
             .then(|| rfc3339(SystemTime::now())),
         data_schema: meta.data_schema.clone(),
@@ -332,55 +341,64 @@ where
     T::Span: Send + Sync + 'static,
 {
     let mut attributes = vec![
-        KeyValue::new(names::MESSAGING_SYSTEM, names::MESSAGING_SYSTEM_KAFKA),
-        KeyValue::new(names::MESSAGING_OPERATION_TYPE, names::OPERATION_PROCESS),
-        KeyValue::new(names::MESSAGING_OPERATION_NAME, names::OPERATION_PROCESS),
-        KeyValue::new(names::MESSAGING_DESTINATION_NAME, meta.topic.clone()),
         KeyValue::new(
-            names::MESSAGING_DESTINATION_PARTITION_ID,
+            attribute::MESSAGING_SYSTEM,
+            attribute::MESSAGING_SYSTEM_KAFKA,
+        ),
+        KeyValue::new(
+            attribute::MESSAGING_OPERATION_TYPE,
+            attribute::OPERATION_PROCESS,
+        ),
+        KeyValue::new(
+            attribute::MESSAGING_OPERATION_NAME,
+            attribute::OPERATION_PROCESS,
+        ),
+        KeyValue::new(attribute::MESSAGING_DESTINATION_NAME, meta.topic.clone()),
+        KeyValue::new(
+            attribute::MESSAGING_DESTINATION_PARTITION_ID,
             meta.partition.to_string(),
         ),
-        KeyValue::new(names::MESSAGING_CONSUMER_GROUP_NAME, meta.group.clone()),
-        KeyValue::new(names::MESSAGING_KAFKA_OFFSET, meta.offset),
+        KeyValue::new(attribute::MESSAGING_CONSUMER_GROUP_NAME, meta.group.clone()),
+        KeyValue::new(attribute::MESSAGING_KAFKA_OFFSET, meta.offset),
     ];
     push_opt(
         &mut attributes,
-        names::MESSAGING_KAFKA_MESSAGE_KEY,
+        attribute::MESSAGING_KAFKA_MESSAGE_KEY,
         meta.key.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::MESSAGING_MESSAGE_ID,
+        attribute::MESSAGING_MESSAGE_ID,
         extracted.event.id.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::MESSAGING_MESSAGE_CONVERSATION_ID,
+        attribute::MESSAGING_MESSAGE_CONVERSATION_ID,
         extracted.correlation_id.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_ID,
+        attribute::CLOUDEVENTS_EVENT_ID,
         extracted.event.id.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_TYPE,
+        attribute::CLOUDEVENTS_EVENT_TYPE,
         extracted.event.event_type.as_deref(),
     );
     push_opt(
         &mut attributes,
-        names::CLOUDEVENTS_EVENT_SOURCE,
+        attribute::CLOUDEVENTS_EVENT_SOURCE,
         extracted.event.source.as_deref(),
     );
     if let Some(timestamp_ms) = meta.timestamp_ms {
         attributes.push(KeyValue::new(
-            names::QUEUE_TIME_MS,
+            attribute::QUEUE_TIME_MS,
             queue_time_ms(timestamp_ms, SystemTime::now()),
         ));
     }
     if let Some(reason) = extracted.propagation_break {
-        attributes.push(KeyValue::new(names::PROPAGATION_BREAK, reason.as_str()));
+        attributes.push(KeyValue::new(attribute::PROPAGATION_BREAK, reason.as_str()));
     }
     let links = extracted
         .creation
@@ -392,15 +410,15 @@ where
         _ => extracted.without_span.clone(),
     };
     let mut span = tracer
-        .span_builder(format!("{} {}", names::OPERATION_PROCESS, meta.topic))
+        .span_builder(format!("{} {}", attribute::OPERATION_PROCESS, meta.topic))
         .with_kind(SpanKind::Consumer)
         .with_attributes(attributes)
         .with_links(links)
         .start_with_context(tracer, &parent);
     if let Some(reason) = extracted.propagation_break {
         span.add_event(
-            names::EVENT_PROPAGATION_BREAK,
-            vec![KeyValue::new(names::PROPAGATION_BREAK, reason.as_str())],
+            event::PROPAGATION_BREAK,
+            vec![KeyValue::new(attribute::PROPAGATION_BREAK, reason.as_str())],
         );
     }
     parent.with_span(span)
@@ -410,10 +428,10 @@ where
 pub fn record_error<E: std::error::Error + ?Sized>(cx: &Context, error: &E) {
     let span = cx.span();
     span.add_event(
-        names::EVENT_EXCEPTION,
+        event::EXCEPTION,
         vec![
-            KeyValue::new(names::EXCEPTION_TYPE, std::any::type_name::<E>()),
-            KeyValue::new(names::EXCEPTION_MESSAGE, error.to_string()),
+            KeyValue::new(attribute::EXCEPTION_TYPE, std::any::type_name::<E>()),
+            KeyValue::new(attribute::EXCEPTION_MESSAGE, error.to_string()),
         ],
     );
     span.set_status(Status::error(error.to_string()));
@@ -423,10 +441,10 @@ pub fn record_error<E: std::error::Error + ?Sized>(cx: &Context, error: &E) {
 /// `causeway.retry` event with the retry number (1 for the first retry).
 pub fn record_retry<E: std::error::Error + ?Sized>(cx: &Context, retry: u32, error: &E) {
     cx.span().add_event(
-        names::EVENT_RETRY,
+        event::RETRY,
         vec![
-            KeyValue::new(names::RETRY_COUNT, i64::from(retry)),
-            KeyValue::new(names::EXCEPTION_MESSAGE, error.to_string()),
+            KeyValue::new(attribute::RETRY_COUNT, i64::from(retry)),
+            KeyValue::new(attribute::EXCEPTION_MESSAGE, error.to_string()),
         ],
     );
 }
@@ -435,7 +453,7 @@ pub fn record_retry<E: std::error::Error + ?Sized>(cx: &Context, retry: u32, err
 /// Call it once, when the handler is done.
 pub fn record_retry_count(cx: &Context, retries: u32) {
     cx.span()
-        .set_attribute(KeyValue::new(names::RETRY_COUNT, i64::from(retries)));
+        .set_attribute(KeyValue::new(attribute::RETRY_COUNT, i64::from(retries)));
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use causeway_collector::alert_payload::rfc3339;
-use causeway_collector::lag_service::annotation;
+use causeway_collector::alerting::payload::rfc3339;
+use causeway_conventions::alert::annotation;
+use causeway_flow::sanitize::clean;
 use causeway_storage::AlertRow;
-use causeway_tui::render::clean;
 use serde::Serialize;
 
 use super::flow::open_store;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use causeway_collector::alert::AlertStatus;
+use causeway_collector::alerting::alert::AlertStatus;
 use causeway_collector::{Collector, CollectorConfig, CollectorError, RunningCollector};
 use causeway_demo::bus::Bus;
 use causeway_demo::faults::{

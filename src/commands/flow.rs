@@ -5,12 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use causeway_storage::{SpanRecord, Store, TraceId};
-use causeway_tui::flow::{Flow, FlowOptions, Topology, reconstruct};
-use causeway_tui::render::{self, Format};
-
-/// Most spans read for one flow.
-const MAX_FLOW_SPANS: i64 = 20_000;
+use causeway_flow::render::{self, Format};
+use causeway_flow::{FlowOptions, load_flow};
+use causeway_storage::Store;
 
 /// Output formats of `causeway flow`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -88,8 +85,9 @@ fn parse_pattern(text: &str) -> Result<String, String> {
 /// Runs `causeway flow`.
 pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     let store = open_store(db).await?;
-    let flow = load_flow(&store, &args.id, &args.patterns.options())
-        .await?
+    let (_, flow) = load_flow(&store, &args.id, &args.patterns.options())
+        .await
+        .with_context(|| format!("cannot read flow {} from {}", args.id, db.display()))?
         .with_context(|| format!("no spans found for {} in {}", args.id, db.display()))?;
     let output = render::render(&flow, args.format.into());
     let mut stdout = std::io::stdout().lock();
@@ -114,43 +112,6 @@ pub async fn open_store(db: &Path) -> anyhow::Result<Store> {
         );
     }
     Ok(store)
-}
-
-/// Rebuilds the flow for `id` with `options`: a trace ID (its correlations stitched, or the
-/// trace alone when it carries none) or else a correlation ID. `None` when nothing matches.
-pub async fn load_flow(
-    store: &Store,
-    id: &str,
-    options: &FlowOptions,
-) -> anyhow::Result<Option<Flow>> {
-    let Some(spans) = load_spans(store, id).await? else {
-        return Ok(None);
-    };
-    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
-    Ok(Some(reconstruct(&spans, &topology, options)))
-}
-
-async fn load_spans(store: &Store, id: &str) -> anyhow::Result<Option<Vec<SpanRecord>>> {
-    if let Ok(trace_id) = id.parse::<TraceId>() {
-        let correlations = store
-            .correlations_of_trace(trace_id)
-            .await
-            .with_context(|| format!("cannot read trace {trace_id}"))?;
-        let spans = if correlations.is_empty() {
-            store.spans_by_trace(trace_id, MAX_FLOW_SPANS).await
-        } else {
-            store.flow_spans(&correlations, MAX_FLOW_SPANS).await
-        }
-        .with_context(|| format!("cannot read trace {trace_id}"))?;
-        if !spans.is_empty() {
-            return Ok(Some(spans));
-        }
-    }
-    let spans = store
-        .flow_spans(&[id.to_owned()], MAX_FLOW_SPANS)
-        .await
-        .with_context(|| format!("cannot read correlation {id}"))?;
-    Ok((!spans.is_empty()).then_some(spans))
 }
 
 #[cfg(test)]

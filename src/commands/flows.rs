@@ -3,12 +3,13 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use causeway_storage::{CorrelationQuery, Store};
-use causeway_tui::flow::{FlowFilter, FlowSummary, Topology, parse_attribute_filter, reconstruct};
-use causeway_tui::render::{clean, human_duration};
+use causeway_flow::duration::human_duration;
+use causeway_flow::sanitize::clean;
+use causeway_flow::{FlowFilter, FlowSummary, load_topology, parse_attribute_filter, reconstruct};
+use causeway_storage::{CorrelationQuery, Store, now_ns};
 use serde::Serialize;
 
 use super::flow::{PatternArgs, open_store};
@@ -107,7 +108,7 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
         bail!("--limit must be at least 1");
     }
     let scan_cap = args.limit.saturating_mul(20).max(2_000);
-    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
+    let topology = load_topology(store).await.context("cannot read topology")?;
     let options = args.patterns.options();
     let mut query = CorrelationQuery {
         since_ns,
@@ -158,7 +159,11 @@ fn table(summaries: &[FlowSummary]) -> String {
             .iter()
             .map(|(kind, count)| format!("{}:{count}", serde_kind(kind)))
             .collect();
-        let services: Vec<String> = summary.services.iter().map(|s| clean(s)).collect();
+        let services: Vec<String> = summary
+            .services
+            .iter()
+            .map(|s| clean(s).into_owned())
+            .collect();
         let _ = writeln!(
             out,
             "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<30} {}",
@@ -197,11 +202,4 @@ fn start_time(ns: i64) -> String {
 
 fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(nanos)
-        .unwrap_or(0)
 }

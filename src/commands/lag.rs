@@ -7,8 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use causeway_conventions::LagState;
+use causeway_flow::duration::human_duration;
+use causeway_flow::sanitize::clean;
 use causeway_storage::LagStatusRow;
-use causeway_tui::render::{clean, human_duration};
 use serde::Serialize;
 
 use super::flow::open_store;
@@ -38,7 +40,8 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct GroupSummary {
     consumer_group: String,
-    state: String,
+    #[serde(serialize_with = "state_name")]
+    state: LagState,
     lag: i64,
     max_time_lag_ms: Option<i64>,
     partitions: usize,
@@ -86,17 +89,9 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Severity order of the state names, for the worst state of a group.
-fn severity(state: &str) -> u8 {
-    match state {
-        "OK" => 1,
-        "WARN" => 2,
-        "ERR" => 3,
-        "REWIND" => 4,
-        "STALL" => 5,
-        "STOP" => 6,
-        _ => 0,
-    }
+/// A lag state in JSON as its one text form, as `partitions[].state` is.
+fn state_name<S: serde::Serializer>(state: &LagState, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(state.name())
 }
 
 fn summarise(rows: &[LagStatusRow]) -> Vec<GroupSummary> {
@@ -106,14 +101,12 @@ fn summarise(rows: &[LagStatusRow]) -> Vec<GroupSummary> {
             .entry(row.consumer_group.as_str())
             .or_insert_with(|| GroupSummary {
                 consumer_group: row.consumer_group.clone(),
-                state: row.state.clone(),
+                state: row.state,
                 lag: 0,
                 max_time_lag_ms: None,
                 partitions: 0,
             });
-        if severity(&row.state) > severity(&group.state) {
-            group.state = row.state.clone();
-        }
+        group.state = group.state.max(row.state);
         group.lag += row.lag.unwrap_or(0);
         group.max_time_lag_ms = group.max_time_lag_ms.max(row.time_lag_ms);
         group.partitions += 1;
@@ -140,10 +133,10 @@ fn table(rows: &[LagStatusRow]) -> String {
     ];
     for row in rows {
         cells.push([
-            clean(&row.consumer_group),
-            clean(&row.topic),
+            clean(&row.consumer_group).into_owned(),
+            clean(&row.topic).into_owned(),
             row.partition.to_string(),
-            row.state.clone(),
+            row.state.name().to_owned(),
             row.committed_offset
                 .map_or_else(|| "none".to_owned(), |c| c.to_string()),
             row.high_watermark.map_or_else(dash, |h| h.to_string()),
@@ -184,12 +177,12 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
-    fn row(group: &str, partition: i32, state: &str, lag: Option<i64>) -> LagStatusRow {
+    fn row(group: &str, partition: i32, state: LagState, lag: Option<i64>) -> LagStatusRow {
         LagStatusRow {
             consumer_group: group.into(),
             topic: "orders".into(),
             partition,
-            state: state.into(),
+            state,
             committed_offset: lag.map(|l| 10 - l),
             high_watermark: Some(10),
             lag,
@@ -203,20 +196,20 @@ mod tests {
     #[test]
     fn groups_take_the_worst_state_and_sum_lag() {
         let rows = [
-            row("billing", 0, "OK", Some(1)),
-            row("billing", 1, "STALL", Some(4)),
-            row("ship", 0, "UNKNOWN", None),
+            row("billing", 0, LagState::Ok, Some(1)),
+            row("billing", 1, LagState::Stall, Some(4)),
+            row("ship", 0, LagState::Unknown, None),
         ];
         let groups = summarise(&rows);
-        assert_eq!(groups[0].state, "STALL");
+        assert_eq!(groups[0].state, LagState::Stall);
         assert_eq!(groups[0].lag, 5);
         assert_eq!(groups[0].max_time_lag_ms, Some(4_000));
-        assert_eq!(groups[1].state, "UNKNOWN");
+        assert_eq!(groups[1].state, LagState::Unknown);
     }
 
     #[test]
     fn table_says_unknown_rather_than_zero_and_strips_control_characters() {
-        let text = table(&[row("bill\x1b[2Jing", 0, "UNKNOWN", None)]);
+        let text = table(&[row("bill\x1b[2Jing", 0, LagState::Unknown, None)]);
         assert!(text.contains("unknown"), "{text}");
         assert!(text.contains("none"), "{text}");
         assert!(!text.contains('\x1b'), "{text}");

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use crate::connection::open_rusqlite;
 use crate::error::StorageError;
-use crate::store::BUSY_TIMEOUT;
 
 /// How often the log is copied back.
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -30,10 +30,7 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// Starts checkpointing the database at `path`.
     pub(crate) fn start(path: &Path) -> Result<Checkpointer, StorageError> {
-        let connection = Connection::open(path).map_err(StorageError::from_write)?;
-        connection
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(StorageError::from_write)?;
+        let connection = open_rusqlite(path, false)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

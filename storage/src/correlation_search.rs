@@ -81,7 +81,7 @@ fn escape_like(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::{EncodedSpans, Messaging, SpanId, SpanKind, SpanRecord, StatusCode};
+    use crate::{EncodedSpans, SpanId, SpanKind, SpanRecord, testsuite};
 
     fn span(
         trace: u8,
@@ -90,30 +90,15 @@ mod tests {
         start_ns: i64,
         attribute: &str,
     ) -> SpanRecord {
-        let mut attributes = serde_json::Map::new();
-        attributes.insert("note".into(), attribute.into());
-        SpanRecord {
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([trace; 8]),
-            parent_span_id: None,
-            name: "process".into(),
-            kind: SpanKind::Consumer,
-            service_name: service.into(),
-            scope_name: "test".into(),
-            start_ns,
-            end_ns: start_ns + 10,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-            attributes,
-            resource: serde_json::Map::new(),
-            events: Vec::new(),
-            links: Vec::new(),
-            messaging: Messaging {
-                correlation_id: Some(correlation.into()),
-                event_type: Some(format!("{service}.done.v1")),
-                ..Messaging::default()
-            },
-        }
+        testsuite::span(TraceId([trace; 16]), SpanId([trace; 8]))
+            .name("process")
+            .kind(SpanKind::Consumer)
+            .service(service)
+            .times(start_ns, start_ns + 10)
+            .attribute("note", attribute)
+            .correlation(correlation)
+            .event_type(format!("{service}.done.v1"))
+            .build()
     }
 
     #[tokio::test]

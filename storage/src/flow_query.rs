@@ -198,42 +198,31 @@ mod tests {
 
     use super::*;
     use crate::ids::SpanId;
-    use crate::record::{Messaging, SpanKind, SpanLink, StatusCode};
+    use crate::record::{SpanKind, SpanLink};
     use crate::span_encode::EncodedSpans;
+    use crate::testsuite;
 
     fn span(trace: u8, id: u8, parent: Option<u8>, correlation: Option<&str>) -> SpanRecord {
-        SpanRecord {
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: parent.map(|p| SpanId([p; 8])),
-            name: format!("span {id}"),
-            kind: if id == 3 {
-                SpanKind::Consumer
-            } else {
-                SpanKind::Internal
-            },
-            service_name: if id.is_multiple_of(2) { "even" } else { "odd" }.to_owned(),
-            scope_name: "test".to_owned(),
-            start_ns: i64::from(trace) * 1_000 + i64::from(id),
-            end_ns: i64::from(trace) * 1_000 + i64::from(id) + 5,
-            status_code: if id == 9 {
-                StatusCode::Error
-            } else {
-                StatusCode::Unset
-            },
-            status_message: String::new(),
-            attributes: Default::default(),
-            resource: Default::default(),
-            events: Vec::new(),
-            links: Vec::new(),
-            messaging: Messaging {
-                correlation_id: correlation.map(str::to_owned),
-                destination: Some("orders".to_owned()),
-                consumer_group: (id == 3).then(|| "billing".to_owned()),
-                event_type: Some(format!("order.e{id}.v1")),
-                ..Messaging::default()
-            },
+        let start_ns = i64::from(trace) * 1_000 + i64::from(id);
+        let mut span = testsuite::span(TraceId([trace; 16]), SpanId([id; 8]))
+            .name(format!("span {id}"))
+            .service(if id.is_multiple_of(2) { "even" } else { "odd" })
+            .times(start_ns, start_ns + 5)
+            .topic("orders")
+            .event_type(format!("order.e{id}.v1"));
+        if let Some(parent) = parent {
+            span = span.parent(SpanId([parent; 8]));
         }
+        if let Some(correlation) = correlation {
+            span = span.correlation(correlation);
+        }
+        if id == 3 {
+            span = span.kind(SpanKind::Consumer).group("billing");
+        }
+        if id == 9 {
+            span = span.error("");
+        }
+        span.build()
     }
 
     async fn store() -> (tempfile::TempDir, Store) {

@@ -1,6 +1,7 @@
 //! Lag samples and per-partition lag status: writing, reading a window, downsampling with
 //! age, retention, and finding the oldest event a group has not consumed yet.
 
+use causeway_conventions::LagState;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -47,8 +48,9 @@ pub struct LagStatusRow {
     pub topic: String,
     /// The partition.
     pub partition: i32,
-    /// Burrow-style state name: `OK`, `WARN`, `ERR`, `STOP`, `STALL`, `REWIND`, `UNKNOWN`.
-    pub state: String,
+    /// The state the lag rules gave the partition, stored as its one text form.
+    #[serde(with = "lag_state_text")]
+    pub state: LagState,
     /// The committed offset, when the group has one.
     pub committed_offset: Option<i64>,
     /// The high watermark.
@@ -146,7 +148,7 @@ impl Store {
                     .bind(&row.consumer_group)
                     .bind(&row.topic)
                     .bind(row.partition)
-                    .bind(&row.state)
+                    .bind(row.state.name())
                     .bind(row.committed_offset)
                     .bind(row.high_watermark)
                     .bind(row.lag)
@@ -176,7 +178,7 @@ impl Store {
                     consumer_group: row.try_get(0)?,
                     topic: row.try_get(1)?,
                     partition: row.try_get(2)?,
-                    state: row.try_get(3)?,
+                    state: decode_state(row.try_get(3)?)?,
                     committed_offset: row.try_get(4)?,
                     high_watermark: row.try_get(5)?,
                     lag: row.try_get(6)?,
@@ -255,15 +257,27 @@ impl Store {
         })
         .transpose()
     }
+}
 
-    /// The (topic, consumer group) pairs seen in stored traffic.
-    pub async fn topology_pairs(&self) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = sqlx::query("SELECT destination, consumer_group FROM topology")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+/// A stored state name back to its [`LagState`]; a name this build does not know is a
+/// corrupt row, not a guess.
+fn decode_state(name: String) -> Result<LagState, StorageError> {
+    name.parse()
+        .map_err(|error| StorageError::Corrupt(format!("lag_status.state: {error}")))
+}
+
+/// Lag states in JSON as their one text form (`"WARN"`), as they are stored.
+mod lag_state_text {
+    use causeway_conventions::LagState;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(state: &LagState, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(state.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<LagState, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -358,7 +372,7 @@ mod tests {
             consumer_group: "billing".into(),
             topic: "orders".into(),
             partition: 3,
-            state: "OK".into(),
+            state: LagState::Ok,
             committed_offset: Some(4),
             high_watermark: Some(4),
             lag: Some(0),
@@ -371,7 +385,7 @@ mod tests {
             .write_lag_status(std::slice::from_ref(&row))
             .await
             .unwrap();
-        row.state = "STOP".into();
+        row.state = LagState::Stop;
         row.updated_ns = 2;
         store
             .write_lag_status(std::slice::from_ref(&row))

@@ -6,6 +6,8 @@
 
 mod alert_query;
 mod checkpointer;
+mod clock;
+mod connection;
 mod correlation_search;
 mod demo_mark;
 mod error;
@@ -19,8 +21,11 @@ mod span_encode;
 mod span_query;
 mod span_write;
 mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 pub use alert_query::AlertRow;
+pub use clock::{duration_ns, now_ns};
 pub use correlation_search::CorrelationSearch;
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;

@@ -1,8 +1,8 @@
 //! Retention: dropping the oldest spans by age and by database size.
 
+use crate::clock::now_ns;
 use crate::error::StorageError;
 use crate::segments::FORGET_EMPTY_SEGMENTS;
-use crate::span_write::now_ns;
 use crate::store::Store;
 
 /// Spans deleted per statement, so that the writer is never blocked for long.

@@ -74,36 +74,20 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use crate::{
-        CorrelationQuery, CorrelationSearch, EncodedSpans, Messaging, RetentionPolicy, SpanId,
-        SpanKind, SpanLink, SpanRecord, StatusCode, Store, TraceId,
+        CorrelationQuery, CorrelationSearch, EncodedSpans, RetentionPolicy, SpanId, SpanKind,
+        SpanRecord, Store, TraceId, testsuite,
     };
 
     fn span(trace: u8, id: u8, name: &str) -> SpanRecord {
-        SpanRecord {
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: None,
-            name: name.to_owned(),
-            kind: SpanKind::Producer,
-            service_name: "orders".to_owned(),
-            scope_name: "test".to_owned(),
-            start_ns: i64::from(id) * 1_000,
-            end_ns: i64::from(id) * 1_000 + 10,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-            attributes: Default::default(),
-            resource: Default::default(),
-            events: Vec::new(),
-            links: vec![SpanLink {
-                trace_id: TraceId([9; 16]),
-                span_id: SpanId([9; 8]),
-                attributes: Default::default(),
-            }],
-            messaging: Messaging {
-                correlation_id: Some(format!("ord-{trace}")),
-                ..Messaging::default()
-            },
-        }
+        let start_ns = i64::from(id) * 1_000;
+        testsuite::span(TraceId([trace; 16]), SpanId([id; 8]))
+            .name(name)
+            .kind(SpanKind::Producer)
+            .service("orders")
+            .times(start_ns, start_ns + 10)
+            .link(TraceId([9; 16]), SpanId([9; 8]))
+            .correlation(format!("ord-{trace}"))
+            .build()
     }
 
     async fn write(store: &Store, spans: &[SpanRecord]) {

@@ -217,29 +217,15 @@ mod tests {
 
     use super::*;
     use crate::ids::{SpanId, TraceId};
-    use crate::record::Messaging;
+    use crate::testsuite;
 
     fn span(id: u8, service: &str) -> SpanRecord {
-        let mut resource = Attributes::new();
-        resource.insert("service.name".into(), service.into());
-        SpanRecord {
-            trace_id: TraceId([1; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: None,
-            name: format!("span {id}"),
-            kind: SpanKind::Producer,
-            service_name: service.to_owned(),
-            scope_name: "test".to_owned(),
-            start_ns: i64::from(id),
-            end_ns: i64::from(id) + 5,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-            attributes: Attributes::new(),
-            resource,
-            events: Vec::new(),
-            links: Vec::new(),
-            messaging: Messaging::default(),
-        }
+        testsuite::span(TraceId([1; 16]), SpanId([id; 8]))
+            .name(format!("span {id}"))
+            .kind(SpanKind::Producer)
+            .service(service)
+            .times(i64::from(id), i64::from(id) + 5)
+            .build()
     }
 
     #[test]

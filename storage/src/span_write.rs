@@ -9,15 +9,16 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 
 use crate::checkpointer::Checkpointer;
+use crate::clock::now_ns;
+use crate::connection::open_rusqlite;
 use crate::error::StorageError;
 use crate::segments::{SEGMENT_SPANS, segment_for_insert};
 use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
-use crate::store::{BUSY_TIMEOUT, Store};
+use crate::store::Store;
 
 /// Columns bound per span row (must match [`insert_spans`]).
 const SPAN_COLUMNS: usize = 25;
@@ -86,17 +87,7 @@ pub(crate) struct SpanWriter {
 impl SpanWriter {
     /// Opens the writer connection on a database whose schema already exists.
     pub(crate) fn open(path: &Path) -> Result<Arc<SpanWriter>, StorageError> {
-        let connection = Connection::open(path).map_err(StorageError::from_write)?;
-        connection
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(StorageError::from_write)?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA cache_size = -32768; PRAGMA temp_store = memory; \
-                 PRAGMA wal_autocheckpoint = 0;",
-            )
-            .map_err(StorageError::from_write)?;
+        let connection = open_rusqlite(path, true)?;
         // Full-size statements, the tail of each batch and the correlation upserts.
         connection.set_prepared_statement_cache_capacity(64);
         Ok(Arc::new(SpanWriter {
@@ -307,13 +298,6 @@ fn link_statement(rows: usize) -> String {
 fn placeholders(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
     vec![row; rows].join(", ")
-}
-
-pub(crate) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

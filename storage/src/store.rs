@@ -3,14 +3,12 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
+use crate::connection::{sqlx_options, sqlx_writer_options};
 use crate::error::StorageError;
 use crate::span_write::SpanWriter;
 
@@ -37,9 +35,6 @@ pub fn schema_sql() -> impl Iterator<Item = &'static str> {
 /// Rows a read-only connection may buffer ahead of its reader.
 const READ_ROW_BUFFER: usize = 4096;
 
-/// How long a statement waits for a lock held by another connection before failing.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A handle on one causeway database file.
 ///
 /// A read-write store has one writer connection (SQLite allows one writer at a time, and
@@ -58,12 +53,7 @@ impl Store {
     /// applying migrations as needed.
     pub async fn open(path: &Path) -> Result<Store, StorageError> {
         create_owner_only(path)?;
-        let options = base_options(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .pragma("cache_size", "-32768")
-            .pragma("temp_store", "memory");
+        let options = sqlx_writer_options(path).create_if_missing(true);
         let open_error = |source| StorageError::Open {
             path: path.to_owned(),
             source,
@@ -107,7 +97,7 @@ impl Store {
         }
         // A large row buffer lets SQLite's worker thread run ahead of the reader instead of
         // handing rows over 50 at a time (a flow is a few hundred rows).
-        let options = base_options(path)
+        let options = sqlx_options(path)
             .read_only(true)
             .row_buffer_size(READ_ROW_BUFFER);
         let reader = SqlitePoolOptions::new()
@@ -188,13 +178,6 @@ impl Store {
     }
 }
 
-fn base_options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(false)
-}
-
 fn migrator() -> Migrator {
     migrator_of(MIGRATIONS)
 }
@@ -267,7 +250,7 @@ mod tests {
         create_owner_only(&path)?;
         let old = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(base_options(&path))
+            .connect_with(sqlx_options(&path))
             .await?;
         migrator_of(&MIGRATIONS[..2]).run(&old).await?;
         sqlx::query(

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use causeway_storage::testsuite;
 use causeway_storage::{
     EncodedSpans, Messaging, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, Store, TraceId,
 };
@@ -15,12 +16,7 @@ use crate::harness::{causeway_bin, temp_dir};
 
 pub(crate) const MS: i64 = 1_000_000;
 
-pub(crate) fn now_ns() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since.as_nanos()).expect("fits i64")
-}
+pub(crate) use causeway_storage::now_ns;
 
 pub(crate) fn span(
     trace: u8,
@@ -30,24 +26,12 @@ pub(crate) fn span(
     start: i64,
     end: i64,
 ) -> SpanRecord {
-    SpanRecord {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([id; 8]),
-        parent_span_id: None,
-        name: name.to_owned(),
-        kind: SpanKind::Internal,
-        service_name: service.to_owned(),
-        scope_name: "e2e".to_owned(),
-        start_ns: start,
-        end_ns: end,
-        status_code: StatusCode::Unset,
-        status_message: String::new(),
-        attributes: Default::default(),
-        resource: Default::default(),
-        events: Vec::new(),
-        links: Vec::new(),
-        messaging: Messaging::default(),
-    }
+    testsuite::span(TraceId([trace; 16]), SpanId([id; 8]))
+        .name(name)
+        .service(service)
+        .scope("e2e")
+        .times(start, end)
+        .build()
 }
 
 pub(crate) fn messaging(

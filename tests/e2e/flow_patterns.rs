@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
+use causeway_flow::{AnomalyKind, FlowOptions};
 use causeway_storage::{EncodedSpans, SpanId, SpanKind, SpanRecord, StatusCode, Store};
 use causeway_tui::data::Reader;
-use causeway_tui::flow::{AnomalyKind, FlowOptions};
 use causeway_tui::state::{Loaded, Request};
 use serde_json::Value;
 

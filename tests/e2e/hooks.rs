@@ -9,9 +9,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use causeway_collector::hook::{SIGNATURE_HEADER, deliver};
-use causeway_collector::lag_config::{LagConfig, RawHook, RawRule};
-use causeway_collector::lag_service::{LagService, now_ns};
+use causeway_collector::alerting::delivery::SIGNATURE_HEADER;
+use causeway_collector::alerting::hook::deliver;
+use causeway_collector::alerting::hook_config::{HookConfig, RawHook};
+use causeway_collector::lag::config::{LagConfig, RawRule};
+use causeway_collector::lag::service::LagService;
+use causeway_storage::now_ns;
 use causeway_storage::{LagSample, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -263,8 +266,8 @@ async fn webhook_is_signed_retried_and_never_duplicated() {
     assert!(stored[0].notified_ns.is_some());
 }
 
-fn payload_for_tests() -> causeway_collector::alert_payload::WebhookPayload {
-    use causeway_collector::alert::{Alert, AlertStatus};
+fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {
+    use causeway_collector::alerting::alert::{Alert, AlertStatus};
     let alert = Alert {
         fingerprint: "00112233aabbccdd".into(),
         rule: "r".into(),
@@ -275,10 +278,10 @@ fn payload_for_tests() -> causeway_collector::alert_payload::WebhookPayload {
         ends_ns: None,
         clear_since_ns: None,
     };
-    causeway_collector::alert_payload::payload(&alert, "hook", "http://x")
+    causeway_collector::alerting::payload::payload(&alert, "hook", "http://x")
 }
 
-fn hook(raw: RawHook) -> causeway_collector::lag_config::HookConfig {
+fn hook(raw: RawHook) -> HookConfig {
     let config = LagConfig {
         hooks: vec![raw],
         ..LagConfig::default()

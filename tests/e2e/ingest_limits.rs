@@ -12,8 +12,12 @@ use crate::harness::{CollectorProcess, temp_dir};
 use crate::ingest::stored_trace;
 use crate::ingest_otlp::{
     GRPC_INVALID_ARGUMENT, GRPC_OK, GRPC_TOO_LARGE, grpc_client, http_post, protobuf,
-    raw_grpc_call, request, span, string_attribute, trace_request, unique_span_id, unique_trace_id,
+    raw_grpc_call, raw_grpc_call_to, request, span, string_attribute, trace_request,
+    unique_span_id, unique_trace_id,
 };
+
+/// The OTLP metrics service's Export method.
+const METRICS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -131,6 +135,24 @@ async fn malformed_bodies_are_refused_as_invalid() {
         "gRPC garbage: {reply:?}"
     );
     assert!(!reply.message.is_empty(), "the refusal says why: {reply:?}");
+
+    // The metrics service refuses garbage the same way: INTERNAL would be retried forever.
+    let reply = raw_grpc_call_to(
+        collector.grpc_addr,
+        METRICS_EXPORT_PATH,
+        None,
+        false,
+        &garbage,
+    )
+    .await;
+    assert_eq!(
+        reply.status, GRPC_INVALID_ARGUMENT,
+        "gRPC metrics garbage: {reply:?}"
+    );
+    assert!(
+        reply.message.contains("ExportMetricsServiceRequest"),
+        "the refusal names what was malformed: {reply:?}"
+    );
 
     let cases: &[(&str, &[u8], &str)] = &[
         (PROTOBUF, &garbage, "protobuf garbage"),

@@ -117,10 +117,23 @@ pub struct GrpcReply {
     pub response: Option<ExportTraceServiceResponse>,
 }
 
-/// Sends one gRPC Export call over a fresh HTTP/2 connection, with `payload` framed as is
-/// (`compressed` sets the frame's compressed flag; `encoding` the `grpc-encoding` header).
+/// Sends one gRPC trace Export call over a fresh HTTP/2 connection, with `payload` framed
+/// as is (`compressed` sets the frame's compressed flag; `encoding` the `grpc-encoding`
+/// header).
 pub async fn raw_grpc_call(
     addr: SocketAddr,
+    encoding: Option<&str>,
+    compressed: bool,
+    payload: &[u8],
+) -> GrpcReply {
+    raw_grpc_call_to(addr, EXPORT_PATH, encoding, compressed, payload).await
+}
+
+/// [`raw_grpc_call`] to the method at `path` (the metrics service's Export, say). The
+/// `response` is decoded as a trace export's answer, so read it only for traces.
+pub async fn raw_grpc_call_to(
+    addr: SocketAddr,
+    path: &str,
     encoding: Option<&str>,
     compressed: bool,
     payload: &[u8],
@@ -135,7 +148,7 @@ pub async fn raw_grpc_call(
     let mut client = client.ready().await.expect("HTTP/2 connection ready");
     let mut builder = http::Request::builder()
         .method("POST")
-        .uri(format!("http://{addr}{EXPORT_PATH}"))
+        .uri(format!("http://{addr}{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
     if let Some(encoding) = encoding {

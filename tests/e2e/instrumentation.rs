@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use causeway_instrumentation::names;
+use causeway_conventions::{attribute, event, header};
 use causeway_instrumentation::{
     MessageMeta, Pipeline, PipelineGuard, Protocol, RetryPolicy, TracedConsumer, TracedProducer,
 };
@@ -324,16 +324,16 @@ async fn events_flow_through_two_groups_as_one_trace_per_event() {
                 "{correlation}: offset recorded"
             );
             assert!(
-                attr(process, names::QUEUE_TIME_MS)
+                attr(process, attribute::QUEUE_TIME_MS)
                     .is_some_and(|v| v.as_i64().is_some_and(|ms| ms >= 0))
             );
             assert_eq!(
-                attr(process, names::PROPAGATION_BREAK),
+                attr(process, attribute::PROPAGATION_BREAK),
                 None,
                 "{correlation}: no break"
             );
             assert_eq!(
-                attr(process, names::CLOUDEVENTS_EVENT_SOURCE).and_then(|v| v.as_str()),
+                attr(process, attribute::CLOUDEVENTS_EVENT_SOURCE).and_then(|v| v.as_str()),
                 Some("order-service")
             );
         }
@@ -353,13 +353,13 @@ async fn events_flow_through_two_groups_as_one_trace_per_event() {
             Some(*correlation),
             "re-published events keep the correlation ID"
         );
-        let retries = attr(bill, names::RETRY_COUNT).and_then(|v| v.as_i64());
+        let retries = attr(bill, attribute::RETRY_COUNT).and_then(|v| v.as_i64());
         if *correlation == "ord-2" {
             assert_eq!(retries, Some(1), "ord-2 failed once, then succeeded");
             assert_eq!(
                 bill.events
                     .iter()
-                    .filter(|e| e.name == names::EVENT_RETRY)
+                    .filter(|e| e.name == event::RETRY)
                     .count(),
                 1
             );
@@ -465,7 +465,7 @@ async fn kcat_headers_are_parents_and_missing_headers_are_breaks() {
         "linked too"
     );
     assert_eq!(process.messaging.correlation_id.as_deref(), Some("kc-1"));
-    assert_eq!(attr(process, names::PROPAGATION_BREAK), None);
+    assert_eq!(attr(process, attribute::PROPAGATION_BREAK), None);
 
     assert_ne!(second.trace_id().to_bytes(), expected_trace);
     let spans = by_trace(&db, second.trace_id().to_bytes(), 1).await;
@@ -473,14 +473,14 @@ async fn kcat_headers_are_parents_and_missing_headers_are_breaks() {
     assert_eq!(process.parent_span_id, None, "no headers: a new root");
     assert!(process.links.is_empty(), "nothing to link to");
     assert_eq!(
-        attr(process, names::PROPAGATION_BREAK).and_then(|v| v.as_str()),
+        attr(process, attribute::PROPAGATION_BREAK).and_then(|v| v.as_str()),
         Some("missing")
     );
     assert!(
         process
             .events
             .iter()
-            .any(|e| e.name == names::EVENT_PROPAGATION_BREAK)
+            .any(|e| e.name == event::PROPAGATION_BREAK)
     );
 }
 
@@ -604,14 +604,14 @@ async fn dead_letters_keep_headers_and_failed_sends_are_error_spans() {
     let headers = from_kafka(dead.headers());
     let original = from_kafka(message.headers());
     let cases = [
-        (names::DLQ_REASON, Some("card expired")),
-        (names::DLQ_ORIGINAL_TOPIC, Some("payments")),
-        (names::DLQ_ORIGINAL_PARTITION, Some("0")),
-        (names::DLQ_ORIGINAL_OFFSET, Some("0")),
-        (names::CE_ID, Some(event_id.as_str())),
-        (names::CE_TYPE, Some("payment.requested.v1")),
-        (names::CORRELATION_ID, Some("ord-9")),
-        (names::CE_TIME, original.get_str(names::CE_TIME)),
+        (header::DLQ_REASON, Some("card expired")),
+        (header::DLQ_ORIGINAL_TOPIC, Some("payments")),
+        (header::DLQ_ORIGINAL_PARTITION, Some("0")),
+        (header::DLQ_ORIGINAL_OFFSET, Some("0")),
+        (header::CE_ID, Some(event_id.as_str())),
+        (header::CE_TYPE, Some("payment.requested.v1")),
+        (header::CORRELATION_ID, Some("ord-9")),
+        (header::CE_TIME, original.get_str(header::CE_TIME)),
     ];
     for (name, expected) in cases {
         assert_eq!(headers.get_str(name), expected, "dead-letter header {name}");
@@ -633,7 +633,7 @@ async fn dead_letters_keep_headers_and_failed_sends_are_error_spans() {
     });
     assert_eq!(process.parent_span_id, Some(send.span_id));
     assert_eq!(
-        attr(process, names::DLQ_REASON_ATTRIBUTE).and_then(|v| v.as_str()),
+        attr(process, attribute::DLQ_REASON).and_then(|v| v.as_str()),
         Some("card expired")
     );
     assert_eq!(
@@ -643,10 +643,5 @@ async fn dead_letters_keep_headers_and_failed_sends_are_error_spans() {
     assert_eq!(dlq.parent_span_id, Some(process.span_id));
     assert_eq!(dlq.messaging.message_id.as_deref(), Some(event_id.as_str()));
     assert_eq!(failed.status_code, StatusCode::Error);
-    assert!(
-        failed
-            .events
-            .iter()
-            .any(|e| e.name == names::EVENT_EXCEPTION)
-    );
+    assert!(failed.events.iter().any(|e| e.name == event::EXCEPTION));
 }

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use causeway_collector::lag_config::{LagConfig, RawRule};
-use causeway_collector::lag_service::{LagService, annotation, now_ns};
-use causeway_storage::{
-    EncodedSpans, LagStatusRow, Messaging, SpanId, SpanKind, SpanRecord, StatusCode, Store, TraceId,
-};
+use causeway_collector::lag::config::{LagConfig, RawRule};
+use causeway_collector::lag::service::LagService;
+use causeway_conventions::LagState;
+use causeway_conventions::alert::annotation;
+use causeway_storage::{EncodedSpans, LagStatusRow, SpanId, SpanRecord, Store, TraceId};
+use causeway_storage::{now_ns, testsuite};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -76,31 +77,14 @@ fn status(rows: &[LagStatusRow], partition: i32) -> &LagStatusRow {
 
 /// The producer's send span of the message at `offset` on partition 0.
 fn send_span(offset: i64, correlation_id: &str) -> SpanRecord {
-    SpanRecord {
-        trace_id: TraceId([7; 16]),
-        span_id: SpanId([offset as u8 + 1; 8]),
-        parent_span_id: None,
-        name: format!("send {TOPIC}"),
-        kind: SpanKind::Producer,
-        service_name: "orders".into(),
-        scope_name: "test".into(),
-        start_ns: 1,
-        end_ns: 2,
-        status_code: StatusCode::Unset,
-        status_message: String::new(),
-        attributes: Default::default(),
-        resource: Default::default(),
-        events: vec![],
-        links: vec![],
-        messaging: Messaging {
-            correlation_id: Some(correlation_id.into()),
-            destination: Some(TOPIC.into()),
-            partition: Some(0),
-            offset: Some(offset),
-            operation_type: Some("send".into()),
-            ..Messaging::default()
-        },
-    }
+    testsuite::span(TraceId([7; 16]), SpanId([offset as u8 + 1; 8]))
+        .send(TOPIC)
+        .service("orders")
+        .times(1, 2)
+        .correlation(correlation_id)
+        .partition(0)
+        .offset(offset)
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +135,7 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     // No commits yet: the lag is unknown, never 0.
     let rows = cycle(&mut service).await;
     assert_eq!(status(&rows, 0).lag, None, "{rows:?}");
-    assert_eq!(status(&rows, 0).state, "UNKNOWN");
+    assert_eq!(status(&rows, 0).state, LagState::Unknown);
 
     let consumer = member(&broker);
     commit(&consumer, &[(0, 3), (1, 2)]);
@@ -168,7 +152,7 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
         cycle(&mut service).await;
     }
     let rows = store.lag_status().await.unwrap();
-    assert_eq!(status(&rows, 0).state, "STALL", "{rows:?}");
+    assert_eq!(status(&rows, 0).state, LagState::Stall, "{rows:?}");
     // The record at offset 3 was read: its age is measured from its timestamp (written
     // before the test clock's start, 50 s of test time ago), not interpolated from the
     // watermark history (which starts 40 s ago and would give "at least 40 s").
@@ -189,12 +173,12 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     // Rewound below what it had committed: REWIND.
     commit(&consumer, &[(0, 1), (1, 2)]);
     let rows = cycle(&mut service).await;
-    assert_eq!(status(&rows, 0).state, "REWIND", "{rows:?}");
+    assert_eq!(status(&rows, 0).state, LagState::Rewind, "{rows:?}");
 
     // Caught up on both partitions: OK, and the alert resolves.
     commit(&consumer, &[(0, 10), (1, 4)]);
     let rows = cycle(&mut service).await;
-    assert_eq!(status(&rows, 0).state, "OK", "{rows:?}");
+    assert_eq!(status(&rows, 0).state, LagState::Ok, "{rows:?}");
     assert_eq!(status(&rows, 0).lag, Some(0));
     let alerts = store.alerts(10).await.unwrap();
     assert_eq!(alerts[0].status, "resolved", "{alerts:?}");
@@ -209,7 +193,7 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     }
     let rows = store.lag_status().await.unwrap();
     assert_eq!(status(&rows, 0).lag, Some(2), "{rows:?}");
-    assert_eq!(status(&rows, 0).state, "STOP", "{rows:?}");
+    assert_eq!(status(&rows, 0).state, LagState::Stop, "{rows:?}");
     let alerts = store.alerts(10).await.unwrap();
     assert_eq!(alerts[0].status, "firing", "a new episode: {alerts:?}");
     assert_eq!(alerts[0].annotations[annotation::STATE], "STOP");

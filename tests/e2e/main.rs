@@ -15,4 +15,5 @@ mod ingest_otlp;
 mod ingest_python;
 mod instrumentation;
 mod lag;
+mod lag_view;
 mod tui;

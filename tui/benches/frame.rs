@@ -11,9 +11,9 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use causeway_flow::{FlowOptions, Topology, reconstruct};
 use causeway_storage::{EncodedSpans, SCHEMA_VERSION, Store};
 use causeway_tui::data::Reader;
-use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
 use causeway_tui::keymap;
 use causeway_tui::model::FlowSpans;
 use causeway_tui::state::{Action, Loaded, Request, State, update};

@@ -13,11 +13,11 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use crate::data;
 use crate::error::TuiError;
 use crate::event::{Events, Input};
-use crate::flow::FlowOptions;
 use crate::keymap;
 use crate::state::{self, Action, Request, State};
 use crate::theme::Theme;
 use crate::views;
+use causeway_flow::FlowOptions;
 
 /// How the dashboard runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

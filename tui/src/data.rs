@@ -2,33 +2,20 @@
 //! loop, rebuilding flows as it goes. Answers arrive as [`Loaded`] over a channel.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use causeway_conventions::alert::{annotation, label};
+use causeway_flow::{FLOW_SPAN_LIMIT, FlowSpans as LoadedSpans, load_spans, load_topology};
 use causeway_storage::{
-    CorrelationRow, CorrelationSearch, SpanRecord, StorageError, Store, TraceId,
+    CorrelationRow, CorrelationSearch, SpanRecord, StorageError, Store, now_ns,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::flow::{FlowOptions, FlowStatus, FlowSummary, Topology, reconstruct};
 use crate::model::{AlertRow, FlowRow, FlowSpans, LagRow, badge};
 use crate::state::{Loaded, Request, ViewId};
+use causeway_flow::{FlowOptions, FlowStatus, FlowSummary, Topology, reconstruct};
 
-/// Label and annotation keys the collector's lag alerts carry (`causeway_collector::lag_service`;
-/// the dashboard reads them from the store and does not link the collector).
-mod alert_keys {
-    /// The consumer group an alert is about (a label).
-    pub const GROUP: &str = "consumer_group";
-    /// One line for humans (an annotation).
-    pub const SUMMARY: &str = "summary";
-    /// Correlation ID of the oldest waiting event (an annotation).
-    pub const WAITING_CORRELATION_ID: &str = "oldest_waiting_correlation_id";
-    /// Trace ID of the oldest waiting event's send span, when it has no correlation ID.
-    pub const WAITING_TRACE_ID: &str = "oldest_waiting_trace_id";
-}
-
-/// Most spans loaded for one flow.
-pub const FLOW_SPAN_LIMIT: i64 = 20_000;
 /// Most alerts listed.
 const ALERT_LIMIT: i64 = 500;
 /// How far back the lag sparkline reaches.
@@ -100,7 +87,7 @@ impl Reader {
                 limit,
             } => self.flows(filter, offset, limit).await,
             Request::Flow { id } => self.flow(id).await,
-            Request::Trace { trace_id } => self.trace(trace_id).await,
+            Request::Trace { trace_id } => self.flow(trace_id.to_string()).await,
             Request::Lag => match self.lag().await {
                 Err(error) => return unavailable(ViewId::Lag, &error),
                 ok => ok,
@@ -122,7 +109,7 @@ impl Reader {
         {
             return Ok(topology.clone());
         }
-        let topology = Topology::from_pairs(self.store.topology().await?);
+        let topology = load_topology(&self.store).await?;
         self.topology = Some((Instant::now(), topology.clone()));
         Ok(topology)
     }
@@ -172,32 +159,21 @@ impl Reader {
         })
     }
 
+    /// Opens a flow by correlation ID or trace ID through the one loader, so the dashboard
+    /// opens the same flow as `causeway flow ID`.
     async fn flow(&mut self, id: String) -> Result<Loaded, StorageError> {
-        let spans = self
-            .store
-            .flow_spans(std::slice::from_ref(&id), FLOW_SPAN_LIMIT)
-            .await?;
-        self.rebuilt(id, spans).await
-    }
-
-    async fn trace(&mut self, trace_id: TraceId) -> Result<Loaded, StorageError> {
-        let spans = self.store.spans_by_trace(trace_id, FLOW_SPAN_LIMIT).await?;
-        self.rebuilt(trace_id.to_string(), spans).await
-    }
-
-    async fn rebuilt(
-        &mut self,
-        id: String,
-        spans: Vec<SpanRecord>,
-    ) -> Result<Loaded, StorageError> {
-        let topology = self.topology().await?;
-        let flow = reconstruct(&spans, &topology, &self.options);
-        let truncated = i64::try_from(spans.len()).unwrap_or(i64::MAX) >= FLOW_SPAN_LIMIT;
-        Ok(Loaded::Flow(Box::new(FlowSpans {
+        let loaded = load_spans(&self.store, &id).await?.unwrap_or(LoadedSpans {
             id,
-            spans,
+            spans: Vec::new(),
+            truncated: false,
+        });
+        let topology = self.topology().await?;
+        let flow = reconstruct(&loaded.spans, &topology, &self.options);
+        Ok(Loaded::Flow(Box::new(FlowSpans {
+            id: loaded.id,
+            spans: loaded.spans,
             flow,
-            truncated,
+            truncated: loaded.truncated,
         })))
     }
 
@@ -212,7 +188,7 @@ impl Reader {
             let row = rows.entry(key.clone()).or_insert_with(|| LagRow {
                 group: partition.consumer_group.clone(),
                 topic: partition.topic.clone(),
-                state: partition.state.clone(),
+                state: partition.state,
                 lag_messages: 0,
                 lag_seconds: 0.0,
                 trend: Vec::new(),
@@ -228,9 +204,7 @@ impl Reader {
                     oldest.insert(key, (partition.partition, committed));
                 }
             }
-            if state_rank(&partition.state) > state_rank(&row.state) {
-                row.state = partition.state.clone();
-            }
+            row.state = row.state.max(partition.state);
             row.partitions
                 .push((i64::from(partition.partition), behind));
         }
@@ -272,7 +246,7 @@ impl Reader {
             .map(|alert| {
                 let evidence = alert
                     .annotations
-                    .get(alert_keys::SUMMARY)
+                    .get(annotation::SUMMARY)
                     .cloned()
                     .unwrap_or_else(|| {
                         alert
@@ -284,10 +258,10 @@ impl Reader {
                     });
                 AlertRow {
                     firing: alert.status != "resolved",
-                    group: alert.labels.get(alert_keys::GROUP).cloned(),
+                    group: alert.labels.get(label::CONSUMER_GROUP).cloned(),
                     correlation_id: [
-                        alert_keys::WAITING_CORRELATION_ID,
-                        alert_keys::WAITING_TRACE_ID,
+                        annotation::WAITING_CORRELATION_ID,
+                        annotation::WAITING_TRACE_ID,
                     ]
                     .iter()
                     .find_map(|key| alert.annotations.get(*key).cloned()),
@@ -304,15 +278,6 @@ impl Reader {
                 .then(b.started_ns.cmp(&a.started_ns))
         });
         Ok(Loaded::Alerts(rows))
-    }
-}
-
-/// How bad a lag state is, to show the worst partition's state for a group.
-fn state_rank(state: &str) -> u8 {
-    match state {
-        "ok" => 0,
-        "stalled" | "stopped" | "error" => 2,
-        _ => 1,
     }
 }
 
@@ -345,12 +310,4 @@ pub fn flow_row(
             .map(|kind| badge(*kind).to_owned())
             .collect(),
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
-        })
 }

@@ -1,9 +1,7 @@
-//! causeway-tui: the flow model and its renderers, and the terminal dashboard built on
-//! them (Action → update → view: `event` is the only input, `data` the only caller of
-//! storage, `keymap` maps keys to actions, `state` holds the pure reducer, `views` draw).
-
-pub mod flow;
-pub mod render;
+//! causeway-tui: the terminal dashboard over the flow model of `causeway-flow`
+//! (Action → update → view: `event` is the only input, `data` the only caller of storage
+//! and the flow loader, `keymap` maps keys to actions, `state` holds the pure reducer,
+//! `views` draw).
 
 pub mod app;
 pub mod data;

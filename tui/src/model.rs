@@ -3,7 +3,8 @@
 
 use causeway_storage::SpanRecord;
 
-use crate::flow::{AnomalyKind, Flow};
+use causeway_conventions::LagState;
+use causeway_flow::{AnomalyKind, Flow};
 
 /// One row of the flows list: one business correlation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +45,8 @@ pub struct LagRow {
     pub group: String,
     /// The topic.
     pub topic: String,
-    /// The group's state (`ok`, `lagging`, `stalled`, …).
-    pub state: String,
+    /// The group's state on this topic: the worst of its partitions'.
+    pub state: LagState,
     /// Messages behind the high watermark, summed over partitions.
     pub lag_messages: i64,
     /// Age of the oldest waiting message, in seconds.

@@ -3,8 +3,8 @@
 
 use causeway_storage::{SpanRecord, TraceId};
 
-use crate::flow::{Flow, NodeKind};
 use crate::model::{AlertRow, FlowRow, FlowSpans, LagRow};
+use causeway_flow::{Flow, NodeKind};
 
 /// Rows above and below the flows table: title bar, table header, key hints.
 const FLOWS_CHROME_ROWS: u16 = 3;

@@ -1,6 +1,7 @@
 //! Every style the dashboard draws with, in colour or, when `NO_COLOR` is set, with
 //! bold, reverse and underline only.
 
+use causeway_conventions::LagState;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The environment variable that turns colour off (<https://no-color.org>).
@@ -83,6 +84,36 @@ impl Theme {
         }
     }
 
+    /// The style of a lag state: each state its own, worse states louder. In colour:
+    /// UNKNOWN grey, OK green, WARN yellow, ERR red, REWIND (offsets went back) magenta,
+    /// STALL red underlined, STOP (nobody consuming) red reversed. Without colour the same
+    /// order by dim, italic, bold, underline and reverse.
+    pub fn lag_state(&self, state: LagState) -> Style {
+        let plain = Style::new();
+        let bold = plain.add_modifier(Modifier::BOLD);
+        if self.color {
+            match state {
+                LagState::Unknown => plain.fg(Color::DarkGray),
+                LagState::Ok => plain.fg(Color::Green),
+                LagState::Warn => plain.fg(Color::Yellow),
+                LagState::Err => bold.fg(Color::Red),
+                LagState::Rewind => bold.fg(Color::Magenta),
+                LagState::Stall => bold.fg(Color::Red).add_modifier(Modifier::UNDERLINED),
+                LagState::Stop => bold.fg(Color::Red).add_modifier(Modifier::REVERSED),
+            }
+        } else {
+            match state {
+                LagState::Unknown => plain.add_modifier(Modifier::DIM),
+                LagState::Ok => plain,
+                LagState::Warn => plain.add_modifier(Modifier::ITALIC),
+                LagState::Err => bold,
+                LagState::Rewind => bold.add_modifier(Modifier::ITALIC),
+                LagState::Stall => bold.add_modifier(Modifier::UNDERLINED),
+                LagState::Stop => bold.add_modifier(Modifier::REVERSED),
+            }
+        }
+    }
+
     /// The theme without colour: emphasis by modifiers only.
     pub fn monochrome() -> Theme {
         let plain = Style::new();
@@ -111,6 +142,22 @@ impl Theme {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_lag_state_has_its_own_style_in_both_themes() {
+        for theme in [Theme::colored(), Theme::monochrome()] {
+            for (index, state) in LagState::ALL.iter().enumerate() {
+                for other in &LagState::ALL[index + 1..] {
+                    assert_ne!(
+                        theme.lag_state(*state),
+                        theme.lag_state(*other),
+                        "{state} and {other} look alike (colour: {})",
+                        theme.color
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn monochrome_uses_no_colour_at_all() {

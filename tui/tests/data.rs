@@ -7,6 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use causeway_conventions::LagState;
 use causeway_storage::{AlertRow, EncodedSpans, LagStatusRow, Store};
 use causeway_tui::data::Reader;
 use causeway_tui::state::{Loaded, Request};
@@ -111,9 +112,16 @@ async fn flow_by_correlation_and_by_trace() {
     };
     assert_eq!(by_trace.id, trace_id(4, 2).to_string());
     assert_eq!(
-        by_trace.spans.len(),
-        2,
-        "only the second trace: payment send, shipping"
+        by_trace.spans, by_correlation.spans,
+        "a trace of ord-4 opens the whole of ord-4, as `causeway flow TRACE` does"
+    );
+    let shared = causeway_flow::load_spans(&open_store(&path).await.unwrap(), &by_trace.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        shared.spans, by_trace.spans,
+        "the one loader gave the dashboard its spans"
     );
 }
 
@@ -125,9 +133,9 @@ async fn lag_and_alerts_are_read_and_shaped() {
         topic: "payments".into(),
         partition,
         state: if lag > 0 {
-            "lagging".into()
+            LagState::Warn
         } else {
-            "ok".into()
+            LagState::Ok
         },
         committed_offset: Some(0),
         high_watermark: Some(lag),
@@ -172,7 +180,7 @@ async fn lag_and_alerts_are_read_and_shaped() {
     );
     assert_eq!(rows[0].lag_messages, 7);
     assert!((rows[0].lag_seconds - 42.0).abs() < 1e-9);
-    assert_eq!(rows[0].state, "lagging", "the worst partition's state");
+    assert_eq!(rows[0].state, LagState::Warn, "the worst partition's state");
     assert_eq!(rows[0].partitions, [(0, 7), (1, 0)]);
     let Loaded::Alerts(alerts) = reader.answer(Request::Alerts).await else {
         panic!("expected alerts");

@@ -4,9 +4,10 @@
 
 mod support;
 
+use causeway_conventions::LagState;
+use causeway_flow::{FlowOptions, Topology, reconstruct};
 use causeway_storage::CorrelationRow;
 use causeway_tui::data::flow_row;
-use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
 use causeway_tui::model::{AlertRow, FlowSpans, LagRow};
 use causeway_tui::state::{Action, FlowPane, Loaded, State, update};
 use causeway_tui::theme::Theme;
@@ -194,7 +195,7 @@ fn lag_rows() -> Vec<LagRow> {
         LagRow {
             group: "shipping".into(),
             topic: "payments".into(),
-            state: "lagging".into(),
+            state: LagState::Warn,
             lag_messages: 1_250,
             lag_seconds: 42.5,
             trend: vec![0, 10, 40, 90, 200, 400, 800, 1_250],
@@ -204,7 +205,7 @@ fn lag_rows() -> Vec<LagRow> {
         LagRow {
             group: "inventory".into(),
             topic: "orders".into(),
-            state: "ok".into(),
+            state: LagState::Ok,
             lag_messages: 0,
             lag_seconds: 0.0,
             trend: vec![3, 1, 0, 0],

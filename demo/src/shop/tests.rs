@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use causeway_instrumentation::Headers;
-use causeway_instrumentation::names::{
+use causeway_conventions::header::{
     CE_ID, CE_TYPE, CORRELATION_ID, DLQ_ORIGINAL_TOPIC, DLQ_REASON, TRACEPARENT,
 };
+use causeway_instrumentation::Headers;
 
 use super::*;
 use crate::bus::{Bus, BusRecord};

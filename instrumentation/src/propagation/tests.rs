@@ -66,12 +66,12 @@ fn send_then_process_forms_one_trace_with_parent_and_link() {
     inject(&send_cx, &mut headers, &meta);
     send_cx.span().end();
 
-    assert_eq!(headers.get_str(names::CORRELATION_ID), Some("ord-1"));
-    assert_eq!(headers.get_str(names::CE_ID), meta.event_id.as_deref());
-    assert_eq!(headers.get_str(names::CE_TYPE), Some("order.placed.v1"));
-    assert!(headers.get_str(names::CE_TIME).is_some());
+    assert_eq!(headers.get_str(header::CORRELATION_ID), Some("ord-1"));
+    assert_eq!(headers.get_str(header::CE_ID), meta.event_id.as_deref());
+    assert_eq!(headers.get_str(header::CE_TYPE), Some("order.placed.v1"));
+    assert!(headers.get_str(header::CE_TIME).is_some());
     assert_eq!(
-        headers.get(names::TRACESTATE),
+        headers.get(header::TRACESTATE),
         HeaderValue::Missing,
         "empty tracestate not written"
     );
@@ -98,14 +98,17 @@ fn send_then_process_forms_one_trace_with_parent_and_link() {
     assert_eq!(send.name, "send orders");
     assert_eq!(send.span_kind, SpanKind::Producer);
     assert_eq!(
-        attr_str(send, names::MESSAGING_OPERATION_TYPE).as_deref(),
+        attr_str(send, attribute::MESSAGING_OPERATION_TYPE).as_deref(),
         Some("send")
     );
     assert_eq!(
-        attr_str(send, names::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
+        attr_str(send, attribute::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
         Some("ord-1")
     );
-    assert_eq!(attr_str(send, names::CLOUDEVENTS_EVENT_ID), meta.event_id);
+    assert_eq!(
+        attr_str(send, attribute::CLOUDEVENTS_EVENT_ID),
+        meta.event_id
+    );
     assert_eq!(process.name, "process orders");
     assert_eq!(process.span_kind, SpanKind::Consumer);
     assert_eq!(
@@ -119,33 +122,33 @@ fn send_then_process_forms_one_trace_with_parent_and_link() {
         send.span_context.span_id()
     );
     assert_eq!(
-        attr_str(process, names::MESSAGING_CONSUMER_GROUP_NAME).as_deref(),
+        attr_str(process, attribute::MESSAGING_CONSUMER_GROUP_NAME).as_deref(),
         Some("shipping")
     );
     assert_eq!(
-        attr_str(process, names::MESSAGING_DESTINATION_PARTITION_ID).as_deref(),
+        attr_str(process, attribute::MESSAGING_DESTINATION_PARTITION_ID).as_deref(),
         Some("2")
     );
     assert_eq!(
-        attr(process, names::MESSAGING_KAFKA_OFFSET),
+        attr(process, attribute::MESSAGING_KAFKA_OFFSET),
         Some(&Value::I64(41))
     );
     assert_eq!(
-        attr_str(process, names::CLOUDEVENTS_EVENT_TYPE).as_deref(),
+        attr_str(process, attribute::CLOUDEVENTS_EVENT_TYPE).as_deref(),
         Some("order.placed.v1")
     );
     assert_eq!(
-        attr_str(process, names::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
+        attr_str(process, attribute::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
         Some("ord-1")
     );
-    assert!(matches!(attr(process, names::QUEUE_TIME_MS), Some(Value::I64(ms)) if *ms > 0));
-    assert_eq!(attr(process, names::PROPAGATION_BREAK), None);
+    assert!(matches!(attr(process, attribute::QUEUE_TIME_MS), Some(Value::I64(ms)) if *ms > 0));
+    assert_eq!(attr(process, attribute::PROPAGATION_BREAK), None);
 }
 
 #[test]
 fn link_only_mode_starts_a_new_trace_that_links_back() {
     let (tracer, collected, _provider) = tracer();
-    let headers = headers_with(&[(names::TRACEPARENT, Some(VALID.as_bytes()))]);
+    let headers = headers_with(&[(header::TRACEPARENT, Some(VALID.as_bytes()))]);
     let consume = ConsumeMeta {
         parent_mode: ParentMode::LinkOnly,
         ..ConsumeMeta::default()
@@ -173,36 +176,36 @@ fn every_bad_traceparent_is_a_recorded_break_and_a_new_root() {
     let cases: Vec<(RawEntries, &str, &str)> = vec![
         (vec![], "missing", "no headers at all"),
         (
-            vec![(names::TRACEPARENT, None)],
+            vec![(header::TRACEPARENT, None)],
             "null",
             "kafka null header",
         ),
         (
             vec![
-                (names::TRACEPARENT, Some(VALID.as_bytes())),
-                (names::TRACEPARENT, Some(VALID.as_bytes())),
+                (header::TRACEPARENT, Some(VALID.as_bytes())),
+                (header::TRACEPARENT, Some(VALID.as_bytes())),
             ],
             "repeated",
             "two traceparent headers",
         ),
         (
-            vec![(names::TRACEPARENT, Some(&[0x30, 0x30, 0xff]))],
+            vec![(header::TRACEPARENT, Some(&[0x30, 0x30, 0xff]))],
             "not_utf8",
             "binary garbage",
         ),
         (
-            vec![(names::TRACEPARENT, Some(upper.as_bytes()))],
+            vec![(header::TRACEPARENT, Some(upper.as_bytes()))],
             "upper_case_hex",
             "all upper case",
         ),
         (
-            vec![(names::TRACEPARENT, Some(b"00-ab-cd-01"))],
+            vec![(header::TRACEPARENT, Some(b"00-ab-cd-01"))],
             "wrong_shape",
             "short ids",
         ),
         (
             vec![(
-                names::TRACEPARENT,
+                header::TRACEPARENT,
                 Some(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
             )],
             "zero_trace_id",
@@ -232,7 +235,7 @@ fn every_bad_traceparent_is_a_recorded_break_and_a_new_root() {
         );
         assert!(process.links.links.is_empty(), "{reason}: nothing to link");
         assert_eq!(
-            attr_str(process, names::PROPAGATION_BREAK).as_deref(),
+            attr_str(process, attribute::PROPAGATION_BREAK).as_deref(),
             Some(expected),
             "{reason}"
         );
@@ -241,7 +244,7 @@ fn every_bad_traceparent_is_a_recorded_break_and_a_new_root() {
                 .events
                 .events
                 .iter()
-                .any(|e| e.name == names::EVENT_PROPAGATION_BREAK),
+                .any(|e| e.name == event::PROPAGATION_BREAK),
             "{reason}: break event"
         );
     }
@@ -250,17 +253,17 @@ fn every_bad_traceparent_is_a_recorded_break_and_a_new_root() {
 #[test]
 fn invalid_tracestate_keeps_the_traceparent() {
     let headers = headers_with(&[
-        (names::TRACEPARENT, Some(VALID.as_bytes())),
-        (names::TRACESTATE, Some(b"BAD KEY=1")),
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (header::TRACESTATE, Some(b"BAD KEY=1")),
     ]);
     let extracted = extract(&headers);
     assert_eq!(extracted.propagation_break, None);
     let creation = extracted.creation.unwrap();
     assert_eq!(creation.trace_state().header(), "");
     let repeated = headers_with(&[
-        (names::TRACEPARENT, Some(VALID.as_bytes())),
-        (names::TRACESTATE, Some(b"a=1")),
-        (names::TRACESTATE, Some(b"b=2")),
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (header::TRACESTATE, Some(b"a=1")),
+        (header::TRACESTATE, Some(b"b=2")),
     ]);
     let creation = extract(&repeated).creation.unwrap();
     assert_eq!(
@@ -274,22 +277,23 @@ fn invalid_tracestate_keeps_the_traceparent() {
 fn republished_messages_inherit_correlation_and_baggage() {
     let (tracer, _collected, _provider) = tracer();
     let incoming = headers_with(&[
-        (names::TRACEPARENT, Some(VALID.as_bytes())),
-        (names::X_CORRELATION_ID, Some(b"saga-7")),
-        (names::BAGGAGE, Some(b"tenant=acme,region=eu;prop")),
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (header::X_CORRELATION_ID, Some(b"saga-7")),
+        (header::BAGGAGE, Some(b"tenant=acme,region=eu;prop")),
     ]);
     let process_cx = start_process_span(&tracer, &extract(&incoming), &ConsumeMeta::default());
     let meta = MessageMeta::new("payments");
     let send_cx = start_send_span(&tracer, &meta, &process_cx);
     let mut outgoing = Headers::new();
     inject(&send_cx, &mut outgoing, &meta);
-    assert_eq!(outgoing.get_str(names::CORRELATION_ID), Some("saga-7"));
+    assert_eq!(outgoing.get_str(header::CORRELATION_ID), Some("saga-7"));
     assert_eq!(
-        outgoing.get_str(names::BAGGAGE),
+        outgoing.get_str(header::BAGGAGE),
         Some("tenant=acme,region=eu;prop"),
         "baggage unchanged"
     );
-    let outgoing_parent = parse_traceparent(outgoing.get_str(names::TRACEPARENT).unwrap()).unwrap();
+    let outgoing_parent =
+        parse_traceparent(outgoing.get_str(header::TRACEPARENT).unwrap()).unwrap();
     assert_eq!(
         outgoing_parent.trace_id,
         TraceId::from_hex(&VALID[3..35]).unwrap(),
@@ -301,7 +305,7 @@ fn republished_messages_inherit_correlation_and_baggage() {
     let mut headers = Headers::new();
     inject(&explicit_cx, &mut headers, &explicit);
     assert_eq!(
-        headers.get_str(names::CORRELATION_ID),
+        headers.get_str(header::CORRELATION_ID),
         Some("other"),
         "explicit id wins"
     );
@@ -319,12 +323,12 @@ fn errors_and_retries_are_recorded_on_the_span() {
     cx.span().end();
     let spans = collected.0.lock().unwrap().clone();
     let span = &spans[0];
-    assert_eq!(attr(span, names::RETRY_COUNT), Some(&Value::I64(2)));
+    assert_eq!(attr(span, attribute::RETRY_COUNT), Some(&Value::I64(2)));
     assert_eq!(
         span.events
             .events
             .iter()
-            .filter(|e| e.name == names::EVENT_RETRY)
+            .filter(|e| e.name == event::RETRY)
             .count(),
         2
     );
@@ -332,12 +336,12 @@ fn errors_and_retries_are_recorded_on_the_span() {
         .events
         .events
         .iter()
-        .find(|e| e.name == names::EVENT_EXCEPTION)
+        .find(|e| e.name == event::EXCEPTION)
         .expect("an exception event");
     let exception_type = exception
         .attributes
         .iter()
-        .find(|kv| kv.key.as_str() == names::EXCEPTION_TYPE)
+        .find(|kv| kv.key.as_str() == attribute::EXCEPTION_TYPE)
         .map(|kv| kv.value.as_str().into_owned());
     assert_eq!(exception_type.as_deref(), Some("std::io::error::Error"));
     assert_eq!(span.status, Status::error("payment declined"));
@@ -363,11 +367,11 @@ proptest! {
         entries in proptest::collection::vec(
             (
                 prop_oneof![
-                    Just(names::TRACEPARENT.to_owned()),
-                    Just(names::TRACESTATE.to_owned()),
-                    Just(names::BAGGAGE.to_owned()),
-                    Just(names::CORRELATION_ID.to_owned()),
-                    Just(names::CE_ID.to_owned()),
+                    Just(header::TRACEPARENT.to_owned()),
+                    Just(header::TRACESTATE.to_owned()),
+                    Just(header::BAGGAGE.to_owned()),
+                    Just(header::CORRELATION_ID.to_owned()),
+                    Just(header::CE_ID.to_owned()),
                     "[a-z_-]{1,10}",
                 ],
                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),

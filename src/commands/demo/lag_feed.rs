@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use causeway_collector::lag_config::{LagConfig, RawRule};
-use causeway_collector::lag_service::{LagService, now_ns};
+use causeway_collector::lag::config::{LagConfig, RawRule};
+use causeway_collector::lag::service::LagService;
 use causeway_demo::bus::{Bus, LagSnapshot};
+use causeway_storage::now_ns;
 use causeway_storage::{LagSample, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

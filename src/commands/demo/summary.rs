@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use causeway_collector::alert::AlertStatus;
-use causeway_collector::lag_service::{GROUP_LABEL, annotation};
+use causeway_collector::alerting::alert::AlertStatus;
+use causeway_conventions::alert::{annotation, label};
 use causeway_demo::faults::InjectedFault;
 use causeway_demo::shop::ShopReport;
 use causeway_demo::verdict::{FaultVerdict, Findings, LagAlertSeen, judge};
+use causeway_flow::{FlowOptions, load_topology, reconstruct};
 use causeway_storage::{CorrelationQuery, Store};
-use causeway_tui::flow::{FlowOptions, Topology, reconstruct};
 use serde::Serialize;
 
 /// Correlations read per page.
@@ -53,7 +53,7 @@ pub async fn summarise(
     duration_ms: u64,
     shop: ShopReport,
 ) -> anyhow::Result<Summary> {
-    let topology = Topology::from_pairs(store.topology().await.context("cannot read topology")?);
+    let topology = load_topology(store).await.context("cannot read topology")?;
     let options = FlowOptions::default();
     let mut findings = Findings::default();
     let mut anomalies: BTreeMap<String, usize> = BTreeMap::new();
@@ -99,7 +99,11 @@ pub async fn summarise(
         .context("cannot read alerts")?
         .into_iter()
         .map(|alert| LagAlertSeen {
-            group: alert.labels.get(GROUP_LABEL).cloned().unwrap_or_default(),
+            group: alert
+                .labels
+                .get(label::CONSUMER_GROUP)
+                .cloned()
+                .unwrap_or_default(),
             fired: alert.status == AlertStatus::Firing.name()
                 || alert.status == AlertStatus::Resolved.name(),
             resolved: alert.status == AlertStatus::Resolved.name(),

@@ -4,10 +4,11 @@
 use std::io;
 use std::time::Duration;
 
+use causeway_conventions::header;
 use causeway_instrumentation::kafka_headers::to_kafka;
 use causeway_instrumentation::{
     Headers, MessageMeta, RetryPolicy, TracedConsumer, TracedProducer, forward_to_dead_letter,
-    inject, names, start_send_span,
+    inject, start_send_span,
 };
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
@@ -338,7 +339,7 @@ async fn propagation_break(world: &World) {
     let send_cx = start_send_span(&tracer, &order, &Context::new());
     let mut headers = Headers::new();
     inject(&send_cx, &mut headers, &order);
-    headers.remove(names::TRACEPARENT);
+    headers.remove(header::TRACEPARENT);
     let record = FutureRecord::to(topic)
         .key(correlation)
         .payload(&b"{}"[..])

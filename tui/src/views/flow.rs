@@ -7,12 +7,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::flow::{Flow, FlowStatus, SegmentKind};
 use crate::model::badge;
 use crate::sanitize;
 use crate::state::{FlowPane, FlowState, State};
 use crate::theme::Theme;
 use crate::views::format;
+use causeway_flow::{Flow, FlowStatus, SegmentKind};
 
 mod graph;
 mod waterfall;

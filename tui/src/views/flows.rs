@@ -95,7 +95,8 @@ fn cells_of(row: &FlowRow, theme: &Theme) -> Vec<(String, Style)> {
         (format::clock(row.start_ns), theme.muted),
         (format::duration(row.duration_ns), theme.text),
         (row.correlation_id.clone(), theme.text),
-        (row.services.join(","), theme.text),
+        // Each name cleaned before joining: one name's unfinished escape cannot hide the rest.
+        (sanitize::clean_join(&row.services, ","), theme.text),
         (row.events.to_string(), theme.text),
         (status.to_owned(), status_style),
         (

@@ -82,15 +82,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
 }
 
 fn row_cells(row: &LagRow, trend_width: usize, theme: &Theme) -> Vec<(String, Style)> {
-    let state_style = match row.state.as_str() {
-        "ok" => theme.ok,
-        "stalled" | "stopped" | "error" => theme.error,
-        _ => theme.warn,
-    };
     vec![
         (row.group.clone(), theme.text),
         (row.topic.clone(), theme.text),
-        (row.state.clone(), state_style),
+        (row.state.name().to_owned(), theme.lag_state(row.state)),
         (row.lag_messages.to_string(), theme.text),
         (format!("{:.1}", row.lag_seconds), theme.text),
         (sparkline(&row.trend, trend_width), theme.warn),

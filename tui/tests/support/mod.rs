@@ -8,9 +8,8 @@
     clippy::too_many_arguments
 )]
 
-use causeway_storage::{
-    Messaging, SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, TraceId,
-};
+use causeway_storage::testsuite;
+use causeway_storage::{SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode, TraceId};
 use serde_json::{Map, Value, json};
 
 /// A fixed start time (2023-11-14 22:13:20 UTC) so that snapshots do not move.
@@ -44,26 +43,12 @@ pub fn span(
     start_ms: i64,
     end_ms: i64,
 ) -> SpanRecord {
-    let mut resource = Map::new();
-    resource.insert("service.name".into(), json!(service));
-    SpanRecord {
-        trace_id: trace_id(flow, trace),
-        span_id: span_id(flow, id),
-        parent_span_id: None,
-        name: name.into(),
-        kind: SpanKind::Internal,
-        service_name: service.into(),
-        scope_name: "causeway-fixture".into(),
-        start_ns: base_ns + start_ms * MS,
-        end_ns: base_ns + end_ms * MS,
-        status_code: StatusCode::Unset,
-        status_message: String::new(),
-        attributes: Map::new(),
-        resource,
-        events: Vec::new(),
-        links: Vec::new(),
-        messaging: Messaging::default(),
-    }
+    testsuite::span(trace_id(flow, trace), span_id(flow, id))
+        .name(name)
+        .service(service)
+        .scope("causeway-fixture")
+        .times(base_ns + start_ms * MS, base_ns + end_ms * MS)
+        .build()
 }
 
 fn correlate(mut span: SpanRecord, correlation: &str) -> SpanRecord {

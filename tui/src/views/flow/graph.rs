@@ -8,10 +8,10 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use crate::flow::{Flow, NodeKind, Outcome};
 use crate::sanitize;
 use crate::theme::Theme;
 use crate::views::format;
+use causeway_flow::{Flow, NodeKind, Outcome};
 
 /// Longest name drawn for one node.
 const NODE_WIDTH: usize = 24;

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::flow::{Flow, SegmentKind};
 use crate::sanitize;
 use crate::theme::Theme;
 use crate::views::format;
+use causeway_flow::{Flow, SegmentKind};
 
 /// Cells of the duration column at the right.
 const DURATION_WIDTH: usize = 9;
@@ -52,7 +52,12 @@ pub fn waterfall_lines(
         .skip(first)
         .take(height)
         .map(|(index, step)| {
-            let label = sanitize::fit(&format!("{}: {}", step.service, step.name), label_width);
+            let label = format!(
+                "{}: {}",
+                sanitize::clean(&step.service),
+                sanitize::clean(&step.name)
+            );
+            let label = sanitize::fit(&label, label_width);
             let pad = label_width.saturating_sub(sanitize::width(&label));
             let bar_style = if step.status == causeway_storage::StatusCode::Error {
                 theme.error

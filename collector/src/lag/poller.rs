@@ -1,0 +1,489 @@
+//! The lag poller: for every consumer group (or those configured), the committed offset of
+//! each partition it consumes against the partition's watermarks. Every call here blocks
+//! on the network; the lag service runs it on a blocking thread, never on the runtime.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use causeway_storage::LagSample;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::lag::config::NamePattern;
+use crate::lag::offset_lag::offset_lag;
+use crate::lag::poller_assignment::decode_assignment;
+
+/// The `source` recorded on samples the poller takes.
+pub const POLLER_SOURCE: &str = "poller";
+/// Consumer group states (as the broker names them) in which membership is changing.
+const REBALANCING_STATES: &[&str] = &["PreparingRebalance", "CompletingRebalance"];
+/// Partitions per `ListOffsets` call; the chunks are fetched concurrently.
+const WATERMARK_CHUNK: usize = 1_000;
+/// Groups fetched concurrently (one blocking client call each).
+const COMMITTED_THREADS: usize = 8;
+/// The client id the poller's connections carry.
+const CLIENT_ID: &str = "causeway-lag-poller";
+/// The group id of the client that reads head records (it never commits or joins).
+const READER_GROUP: &str = "causeway-lag-head-reader";
+/// How long one cycle spends reading the records at committed offsets.
+const HEAD_READ_BUDGET: Duration = Duration::from_millis(1000);
+
+/// The first unconsumed record of a lagging partition: where it is and when it was written.
+pub type HeadRecords = HashMap<(String, String, i32), (i64, i64)>;
+
+/// A failed poll.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// A Kafka client could not be created.
+    #[error("cannot create a kafka client for {brokers}: {source}")]
+    Client {
+        /// The bootstrap servers.
+        brokers: String,
+        /// The cause.
+        #[source]
+        source: KafkaError,
+    },
+    /// A cluster-wide request failed.
+    #[error("cannot fetch {what} from {brokers}: {source}")]
+    Fetch {
+        /// What was asked for.
+        what: &'static str,
+        /// The bootstrap servers.
+        brokers: String,
+        /// The cause.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// What the poller asks about: filters and topics named in the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct PollTargets {
+    /// Group patterns to poll; empty polls every group the broker lists.
+    pub groups: Vec<NamePattern>,
+    /// Topics per group that the broker may not tell us (a group with no members).
+    pub group_topics: BTreeMap<String, Vec<String>>,
+}
+
+/// A blocking lag poller with one Kafka client per polled group (committed offsets are
+/// fetched with the group's id), kept between polls.
+pub struct LagPoller {
+    brokers: String,
+    cluster: BaseConsumer,
+    group_clients: HashMap<String, BaseConsumer>,
+    remembered_topics: HashMap<String, BTreeSet<String>>,
+    targets: PollTargets,
+    timeout: Duration,
+    head_reader: Option<BaseConsumer>,
+    last_phases: PollPhases,
+}
+
+/// Where the last poll spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollPhases {
+    /// Listing groups and their members.
+    pub groups: Duration,
+    /// Fetching topic metadata.
+    pub metadata: Duration,
+    /// Fetching low and high watermarks.
+    pub watermarks: Duration,
+    /// Fetching every group's committed offsets (and creating new group clients).
+    pub committed: Duration,
+}
+
+impl LagPoller {
+    /// A poller for the cluster at `brokers`; each request waits at most `timeout`.
+    pub fn new(brokers: &str, targets: PollTargets, timeout: Duration) -> Result<Self, PollError> {
+        let cluster = client(brokers, None)?;
+        Ok(LagPoller {
+            brokers: brokers.to_owned(),
+            cluster,
+            group_clients: HashMap::new(),
+            remembered_topics: HashMap::new(),
+            targets,
+            timeout,
+            head_reader: None,
+            last_phases: PollPhases::default(),
+        })
+    }
+
+    /// Polls once. `learned` adds (topic, group) pairs seen in traced traffic. Returns one
+    /// sample per group and partition, stamped `now_ns`.
+    pub fn poll(
+        &mut self,
+        learned: &[(String, String)],
+        now_ns: i64,
+    ) -> Result<Vec<LagSample>, PollError> {
+        let fetch_error = |what| {
+            let brokers = self.brokers.clone();
+            move |source| PollError::Fetch {
+                what,
+                brokers,
+                source,
+            }
+        };
+        let phase = std::time::Instant::now();
+        let listed = self
+            .cluster
+            .fetch_group_list(None, self.timeout)
+            .map_err(fetch_error("the consumer group list"))?;
+        // Live members per group; `None` while the group rebalances (members come and go).
+        let mut members: HashMap<String, Option<i64>> = HashMap::new();
+        let mut topics_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for group in listed.groups() {
+            if !group.protocol_type().is_empty() && group.protocol_type() != "consumer" {
+                continue;
+            }
+            if !self.wanted(group.name()) {
+                continue;
+            }
+            let rebalancing = REBALANCING_STATES.contains(&group.state());
+            let live = (!rebalancing).then_some(group.members().len() as i64);
+            members.insert(group.name().to_owned(), live);
+            let topics = topics_of.entry(group.name().to_owned()).or_default();
+            for member in group.members() {
+                let assignment = member
+                    .assignment()
+                    .and_then(decode_assignment)
+                    .unwrap_or_default();
+                topics.extend(assignment.into_iter().map(|(topic, _)| topic));
+            }
+        }
+        for (group, topics) in &self.targets.group_topics {
+            topics_of
+                .entry(group.clone())
+                .or_default()
+                .extend(topics.iter().cloned());
+        }
+        for (topic, group) in learned {
+            if self.wanted(group) {
+                topics_of
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(topic.clone());
+            }
+        }
+        for (group, topics) in &mut topics_of {
+            let remembered = self.remembered_topics.entry(group.clone()).or_default();
+            remembered.extend(topics.iter().cloned());
+            topics.extend(remembered.iter().cloned());
+        }
+        topics_of.retain(|_, topics| !topics.is_empty());
+
+        let listed_at = phase.elapsed();
+        let metadata = self
+            .cluster
+            .fetch_metadata(None, self.timeout)
+            .map_err(fetch_error("topic metadata"))?;
+        let partitions_of: HashMap<&str, Vec<i32>> = metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
+            .collect();
+        let wanted_topics: BTreeSet<&str> = topics_of
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .filter(|t| partitions_of.contains_key(t))
+            .collect();
+        let metadata_at = phase.elapsed();
+        let highs = self.watermarks(&wanted_topics, &partitions_of, Offset::End)?;
+        let lows = self.watermarks(&wanted_topics, &partitions_of, Offset::Beginning)?;
+
+        let watermarks_at = phase.elapsed();
+        self.group_clients
+            .retain(|group, _| topics_of.contains_key(group));
+        for group in topics_of.keys() {
+            if !self.group_clients.contains_key(group) {
+                let consumer = client(&self.brokers, Some(group))?;
+                self.group_clients.insert(group.clone(), consumer);
+            }
+        }
+        let jobs: Vec<(&String, TopicPartitionList)> = topics_of
+            .iter()
+            .map(|(group, topics)| {
+                let mut list = TopicPartitionList::new();
+                for topic in topics {
+                    for partition in partitions_of.get(topic.as_str()).into_iter().flatten() {
+                        list.add_partition(topic, *partition);
+                    }
+                }
+                (group, list)
+            })
+            .collect();
+        let committed = self.committed(jobs);
+        self.last_phases = PollPhases {
+            groups: listed_at,
+            metadata: metadata_at - listed_at,
+            watermarks: watermarks_at - metadata_at,
+            committed: phase.elapsed() - watermarks_at,
+        };
+
+        let mut samples = Vec::new();
+        for (group, offsets) in committed {
+            let offsets = match offsets {
+                Ok(offsets) => offsets,
+                Err(error) => {
+                    tracing::warn!(group = %group, %error, "cannot fetch committed offsets");
+                    continue;
+                }
+            };
+            for element in offsets.elements() {
+                let key = (element.topic().to_owned(), element.partition());
+                let committed = match element.offset() {
+                    Offset::Offset(offset) if element.error().is_ok() => Some(offset),
+                    _ => None,
+                };
+                let high = highs.get(&key).copied();
+                let low = lows.get(&key).copied();
+                let lag =
+                    high.and_then(|high| offset_lag(committed, low.unwrap_or(0), high).messages());
+                samples.push(LagSample {
+                    sampled_ns: now_ns,
+                    consumer_group: group.clone(),
+                    topic: key.0,
+                    partition: key.1,
+                    committed_offset: committed,
+                    low_watermark: low,
+                    high_watermark: high,
+                    lag,
+                    // A group the broker does not list has no live members.
+                    members: members.get(&group).copied().unwrap_or(Some(0)),
+                    source: POLLER_SOURCE.to_owned(),
+                });
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Reads the record at the committed offset of up to `limit` lagging partitions (the
+    /// most lagging first) within a short time budget, and returns when each was written:
+    /// (group, topic, partition) → (offset, timestamp in ms since the epoch). Partitions
+    /// whose record does not arrive in time are left out; their age stays interpolated.
+    pub fn head_records(&mut self, samples: &[LagSample], limit: usize) -> HeadRecords {
+        let mut lagging: Vec<&LagSample> = samples
+            .iter()
+            .filter(|s| s.lag.is_some_and(|lag| lag > 0) && s.committed_offset.is_some())
+            .collect();
+        lagging.sort_by_key(|s| std::cmp::Reverse(s.lag));
+        // Groups reading the same partition at the same offset share one read.
+        let mut wanted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for sample in &lagging {
+            if wanted.len() >= limit {
+                break;
+            }
+            if let Some(offset) = sample.committed_offset {
+                wanted
+                    .entry((sample.topic.clone(), sample.partition))
+                    .or_insert(offset);
+            }
+        }
+        if wanted.is_empty() {
+            return HeadRecords::new();
+        }
+        if self.head_reader.is_none() {
+            let reader = client_with(
+                &self.brokers,
+                Some(READER_GROUP),
+                &[
+                    // Answer fetches at once: the records are there, or not worth waiting for.
+                    ("fetch.wait.max.ms", "10"),
+                    ("fetch.error.backoff.ms", "10"),
+                    ("enable.partition.eof", "false"),
+                ],
+            );
+            match reader {
+                Ok(reader) => self.head_reader = Some(reader),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot create the head record reader");
+                    return HeadRecords::new();
+                }
+            }
+        }
+        let Some(reader) = &self.head_reader else {
+            return HeadRecords::new();
+        };
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &wanted {
+            // Cannot fail: committed offsets are non-negative.
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        if let Err(error) = reader.assign(&list) {
+            tracing::warn!(%error, "cannot assign partitions to the head record reader");
+            return HeadRecords::new();
+        }
+        let mut written: HashMap<(String, i32), (i64, i64)> = HashMap::new();
+        let deadline = std::time::Instant::now() + HEAD_READ_BUDGET;
+        while written.len() < wanted.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match reader.poll(left) {
+                Some(Ok(message)) => {
+                    let key = (message.topic().to_owned(), message.partition());
+                    let (Some(offset), Some(millis)) =
+                        (wanted.get(&key), message.timestamp().to_millis())
+                    else {
+                        continue;
+                    };
+                    if message.offset() >= *offset {
+                        written.entry(key).or_insert((message.offset(), millis));
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "head record read failed");
+                }
+                None => break,
+            }
+        }
+        let _ = reader.unassign();
+        lagging
+            .iter()
+            .filter_map(|s| {
+                let (offset, millis) = written.get(&(s.topic.clone(), s.partition))?;
+                (Some(*offset) >= s.committed_offset).then(|| {
+                    (
+                        (s.consumer_group.clone(), s.topic.clone(), s.partition),
+                        (*offset, *millis),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Where the last poll spent its time.
+    pub fn last_phases(&self) -> PollPhases {
+        self.last_phases
+    }
+
+    fn wanted(&self, group: &str) -> bool {
+        self.targets.groups.is_empty()
+            || self.targets.groups.iter().any(|p| p.matches(group))
+            || self.targets.group_topics.contains_key(group)
+    }
+
+    /// `ListOffsets` for every partition of `topics`, in chunks of
+    /// [`WATERMARK_CHUNK`] partitions fetched concurrently (librdkafka's handling of one
+    /// huge list grows faster than linearly): `End` gives high watermarks, `Beginning` low
+    /// ones.
+    fn watermarks(
+        &self,
+        topics: &BTreeSet<&str>,
+        partitions_of: &HashMap<&str, Vec<i32>>,
+        which: Offset,
+    ) -> Result<HashMap<(String, i32), i64>, PollError> {
+        let mut lists = vec![TopicPartitionList::new()];
+        for topic in topics {
+            for partition in partitions_of.get(topic).into_iter().flatten() {
+                if lists.last().is_some_and(|l| l.count() >= WATERMARK_CHUNK) {
+                    lists.push(TopicPartitionList::new());
+                }
+                if let Some(list) = lists.last_mut() {
+                    // Cannot fail: End and Beginning are always representable.
+                    let _ = list.add_partition_offset(topic, *partition, which);
+                }
+            }
+        }
+        lists.retain(|l| l.count() > 0);
+        let answers: Vec<Result<TopicPartitionList, KafkaError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = lists
+                .into_iter()
+                .map(|list| scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or(Err(KafkaError::Canceled)))
+                .collect()
+        });
+        let mut watermarks = HashMap::new();
+        for answer in answers {
+            let answered = answer.map_err(|source| PollError::Fetch {
+                what: "partition watermarks",
+                brokers: self.brokers.clone(),
+                source,
+            })?;
+            watermarks.extend(
+                answered
+                    .elements()
+                    .iter()
+                    .filter(|e| e.error().is_ok())
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(offset) => {
+                            Some(((e.topic().to_owned(), e.partition()), offset))
+                        }
+                        _ => None,
+                    }),
+            );
+        }
+        Ok(watermarks)
+    }
+
+    /// Committed offsets of every group, fetched on a few threads at once.
+    fn committed(
+        &self,
+        jobs: Vec<(&String, TopicPartitionList)>,
+    ) -> Vec<(String, Result<TopicPartitionList, KafkaError>)> {
+        let chunk = jobs.len().div_ceil(COMMITTED_THREADS).max(1);
+        let mut jobs = jobs;
+        let mut batches = Vec::new();
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(chunk.min(jobs.len()));
+            batches.push(std::mem::replace(&mut jobs, rest));
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .into_iter()
+                .map(|batch| {
+                    scope.spawn(move || {
+                        batch
+                            .into_iter()
+                            .filter_map(|(group, list)| {
+                                let consumer = self.group_clients.get(group)?;
+                                Some((
+                                    group.clone(),
+                                    consumer.committed_offsets(list, self.timeout),
+                                ))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().unwrap_or_default())
+                .collect()
+        })
+    }
+}
+
+fn client(brokers: &str, group: Option<&str>) -> Result<BaseConsumer, PollError> {
+    client_with(brokers, group, &[])
+}
+
+fn client_with(
+    brokers: &str,
+    group: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<BaseConsumer, PollError> {
+    let mut config = ClientConfig::new();
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", CLIENT_ID)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("log_level", "3");
+    if let Some(group) = group {
+        config.set("group.id", group);
+    }
+    config.create().map_err(|source| PollError::Client {
+        brokers: brokers.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,270 @@
+//! The lag service: every interval, poll (on a blocking thread), store the samples,
+//! evaluate the rules, store statuses and alerts, hand due notifications to the hooks, and
+//! apply sample retention. A thin shell around the pure parts.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use causeway_storage::{StorageError, Store, now_ns};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::alerting::alert::{AlertTracker, Condition};
+use crate::alerting::hook::{HookSchedule, deliver};
+use crate::lag::config::LagSettings;
+use crate::lag::evaluate::{RuleVerdict, evaluate};
+use crate::lag::poller::{HeadRecords, LagPoller, PollError, PollTargets};
+use causeway_conventions::alert::{annotation, label};
+
+/// Samples of how far back are read for each evaluation, in poll intervals, at least.
+const HISTORY_INTERVALS: u32 = 30;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// Lagging partitions whose record at the committed offset is read per cycle (the most
+/// lagging first), for a measured rather than interpolated age.
+const HEAD_READ_LIMIT: usize = 200;
+/// Per-request time limit of the Kafka client.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed lag cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum LagServiceError {
+    /// Polling the cluster failed.
+    #[error(transparent)]
+    Poll(#[from] PollError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// The blocking poll thread died.
+    #[error("lag poll thread failed: {0}")]
+    Thread(String),
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Samples taken by the poller.
+    pub samples: usize,
+    /// Partitions evaluated.
+    pub partitions: usize,
+    /// Alerts firing after the cycle.
+    pub firing: usize,
+    /// Notifications handed to hooks.
+    pub notifications: usize,
+}
+
+/// Polls, evaluates and alerts.
+pub struct LagService {
+    store: Store,
+    settings: LagSettings,
+    poller: Option<Arc<Mutex<LagPoller>>>,
+    tracker: AlertTracker,
+    schedule: HookSchedule,
+    last_retention_ns: i64,
+    deliveries: Vec<JoinHandle<()>>,
+}
+
+impl LagService {
+    /// A service over `store`. Without `brokers` it only evaluates samples that services
+    /// report over OTLP.
+    pub fn new(
+        store: Store,
+        settings: LagSettings,
+        brokers: Option<&str>,
+    ) -> Result<Self, LagServiceError> {
+        let poller = brokers
+            .map(|brokers| {
+                let targets = PollTargets {
+                    groups: settings.groups.clone(),
+                    group_topics: settings.group_topics.clone(),
+                };
+                LagPoller::new(brokers, targets, KAFKA_TIMEOUT)
+            })
+            .transpose()?
+            .map(|poller| Arc::new(Mutex::new(poller)));
+        Ok(LagService {
+            store,
+            settings,
+            poller,
+            tracker: AlertTracker::new(),
+            schedule: HookSchedule::new(),
+            last_retention_ns: 0,
+            deliveries: Vec::new(),
+        })
+    }
+
+    /// Runs cycles every interval until `stop` turns true, then waits for deliveries in
+    /// flight.
+    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.settings.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+                // A cycle waiting on an unreachable broker must not hold up shutdown.
+                tokio::select! {
+                    result = self.cycle(now_ns()) => {
+                        if let Err(error) = result {
+                            tracing::warn!(%error, "lag cycle failed");
+                        }
+                    }
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+            }
+            self.finish_deliveries().await;
+        })
+    }
+
+    /// Waits for every notification handed to hooks so far.
+    pub async fn finish_deliveries(&mut self) {
+        for delivery in self.deliveries.drain(..) {
+            let _ = delivery.await;
+        }
+    }
+
+    /// One cycle at `now_ns`.
+    pub async fn cycle(&mut self, now_ns: i64) -> Result<CycleReport, LagServiceError> {
+        let mut report = CycleReport::default();
+        let mut heads = HeadRecords::new();
+        if let Some(poller) = &self.poller {
+            let learned = self.store.topology().await?;
+            let poller = Arc::clone(poller);
+            let (samples, polled_heads) = tokio::task::spawn_blocking(move || {
+                let mut poller = poller
+                    .lock()
+                    .map_err(|_| LagServiceError::Thread("poller lock poisoned".into()))?;
+                let samples = poller.poll(&learned, now_ns)?;
+                let heads = poller.head_records(&samples, HEAD_READ_LIMIT);
+                Ok::<_, LagServiceError>((samples, heads))
+            })
+            .await
+            .map_err(|e| LagServiceError::Thread(e.to_string()))??;
+            report.samples = samples.len();
+            heads = polled_heads;
+            self.store.write_lag_samples(&samples).await?;
+        }
+        let span = self
+            .settings
+            .rules
+            .iter()
+            .map(|r| r.window_ns)
+            .max()
+            .unwrap_or(0)
+            .max(nanos(self.settings.interval * HISTORY_INTERVALS));
+        let samples = self.store.lag_samples_since(now_ns - span).await?;
+        let evaluation = evaluate(&samples, &self.settings.rules, now_ns, &heads);
+        report.partitions = evaluation.statuses.len();
+        self.store.write_lag_status(&evaluation.statuses).await?;
+
+        let mut conditions = Vec::new();
+        for verdict in &evaluation.verdicts {
+            conditions.push(self.condition(verdict).await?);
+        }
+        let changes = self.tracker.update(&conditions, now_ns);
+        let deliveries = self.schedule.due(&self.settings.hooks, &changes, now_ns);
+        report.notifications = deliveries.len();
+        let notified = !deliveries.is_empty();
+        let rows: Vec<_> = changes
+            .to_store
+            .iter()
+            .map(|alert| alert.to_row(now_ns, notified.then_some(now_ns)))
+            .collect();
+        self.store.upsert_alerts(&rows).await?;
+        report.firing = self
+            .tracker
+            .active()
+            .filter(|a| a.status == crate::alerting::alert::AlertStatus::Firing)
+            .count();
+        self.deliveries.retain(|task| !task.is_finished());
+        for delivery in deliveries {
+            let hook = self.settings.hooks[delivery.hook].clone();
+            self.deliveries.push(tokio::spawn(async move {
+                if let Err(error) = deliver(&hook, &delivery.payload).await {
+                    tracing::warn!(%error, "alert notification failed");
+                }
+            }));
+        }
+        if now_ns - self.last_retention_ns >= nanos(RETENTION_EVERY) {
+            self.last_retention_ns = now_ns;
+            self.store
+                .downsample_lag(
+                    now_ns - self.settings.raw_retention_ns,
+                    self.settings.downsample_bucket_ns,
+                )
+                .await?;
+            self.store
+                .delete_lag_before(now_ns - self.settings.retention_ns)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// The alert condition for one rule's verdict on one group, naming the oldest waiting
+    /// event when it is active.
+    async fn condition(&self, verdict: &RuleVerdict) -> Result<Condition, StorageError> {
+        let rule = &self.settings.rules[verdict.rule];
+        let group = &verdict.verdict;
+        let active = group.state >= rule.fire_at;
+        let labels = BTreeMap::from([
+            (label::ALERT_NAME.to_owned(), rule.name.clone()),
+            (label::CONSUMER_GROUP.to_owned(), verdict.group.clone()),
+            (label::SEVERITY.to_owned(), rule.severity.clone()),
+        ]);
+        let mut annotations = BTreeMap::from([
+            (annotation::STATE.to_owned(), group.state.name().to_owned()),
+            (
+                annotation::LAG_MESSAGES.to_owned(),
+                group.total_lag.to_string(),
+            ),
+        ]);
+        let seconds = |ms: i64| format!("{:.1}", ms as f64 / 1000.0);
+        if let Some(ms) = group.max_time_lag_ms {
+            annotations.insert(annotation::LAG_SECONDS.to_owned(), seconds(ms));
+        }
+        if let Some(ms) = group.catch_up_ms {
+            annotations.insert(annotation::CATCH_UP_SECONDS.to_owned(), seconds(ms));
+        }
+        let mut summary = format!(
+            "consumer group {} is {} with {} messages waiting",
+            verdict.group,
+            group.state.name(),
+            group.total_lag
+        );
+        if let (true, Some((topic, partition, committed))) = (active, &group.worst_partition) {
+            annotations.insert(annotation::WAITING_TOPIC.to_owned(), topic.clone());
+            annotations.insert(
+                annotation::WAITING_PARTITION.to_owned(),
+                partition.to_string(),
+            );
+            annotations.insert(annotation::WAITING_OFFSET.to_owned(), committed.to_string());
+            if let Some(event) = self
+                .store
+                .oldest_waiting_event(topic, *partition, *committed)
+                .await?
+            {
+                annotations.insert(annotation::WAITING_TRACE_ID.to_owned(), event.trace_id);
+                if let Some(correlation) = event.correlation_id {
+                    summary.push_str(&format!("; oldest waiting event {correlation}"));
+                    annotations.insert(annotation::WAITING_CORRELATION_ID.to_owned(), correlation);
+                }
+            }
+        }
+        annotations.insert(annotation::SUMMARY.to_owned(), summary);
+        Ok(Condition {
+            rule: rule.name.clone(),
+            labels,
+            annotations,
+            active,
+            for_ns: rule.for_ns,
+            resolve_after_ns: rule.resolve_after_ns,
+        })
+    }
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,38 @@
+//! The receivers' shared path: convert a decoded export request, encode its spans, and
+//! wait for the batch writer to commit them.
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::otlp::convert::encode_request;
+use crate::self_metrics::SelfMetrics;
+use crate::writer::batch_writer::{WriteError, WriterHandle};
+
+/// Converts, encodes and writes one request, answering once it is committed. Room is
+/// reserved before any work, so a full writer costs nothing but the refusal.
+pub async fn ingest(
+    request: ExportTraceServiceRequest,
+    writer: &WriterHandle,
+    metrics: &SelfMetrics,
+) -> Result<ExportTraceServiceResponse, WriteError> {
+    let offered: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if offered == 0 {
+        return Ok(ExportTraceServiceResponse::default());
+    }
+    // Refuse before doing any work when the writer is full.
+    let reservation = writer.reserve(offered)?;
+    let (encoded, rejections) = encode_request(request);
+    metrics.spans_rejected(rejections.count);
+    reservation.write(encoded).await?;
+    let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
+        error_message: rejections.summary(),
+    });
+    Ok(ExportTraceServiceResponse { partial_success })
+}

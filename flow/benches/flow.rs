@@ -1,0 +1,292 @@
+//! Benchmark: `causeway flow`'s query and reconstruction for 200-span correlations in a
+//! large store, warm and cold, printing p50/p99.
+//!
+//! The store (10 million spans by default; set `CAUSEWAY_BENCH_SPANS` for another size) is
+//! generated once through the storage API and cached under `target/bench-data/`, so reruns
+//! reuse it. Run with `cargo bench -p causeway-flow --bench flow`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use causeway_flow::{FlowOptions, Topology, reconstruct};
+use causeway_storage::{
+    EncodedSpans, Messaging, SCHEMA_VERSION, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode,
+    Store, TraceId,
+};
+use serde_json::{Map, Value};
+
+const SPANS_PER_FLOW: usize = 200;
+const MESSAGES_PER_FLOW: usize = 66;
+const GROUPS: [&str; 2] = ["billing", "shipping"];
+const TOPICS: [&str; 3] = ["orders", "payments", "shipments"];
+const SERVICES: [&str; 3] = ["order-service", "payment-service", "shipping-service"];
+const BATCH_FLOWS: usize = 100;
+const SAMPLES: usize = 400;
+const MS: i64 = 1_000_000;
+const T0: i64 = 1_700_000_000_000 * MS;
+
+fn main() {
+    let spans: usize = std::env::var("CAUSEWAY_BENCH_SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let flows = (spans / SPANS_PER_FLOW).max(2 * SAMPLES + 1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = data_path(flows);
+    runtime.block_on(async {
+        ensure_store(&path, flows).await;
+        // Sample correlation ids spread over the whole store: one set for cold, one for warm.
+        let stride = flows / (2 * SAMPLES);
+        let cold_ids: Vec<usize> = (0..SAMPLES).map(|i| 2 * i * stride).collect();
+        let warm_ids: Vec<usize> = (0..SAMPLES).map(|i| (2 * i + 1) * stride).collect();
+
+        let dropped = drop_page_cache();
+        let store = Store::open_read_only(&path).await.expect("open read-only");
+        let cold = measure(&store, &cold_ids).await;
+        report(
+            if dropped {
+                "cold (page cache dropped, fresh store)"
+            } else {
+                "cold (fresh store, ids never read; OS page cache not droppable here)"
+            },
+            cold,
+        );
+        let _ = measure(&store, &warm_ids).await;
+        let warm = measure(&store, &warm_ids).await;
+        report("warm (same ids read once before)", warm);
+    });
+}
+
+fn data_path(flows: usize) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target
+        .join("bench-data")
+        .join(format!("flow-{}.db", flows * SPANS_PER_FLOW))
+}
+
+/// Generates the store unless a complete one is cached. The marker names the schema the
+/// store was written with, so a store cached by an older build is regenerated.
+async fn ensure_store(path: &Path, flows: usize) {
+    let done = path.with_extension(format!("complete-schema{SCHEMA_VERSION}"));
+    if done.exists() {
+        println!("reusing {}", path.display());
+        return;
+    }
+    let _ = std::fs::remove_file(path);
+    let store = Store::open(path).await.expect("create bench store");
+    let started = Instant::now();
+    let mut written = 0;
+    for first in (0..flows).step_by(BATCH_FLOWS) {
+        let mut records = Vec::with_capacity(BATCH_FLOWS * SPANS_PER_FLOW);
+        for flow in first..(first + BATCH_FLOWS).min(flows) {
+            records.extend(flow_spans(flow));
+        }
+        written += records.len();
+        store
+            .write_spans(vec![EncodedSpans::encode(&records)])
+            .await
+            .expect("write spans");
+        if first % (BATCH_FLOWS * 500) == 0 {
+            let rate = written as f64 / started.elapsed().as_secs_f64();
+            println!("generated {written} spans ({rate:.0} spans/s)");
+        }
+    }
+    store.close().await;
+    std::fs::write(&done, b"").expect("mark complete");
+    println!("generated {} in {:.0?}", path.display(), started.elapsed());
+}
+
+/// One 200-span correlation: a root, then 66 messages, each sent once and processed by
+/// two groups; every 11th message is processed in a new trace (a retry job).
+fn flow_spans(flow: usize) -> Vec<SpanRecord> {
+    let correlation = correlation_id(flow);
+    let base = T0 + i64::try_from(flow).unwrap_or(0) * 1_000 * MS;
+    let trace = |n: usize| {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&(flow as u64).to_be_bytes());
+        bytes[8..].copy_from_slice(
+            &(n as u64 + 1)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_be_bytes(),
+        );
+        TraceId(bytes)
+    };
+    let mut next_span = 0u64;
+    let mut span_id = || {
+        next_span += 1;
+        SpanId((((flow as u64) << 16) | next_span).to_be_bytes())
+    };
+    let root_id = span_id();
+    let mut spans = vec![record(
+        trace(0),
+        root_id,
+        None,
+        "order-service",
+        "POST /orders",
+        base,
+        base + 5 * MS,
+        &correlation,
+    )];
+    for message in 0..MESSAGES_PER_FLOW {
+        let at = base + i64::try_from(message).unwrap_or(0) * 10 * MS;
+        let topic = TOPICS[message % TOPICS.len()];
+        let message_id = format!("{correlation}-m{message}");
+        let send_id = span_id();
+        let mut send = record(
+            trace(0),
+            send_id,
+            Some(root_id),
+            SERVICES[message % 3],
+            "send",
+            at + MS,
+            at + 2 * MS,
+            &correlation,
+        );
+        send.kind = SpanKind::Producer;
+        send.messaging.destination = Some(topic.to_owned());
+        send.messaging.message_id = Some(message_id.clone());
+        send.messaging.event_type = Some("order.placed.v1".to_owned());
+        send.messaging.operation_type = Some("send".to_owned());
+        spans.push(send);
+        for (g, group) in GROUPS.iter().enumerate() {
+            let process_trace = if message % 11 == 10 {
+                trace(message)
+            } else {
+                trace(0)
+            };
+            let start = at + (3 + i64::try_from(g).unwrap_or(0)) * MS;
+            let mut process = record(
+                process_trace,
+                span_id(),
+                (process_trace == trace(0)).then_some(send_id),
+                group,
+                "process",
+                start,
+                start + 4 * MS,
+                &correlation,
+            );
+            process.kind = SpanKind::Consumer;
+            process.links.push(SpanLink {
+                trace_id: trace(0),
+                span_id: send_id,
+                attributes: Map::new(),
+            });
+            process.messaging.destination = Some(topic.to_owned());
+            process.messaging.message_id = Some(message_id.clone());
+            process.messaging.consumer_group = Some((*group).to_owned());
+            process.messaging.operation_type = Some("process".to_owned());
+            if message % 50 == 49 {
+                process.status_code = StatusCode::Error;
+                process.status_message = "timeout".to_owned();
+            }
+            spans.push(process);
+        }
+    }
+    let tail_id = span_id();
+    spans.push(record(
+        trace(0),
+        tail_id,
+        Some(root_id),
+        "order-service",
+        "respond",
+        base + 5 * MS,
+        base + 6 * MS,
+        &correlation,
+    ));
+    spans
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: &str,
+    name: &str,
+    start_ns: i64,
+    end_ns: i64,
+    correlation: &str,
+) -> SpanRecord {
+    let mut attributes = Map::new();
+    attributes.insert("messaging.system".to_owned(), Value::from("kafka"));
+    attributes.insert(
+        "messaging.message.conversation_id".to_owned(),
+        Value::from(correlation),
+    );
+    let mut resource = Map::new();
+    resource.insert("service.name".to_owned(), Value::from(service));
+    SpanRecord {
+        trace_id,
+        span_id,
+        parent_span_id: parent,
+        name: name.to_owned(),
+        kind: SpanKind::Internal,
+        service_name: service.to_owned(),
+        scope_name: "bench".to_owned(),
+        start_ns,
+        end_ns,
+        status_code: StatusCode::Unset,
+        status_message: String::new(),
+        attributes,
+        resource,
+        events: Vec::new(),
+        links: Vec::new(),
+        messaging: Messaging {
+            correlation_id: Some(correlation.to_owned()),
+            ..Messaging::default()
+        },
+    }
+}
+
+fn correlation_id(flow: usize) -> String {
+    format!("ord-{flow:08}")
+}
+
+/// Query (flow spans and topology) plus reconstruction, per correlation id.
+async fn measure(store: &Store, flows: &[usize]) -> Vec<Duration> {
+    let options = FlowOptions::default();
+    let mut times = Vec::with_capacity(flows.len());
+    let mut rebuild_time = Duration::ZERO;
+    for &flow in flows {
+        let started = Instant::now();
+        let spans = store
+            .flow_spans(&[correlation_id(flow)], 20_000)
+            .await
+            .expect("flow spans");
+        let topology = Topology::from_pairs(store.topology().await.expect("topology"));
+        let rebuild_started = Instant::now();
+        let rebuilt = reconstruct(&spans, &topology, &options);
+        rebuild_time += rebuild_started.elapsed();
+        times.push(started.elapsed());
+        assert_eq!(rebuilt.steps.len(), SPANS_PER_FLOW, "flow {flow}");
+    }
+    println!(
+        "  of which reconstruction alone: mean {:.2?}",
+        rebuild_time / u32::try_from(flows.len().max(1)).unwrap_or(1)
+    );
+    times
+}
+
+fn report(label: &str, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "flow query + reconstruction, {SPANS_PER_FLOW}-span correlations, {label}: n={} p50={:.2?} p99={:.2?} max={:.2?}",
+        times.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+/// Drops the OS page cache when allowed (root outside a sandbox); false otherwise.
+fn drop_page_cache() -> bool {
+    std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok()
+}

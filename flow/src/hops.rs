@@ -1,0 +1,306 @@
+//! Events, hops and verdicts: which message each send published, which groups processed
+//! it, how long it waited, how often it was retried, and whether every subscribed group
+//! got it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use causeway_storage::{SpanRecord, StatusCode};
+use serde_json::Value;
+
+use super::model::{Edge, EdgeKind, Event, Hop, Outcome, Step, StepIndex, StepRole, Verdict};
+use super::options::{FlowOptions, Topology};
+use causeway_conventions::attribute;
+
+/// Events, hops and verdicts of one flow.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    pub events: Vec<Event>,
+    pub hops: Vec<Hop>,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The identity of an event: message id and topic. A dead-letter copy keeps the message
+/// id but goes to another topic, so it is an event of its own.
+type EventKey = (String, Option<String>);
+
+/// Builds events, hops and verdicts, and adds message edges for processes that are tied
+/// to their send by message id alone.
+pub(crate) fn build(
+    spans: &[&SpanRecord],
+    steps: &[Step],
+    edges: &mut BTreeSet<Edge>,
+    topology: &Topology,
+    options: &FlowOptions,
+) -> Deliveries {
+    let mut event_of_key: BTreeMap<EventKey, StepIndex> = BTreeMap::new();
+    // Sends, in step order: the first send of a key is the event's send.
+    for (index, step) in steps.iter().enumerate() {
+        if step.role == StepRole::Send {
+            event_of_key.entry(event_key(step, index)).or_insert(index);
+        }
+    }
+    // Which send each process consumed: through a link or parent edge, else the message id.
+    let mut sources: HashMap<StepIndex, StepIndex> = HashMap::new();
+    for edge in edges.iter() {
+        if steps[edge.to].role == StepRole::Process && steps[edge.from].role == StepRole::Send {
+            let current = sources.entry(edge.to).or_insert(edge.from);
+            *current = (*current).min(edge.from);
+        }
+    }
+    let mut attempts: BTreeMap<(EventKey, String), Vec<StepIndex>> = BTreeMap::new();
+    let mut orphan_events: BTreeMap<EventKey, StepIndex> = BTreeMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        if step.role != StepRole::Process {
+            continue;
+        }
+        let key = match sources.get(&index) {
+            Some(&send) => event_key(&steps[send], send),
+            None => {
+                let key = event_key(step, index);
+                if let Some(&send) = event_of_key.get(&key) {
+                    edges.insert(Edge {
+                        from: send,
+                        to: index,
+                        kind: EdgeKind::Message,
+                    });
+                } else {
+                    orphan_events.entry(key.clone()).or_insert(index);
+                }
+                key
+            }
+        };
+        let group = step
+            .consumer_group
+            .clone()
+            .unwrap_or_else(|| step.service.clone());
+        attempts.entry((key, group)).or_default().push(index);
+    }
+    let mut events = Vec::new();
+    let mut event_index: BTreeMap<EventKey, usize> = BTreeMap::new();
+    let mut keyed: Vec<(EventKey, Option<StepIndex>, StepIndex)> = event_of_key
+        .iter()
+        .map(|(key, &send)| (key.clone(), Some(send), send))
+        .chain(
+            orphan_events
+                .iter()
+                .filter(|(key, _)| !event_of_key.contains_key(*key))
+                .map(|(key, &first)| (key.clone(), None, first)),
+        )
+        .collect();
+    keyed.sort_by_key(|(key, _, first)| (steps[*first].start_ns, *first, key.clone()));
+    for (key, send, first) in keyed {
+        let step = &steps[first];
+        event_index.insert(key.clone(), events.len());
+        events.push(Event {
+            message_id: key.0,
+            topic: key.1,
+            event_type: step.event_type.clone(),
+            message_key: step.message_key.clone(),
+            partition: step.partition,
+            offset: step.offset,
+            send,
+            producer: send.map(|s| steps[s].service.clone()),
+            published_ns: step.start_ns,
+        });
+    }
+    let dead_letters = dead_letter_forwards(steps, options);
+    let mut hops = Vec::new();
+    for ((key, group), mut tries) in attempts {
+        let Some(&event) = event_index.get(&key) else {
+            continue;
+        };
+        tries.sort_by_key(|&i| (steps[i].start_ns, i));
+        hops.push(hop(
+            event,
+            &events[event],
+            group,
+            tries,
+            spans,
+            steps,
+            &dead_letters,
+        ));
+    }
+    hops.sort_by(|a, b| (a.event, &a.consumer_group).cmp(&(b.event, &b.consumer_group)));
+    let verdicts = verdicts(&events, &hops, topology);
+    Deliveries {
+        events,
+        hops,
+        verdicts,
+    }
+}
+
+fn event_key(step: &Step, index: StepIndex) -> EventKey {
+    let message_id = match (&step.message_id, step.partition, step.offset) {
+        (Some(id), _, _) => id.clone(),
+        (None, Some(partition), Some(offset)) => format!("{partition}@{offset}"),
+        _ => format!("span:{}:{index}", step.span_id),
+    };
+    (message_id, step.topic.clone())
+}
+
+/// Maps a process step to the dead-letter send it (or a step under it) made.
+fn dead_letter_forwards(steps: &[Step], options: &FlowOptions) -> HashMap<StepIndex, StepIndex> {
+    let mut forwards = HashMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        let to_dead_letter = step.role == StepRole::Send
+            && step
+                .topic
+                .as_deref()
+                .is_some_and(|t| options.is_dead_letter_topic(t));
+        if !to_dead_letter {
+            continue;
+        }
+        let mut seen = BTreeSet::new();
+        let mut cursor = step.parent;
+        while let Some(parent) = cursor {
+            if !seen.insert(parent) {
+                break;
+            }
+            if steps[parent].role == StepRole::Process {
+                forwards.entry(parent).or_insert(index);
+                break;
+            }
+            cursor = steps[parent].parent;
+        }
+    }
+    forwards
+}
+
+fn hop(
+    event_index: usize,
+    event: &Event,
+    consumer_group: String,
+    attempts: Vec<StepIndex>,
+    spans: &[&SpanRecord],
+    steps: &[Step],
+    dead_letters: &HashMap<StepIndex, StepIndex>,
+) -> Hop {
+    let send = event.send.map(|s| &steps[s]);
+    let first = attempts.first().map(|&i| &steps[i]);
+    let message_queue_wait_ns = attempts.first().and_then(|&i| {
+        int_attribute(spans[i], attribute::QUEUE_TIME_MS).map(|ms| ms.saturating_mul(1_000_000))
+    });
+    let clock_skew = is_clock_skew(send, first, message_queue_wait_ns);
+    // Reading a message before its send span ends (while the producer awaits the broker's
+    // acknowledgement) is a wait of nothing, not a negative one; only skew stays negative.
+    let queue_wait_ns = match (send, first) {
+        (Some(send), Some(first)) if clock_skew => Some(first.start_ns - send.end_ns),
+        (Some(send), Some(first)) => Some((first.start_ns - send.end_ns).max(0)),
+        _ => None,
+    };
+    let processing_ns = attempts.iter().map(|&i| steps[i].duration_ns).sum();
+    let backoff_ns = attempts
+        .windows(2)
+        .map(|pair| (steps[pair[1]].start_ns - steps[pair[0]].end_ns).max(0))
+        .sum();
+    let recorded_retries = attempts
+        .iter()
+        .filter_map(|&i| int_attribute(spans[i], attribute::RETRY_COUNT))
+        .max()
+        .unwrap_or(0);
+    let retries = u32::try_from(attempts.len().saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .max(u32::try_from(recorded_retries.max(0)).unwrap_or(u32::MAX));
+    let dead_letter = attempts.iter().find_map(|i| dead_letters.get(i).copied());
+    let last_failed = attempts
+        .last()
+        .is_some_and(|&i| steps[i].status == StatusCode::Error);
+    let any_failed = attempts
+        .iter()
+        .any(|&i| steps[i].status == StatusCode::Error);
+    let outcome = if dead_letter.is_some() {
+        Outcome::DeadLettered
+    } else if last_failed {
+        Outcome::Failed
+    } else if any_failed || recorded_retries > 0 {
+        // Failed at least once (a failed attempt, or retries recorded inside one attempt).
+        // Two clean attempts are a duplicate delivery, not a retry.
+        Outcome::RetriedThenProcessed
+    } else {
+        Outcome::Processed
+    };
+    Hop {
+        event: event_index,
+        service: first.map(|s| s.service.clone()).unwrap_or_default(),
+        consumer_group,
+        published_ns: event.published_ns,
+        publish_ns: send.map(|s| s.duration_ns),
+        queue_wait_ns,
+        clock_skew,
+        message_queue_wait_ns,
+        processing_ns,
+        retries,
+        backoff_ns,
+        outcome,
+        dead_letter,
+        attempts,
+    }
+}
+
+/// How far clocks may disagree before a hop is flagged: message timestamps have
+/// millisecond resolution.
+const SKEW_TOLERANCE_NS: i64 = 1_000_000;
+
+/// A consumer may legitimately start before the producer's send span ends (the send span
+/// waits for the broker's acknowledgement), but never before the send began nor before the
+/// message's own timestamp: only those, beyond a millisecond, are clock skew.
+fn is_clock_skew(
+    send: Option<&Step>,
+    first: Option<&Step>,
+    message_queue_wait_ns: Option<i64>,
+) -> bool {
+    let before_send = match (send, first) {
+        (Some(send), Some(first)) => first.start_ns + SKEW_TOLERANCE_NS < send.start_ns,
+        _ => false,
+    };
+    before_send || message_queue_wait_ns.is_some_and(|wait| wait < -SKEW_TOLERANCE_NS)
+}
+
+fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict> {
+    let mut by_key: BTreeMap<(usize, String), Verdict> = BTreeMap::new();
+    for (index, hop) in hops.iter().enumerate() {
+        by_key.insert(
+            (hop.event, hop.consumer_group.clone()),
+            Verdict {
+                event: hop.event,
+                consumer_group: hop.consumer_group.clone(),
+                hop: Some(index),
+                outcome: hop.outcome,
+            },
+        );
+    }
+    for (index, event) in events.iter().enumerate() {
+        let Some(topic) = &event.topic else { continue };
+        for group in topology.groups_for(topic) {
+            by_key
+                .entry((index, group.to_owned()))
+                .or_insert_with(|| Verdict {
+                    event: index,
+                    consumer_group: group.to_owned(),
+                    hop: None,
+                    outcome: Outcome::NotSeenYet,
+                });
+        }
+    }
+    by_key.into_values().collect()
+}
+
+/// An integer attribute, also accepted as a numeric string.
+pub(crate) fn int_attribute(span: &SpanRecord, key: &str) -> Option<i64> {
+    match span.attributes.get(key)? {
+        Value::Number(number) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|float| float.round() as i64)),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A string attribute (numbers and booleans are shown as text).
+pub(crate) fn text_attribute(span: &SpanRecord, key: &str) -> Option<String> {
+    match span.attributes.get(key)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}

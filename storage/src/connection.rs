@@ -1,0 +1,61 @@
+//! The SQLite settings of every connection causeway opens, in one place: the sqlx pools
+//! (writer and readers), the span writer's and the checkpointer's rusqlite connections.
+//!
+//! - WAL journal, so readers never block the writer and the writer never blocks readers.
+//! - `synchronous = NORMAL`: a commit is durable once it is in the log; a power cut can
+//!   lose the last commits but never corrupts the file (SQLite's WAL guarantee).
+//! - a 32 MiB page cache on writing connections, so the newest segment's part of each
+//!   index stays in memory (docs/DECISIONS.md), and temporary tables in memory.
+//! - a 5 s busy timeout: a statement waits that long for another connection's lock.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use crate::error::StorageError;
+
+/// How long a statement waits for a lock held by another connection before failing.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The page cache of a writing connection, in KiB (SQLite's negative `cache_size`).
+const WRITER_CACHE_KIB: &str = "32768";
+
+/// Options of the sqlx connections to `path`, before read-only or create flags.
+pub(crate) fn sqlx_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(false)
+}
+
+/// Options of the sqlx writer connection to `path`: the common ones plus WAL, the
+/// durability level and the writer's cache.
+pub(crate) fn sqlx_writer_options(path: &Path) -> SqliteConnectOptions {
+    sqlx_options(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+        .pragma("temp_store", "memory")
+}
+
+/// A rusqlite connection to `path` with the common settings. `writer` adds what the span
+/// writer needs: WAL, the durability level, the writer's cache, and no automatic
+/// checkpoints (the checkpointer thread copies the log back instead).
+pub(crate) fn open_rusqlite(path: &Path, writer: bool) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path).map_err(StorageError::from_write)?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(StorageError::from_write)?;
+    if writer {
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = memory; \
+                 PRAGMA wal_autocheckpoint = 0;"
+            ))
+            .map_err(StorageError::from_write)?;
+    }
+    Ok(connection)
+}
