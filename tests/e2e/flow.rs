@@ -12,6 +12,9 @@ use causeway_storage::{
 };
 use serde_json::Value;
 
+use causeway_tui::data::Reader;
+use causeway_tui::state::{Loaded, Request};
+
 use crate::harness::{causeway_bin, temp_dir};
 
 pub(crate) const MS: i64 = 1_000_000;
@@ -190,6 +193,40 @@ fn flow_json_stitches_traces_and_names_what_went_wrong() {
     ));
     assert_eq!(by_trace["correlation_ids"], flow["correlation_ids"]);
     assert_eq!(by_trace["steps"], flow["steps"]);
+}
+
+/// The dashboard opens the flow `causeway flow ID` prints, for a correlation ID and for
+/// each trace ID of it: the real binary against the dashboard's own reader on one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_dashboard_open_the_same_flow_for_every_id() {
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    let store = Store::open(&db).await.expect("open store");
+    store
+        .write_spans(vec![EncodedSpans::encode(&spans(now_ns() - 1_000 * MS))])
+        .await
+        .expect("write spans");
+    store.close().await;
+    let mut reader = Reader::new(causeway_tui::open_store(&db).await.expect("read-only open"));
+    let ids = ["ord-7".to_owned(), "07".repeat(16), "08".repeat(16)];
+    for id in &ids {
+        let cli = json_of(&causeway(&db, &["flow", id, "--format", "json"]));
+        let request = match id.parse::<TraceId>() {
+            Ok(trace_id) => Request::Trace { trace_id },
+            Err(_) => Request::Flow { id: id.clone() },
+        };
+        let Loaded::Flow(opened) = reader.answer(request).await else {
+            panic!("the dashboard did not open {id}");
+        };
+        let dashboard: Value =
+            serde_json::from_str(&causeway_flow::render::json(&opened.flow)).expect("json");
+        assert_eq!(cli, dashboard, "{id}: the CLI and the dashboard disagree");
+        assert_eq!(
+            cli["steps"].as_array().map(Vec::len),
+            Some(4),
+            "{id} opens all of ord-7"
+        );
+    }
 }
 
 #[test]
