@@ -41,6 +41,8 @@ pub struct CollectorConfig {
     pub metrics: MetricsConfig,
     /// `[lag]`: the lag poller, lag rules and alert hooks (see docs/ALERT-RULES.md).
     pub lag: crate::lag::config::LagConfig,
+    /// `[flows]`: where correlation IDs are read from (see docs/INTEROP.md).
+    pub flows: crate::flows_config::FlowsConfig,
 }
 
 /// `[otlp]`: receiver addresses and request limits.
@@ -102,6 +104,7 @@ impl Default for CollectorConfig {
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             lag: crate::lag::config::LagConfig::default(),
+            flows: crate::flows_config::FlowsConfig::default(),
         }
     }
 }

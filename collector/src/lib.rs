@@ -15,6 +15,7 @@ pub mod alerting;
 pub mod byte_size;
 pub mod config;
 mod duration_text;
+pub mod flows_config;
 pub mod lag;
 pub mod otlp;
 pub mod self_metrics;

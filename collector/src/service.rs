@@ -94,11 +94,13 @@ impl Collector {
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .spawn(stopped.clone());
 
+        let messaging = config.flows.messaging_reader();
         let grpc = GrpcTraceService::new(
             writer.clone(),
             Arc::clone(&metrics),
             config.otlp.grpc_max_message_size.as_usize(),
-        );
+        )
+        .with_messaging(messaging.clone());
         let grpc_server = tonic::transport::Server::builder()
             .add_service(grpc)
             .add_service(GrpcMetricsService::server(
@@ -113,6 +115,7 @@ impl Collector {
             writer,
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.otlp.http_max_body_size.as_usize(),
+            messaging,
         })
         .merge(metrics_http::router(
             lag_store,

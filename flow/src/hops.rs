@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use causeway_storage::{SpanRecord, StatusCode};
 use serde_json::Value;
 
-use super::model::{Edge, EdgeKind, Event, Hop, Outcome, Step, StepIndex, StepRole, Verdict};
+use super::model::{
+    ConsumerKind, Edge, EdgeKind, Event, Hop, Outcome, Step, StepIndex, StepRole, Verdict,
+};
 use super::options::{FlowOptions, Topology};
 use causeway_conventions::attribute;
 
@@ -23,8 +25,16 @@ pub(crate) struct Deliveries {
 /// id but goes to another topic, so it is an event of its own.
 type EventKey = (String, Option<String>);
 
-/// Builds events, hops and verdicts, and adds message edges for processes that are tied
-/// to their send by message id alone.
+/// Where a message sits: topic, partition, offset.
+type Position = (String, i64, i64);
+
+/// How long before its send a consumption may be, to be taken as the cause of a send the
+/// same service made without trace context (a bridge).
+const BRIDGE_WINDOW_NS: i64 = 60 * 1_000_000_000;
+
+/// Builds events, hops and verdicts, and adds the edges that are not trace context: message
+/// edges for processes tied to their send by message id or position alone, and bridges
+/// from a consumption to the send its service made without carrying the trace on.
 pub(crate) fn build(
     spans: &[&SpanRecord],
     steps: &[Step],
@@ -33,48 +43,62 @@ pub(crate) fn build(
     options: &FlowOptions,
 ) -> Deliveries {
     let mut event_of_key: BTreeMap<EventKey, StepIndex> = BTreeMap::new();
+    let mut send_at: BTreeMap<Position, StepIndex> = BTreeMap::new();
     // Sends, in step order: the first send of a key is the event's send.
     for (index, step) in steps.iter().enumerate() {
         if step.role == StepRole::Send {
             event_of_key.entry(event_key(step, index)).or_insert(index);
+            if let Some(position) = position(step) {
+                send_at.entry(position).or_insert(index);
+            }
         }
     }
-    // Which send each process consumed: through a link or parent edge, else the message id.
-    let mut sources: HashMap<StepIndex, StepIndex> = HashMap::new();
-    for edge in edges.iter() {
-        if steps[edge.to].role == StepRole::Process && steps[edge.from].role == StepRole::Send {
-            let current = sources.entry(edge.to).or_insert(edge.from);
-            *current = (*current).min(edge.from);
-        }
-    }
-    let mut attempts: BTreeMap<(EventKey, String), Vec<StepIndex>> = BTreeMap::new();
+    let sources = sources(steps, edges);
+    let mut attempts: BTreeMap<(EventKey, Consumer), Vec<StepIndex>> = BTreeMap::new();
     let mut orphan_events: BTreeMap<EventKey, StepIndex> = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
         if step.role != StepRole::Process {
             continue;
         }
-        let key = match sources.get(&index) {
-            Some(&send) => event_key(&steps[send], send),
+        let keys: Vec<EventKey> = match sources.get(&index) {
+            Some(sends) => sends
+                .iter()
+                .map(|&send| event_key(&steps[send], send))
+                .collect(),
             None => {
                 let key = event_key(step, index);
-                if let Some(&send) = event_of_key.get(&key) {
-                    edges.insert(Edge {
-                        from: send,
-                        to: index,
-                        kind: EdgeKind::Message,
-                    });
-                } else {
-                    orphan_events.entry(key.clone()).or_insert(index);
+                let matched = event_of_key
+                    .get(&key)
+                    .copied()
+                    .or_else(|| position(step).and_then(|p| send_at.get(&p).copied()));
+                match matched {
+                    Some(send) => {
+                        edges.insert(Edge {
+                            from: send,
+                            to: index,
+                            kind: EdgeKind::Message,
+                        });
+                        vec![event_key(&steps[send], send)]
+                    }
+                    None => {
+                        orphan_events.entry(key.clone()).or_insert(index);
+                        vec![key]
+                    }
                 }
-                key
             }
         };
-        let group = step
-            .consumer_group
-            .clone()
-            .unwrap_or_else(|| step.service.clone());
-        attempts.entry((key, group)).or_default().push(index);
+        let consumer = match &step.consumer_group {
+            Some(group) => Consumer::group(group),
+            None => Consumer::service(&step.service),
+        };
+        for key in keys {
+            attempts
+                .entry((key, consumer.clone()))
+                .or_default()
+                .push(index);
+        }
     }
+    bridges(steps, edges);
     let mut events = Vec::new();
     let mut event_index: BTreeMap<EventKey, usize> = BTreeMap::new();
     let mut keyed: Vec<(EventKey, Option<StepIndex>, StepIndex)> = event_of_key
@@ -105,15 +129,16 @@ pub(crate) fn build(
     }
     let dead_letters = dead_letter_forwards(steps, options);
     let mut hops = Vec::new();
-    for ((key, group), mut tries) in attempts {
+    for ((key, consumer), mut tries) in attempts {
         let Some(&event) = event_index.get(&key) else {
             continue;
         };
         tries.sort_by_key(|&i| (steps[i].start_ns, i));
+        tries.dedup();
         hops.push(hop(
             event,
             &events[event],
-            group,
+            consumer,
             tries,
             spans,
             steps,
@@ -129,6 +154,143 @@ pub(crate) fn build(
     }
 }
 
+/// Who consumed: a consumer group, or, when the span names none, the consuming service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Consumer {
+    name: String,
+    kind: ConsumerKind,
+}
+
+impl Consumer {
+    fn group(name: &str) -> Self {
+        Consumer {
+            name: name.to_owned(),
+            kind: ConsumerKind::Group,
+        }
+    }
+
+    fn service(name: &str) -> Self {
+        Consumer {
+            name: name.to_owned(),
+            kind: ConsumerKind::Service,
+        }
+    }
+}
+
+/// The sends each process step consumed, through trace context: a parent or link edge
+/// from a send, or from a receive (poll) step that itself came from sends. One process
+/// span may consume several messages (a batch listener), so several sends.
+fn sources(steps: &[Step], edges: &BTreeSet<Edge>) -> HashMap<StepIndex, BTreeSet<StepIndex>> {
+    let mut direct: HashMap<StepIndex, BTreeSet<StepIndex>> = HashMap::new();
+    let mut via_receive: HashMap<StepIndex, BTreeSet<StepIndex>> = HashMap::new();
+    for edge in edges.iter().filter(|e| e.kind != EdgeKind::Bridge) {
+        let (from, to) = (&steps[edge.from], &steps[edge.to]);
+        match (from.role, to.role) {
+            (StepRole::Send, StepRole::Process | StepRole::Receive) => {
+                direct.entry(edge.to).or_default().insert(edge.from);
+            }
+            (StepRole::Receive, StepRole::Process) => {
+                via_receive.entry(edge.to).or_default().insert(edge.from);
+            }
+            _ => {}
+        }
+    }
+    let mut sources: HashMap<StepIndex, BTreeSet<StepIndex>> = HashMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        if step.role != StepRole::Process {
+            continue;
+        }
+        if let Some(sends) = direct.get(&index) {
+            sources.insert(index, sends.clone());
+            continue;
+        }
+        // Through a receive: the one send it came from, or among several (a polled batch)
+        // the send at this process step's position.
+        let mut found = BTreeSet::new();
+        for receive in via_receive.get(&index).into_iter().flatten() {
+            let sends = direct.get(receive).cloned().unwrap_or_default();
+            if sends.len() == 1 {
+                found.extend(sends);
+            } else if let Some(own) = position(step) {
+                found.extend(
+                    sends
+                        .into_iter()
+                        .filter(|&send| position(&steps[send]).as_ref() == Some(&own)),
+                );
+            }
+        }
+        if !found.is_empty() {
+            sources.insert(index, found);
+        }
+    }
+    sources
+}
+
+/// A send that no consumption leads to through trace context, made by a service shortly
+/// after it consumed a message of the same correlation ID or key: the instrumentation ended
+/// the consume span before the service's code ran (kafka-python, .NET's poll, a Go service
+/// that did not pass the record's context on). The consumption is taken as its cause, and
+/// the edge is marked as inferred (`bridge`).
+fn bridges(steps: &[Step], edges: &mut BTreeSet<Edge>) {
+    let caused: BTreeSet<StepIndex> = edges
+        .iter()
+        .filter(|e| matches!(steps[e.from].role, StepRole::Process | StepRole::Receive))
+        .map(|e| e.to)
+        .collect();
+    let mut added = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        if step.role != StepRole::Send || has_consuming_ancestor(steps, index, &caused) {
+            continue;
+        }
+        let same_business = |other: &Step| {
+            matches!((&step.correlation_id, &other.correlation_id), (Some(a), Some(b)) if a == b)
+                || matches!((&step.message_key, &other.message_key), (Some(a), Some(b)) if a == b)
+        };
+        let cause = steps
+            .iter()
+            .enumerate()
+            .filter(|(other, candidate)| {
+                *other != index
+                    && candidate.role == StepRole::Process
+                    && candidate.service == step.service
+                    && candidate.trace_id != step.trace_id
+                    && candidate.start_ns <= step.start_ns
+                    && step.start_ns - candidate.start_ns <= BRIDGE_WINDOW_NS
+                    && same_business(candidate)
+            })
+            .max_by_key(|(other, candidate)| (candidate.start_ns, *other))
+            .map(|(other, _)| other);
+        if let Some(from) = cause {
+            added.push(Edge {
+                from,
+                to: index,
+                kind: EdgeKind::Bridge,
+            });
+        }
+    }
+    edges.extend(added);
+}
+
+/// Whether a consumption (process or receive step) is `index` or an ancestor of it through
+/// parents, or caused it through any edge.
+fn has_consuming_ancestor(steps: &[Step], index: StepIndex, caused: &BTreeSet<StepIndex>) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut cursor = Some(index);
+    while let Some(current) = cursor {
+        if !seen.insert(current) {
+            return false;
+        }
+        if caused.contains(&current)
+            || (current != index
+                && matches!(steps[current].role, StepRole::Process | StepRole::Receive))
+        {
+            return true;
+        }
+        cursor = steps[current].parent;
+    }
+    false
+}
+
 fn event_key(step: &Step, index: StepIndex) -> EventKey {
     let message_id = match (&step.message_id, step.partition, step.offset) {
         (Some(id), _, _) => id.clone(),
@@ -136,6 +298,11 @@ fn event_key(step: &Step, index: StepIndex) -> EventKey {
         _ => format!("span:{}:{index}", step.span_id),
     };
     (message_id, step.topic.clone())
+}
+
+/// The position of the message a step sends or consumes, when it recorded all of it.
+fn position(step: &Step) -> Option<Position> {
+    Some((step.topic.clone()?, step.partition?, step.offset?))
 }
 
 /// Maps a process step to the dead-letter send it (or a step under it) made.
@@ -169,7 +336,7 @@ fn dead_letter_forwards(steps: &[Step], options: &FlowOptions) -> HashMap<StepIn
 fn hop(
     event_index: usize,
     event: &Event,
-    consumer_group: String,
+    consumer: Consumer,
     attempts: Vec<StepIndex>,
     spans: &[&SpanRecord],
     steps: &[Step],
@@ -222,7 +389,8 @@ fn hop(
     Hop {
         event: event_index,
         service: first.map(|s| s.service.clone()).unwrap_or_default(),
-        consumer_group,
+        consumer_group: consumer.name,
+        consumer_kind: consumer.kind,
         published_ns: event.published_ns,
         publish_ns: send.map(|s| s.duration_ns),
         queue_wait_ns,
@@ -264,6 +432,7 @@ fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict>
             Verdict {
                 event: hop.event,
                 consumer_group: hop.consumer_group.clone(),
+                consumer_kind: hop.consumer_kind,
                 hop: Some(index),
                 outcome: hop.outcome,
             },
@@ -277,6 +446,7 @@ fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict>
                 .or_insert_with(|| Verdict {
                     event: index,
                     consumer_group: group.to_owned(),
+                    consumer_kind: ConsumerKind::Group,
                     hop: None,
                     outcome: Outcome::NotSeenYet,
                 });

@@ -21,10 +21,14 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
-pub use loader::{FLOW_SPAN_LIMIT, FlowSpans, load_flow, load_spans, load_topology};
+pub use loader::{
+    FLOW_SPAN_LIMIT, FlowKey, FlowSpans, load_flow, load_key, load_listed, load_spans,
+    load_topology,
+};
 pub use model::{
-    Anomaly, AnomalyKind, CriticalPath, Edge, EdgeKind, Event, Flow, FlowStatus, Graph, GraphEdge,
-    Hop, Node, NodeKind, Outcome, Segment, SegmentKind, Shares, Step, StepIndex, StepRole, Verdict,
+    Anomaly, AnomalyKind, ConsumerKind, CriticalPath, Edge, EdgeKind, Event, Flow, FlowStatus,
+    Graph, GraphEdge, Hop, Node, NodeKind, Outcome, Segment, SegmentKind, Shares, Step, StepIndex,
+    StepRole, Verdict,
 };
 pub use options::{FlowOptions, Topology, glob_match};
 pub use reconstruct::reconstruct;

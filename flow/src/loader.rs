@@ -3,14 +3,49 @@
 //!
 //! An ID is a trace ID (32 hex digits) or a correlation ID. A trace ID opens the flows of
 //! every correlation its spans carry, stitched into one; a trace that carries none opens
-//! alone. Anything else, or a trace ID no span has, is looked up as a correlation ID.
+//! the flow it belongs to without one (named by its first producer's trace). Anything
+//! else, or a trace ID no span has, is looked up as a correlation ID.
+//!
+//! A flow is more than the traces that carry its correlation ID. Standard instrumentations
+//! start a consumer's spans in a trace of their own, joined to the producer by a link
+//! (Python's confluent-kafka, kafkajs `eachBatch`, .NET), or not at all (a service without
+//! a propagator, or one that ends the consume span before its code runs). So the loader
+//! follows, a bounded number of rounds:
+//! - links in both directions: those the flow's spans recorded, and those other spans
+//!   recorded into the flow's traces (from the consumer's side);
+//! - message positions: consumers without a parent at the (topic, partition, offset) a
+//!   send of the flow recorded, and sends at the position a consumer of the flow read.
+//!
+//! From a trace reached that way it takes only what is causally joined to the flow: the
+//! span that links (or sits at the position), its ancestors and its descendants, never a
+//! sibling (the other messages of a batch are other flows) and never a span that carries
+//! another correlation ID.
 
-use causeway_storage::{SpanRecord, StorageError, Store, TraceId};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use causeway_storage::{
+    CorrelationRow, Position, SpanId, SpanRecord, StorageError, Store, TraceId,
+};
 
 use crate::{Flow, FlowOptions, Topology, reconstruct};
 
 /// Most spans read for one flow.
 pub const FLOW_SPAN_LIMIT: i64 = 20_000;
+/// Most rounds of following links and positions out of a flow.
+const MAX_ROUNDS: usize = 8;
+/// Most traces one flow is stitched from.
+const MAX_TRACES: usize = 256;
+/// Most message positions looked up per round.
+const MAX_POSITIONS: usize = 256;
+
+/// What a flow is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowKey {
+    /// The spans carrying any of these correlation IDs, and what they join.
+    Correlations(Vec<String>),
+    /// A flow without a correlation ID, from the spans of this trace.
+    Root(TraceId),
+}
 
 /// The spans of one flow, as read for an ID.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,35 +54,301 @@ pub struct FlowSpans {
     pub id: String,
     /// The spans, oldest first.
     pub spans: Vec<SpanRecord>,
-    /// Whether [`FLOW_SPAN_LIMIT`] cut the flow short.
+    /// Whether [`FLOW_SPAN_LIMIT`] (or the bound on traces) cut the flow short.
     pub truncated: bool,
 }
 
 /// Reads the spans of the flow `id` names; `None` when no span matches it.
 pub async fn load_spans(store: &Store, id: &str) -> Result<Option<FlowSpans>, StorageError> {
-    let mut spans = Vec::new();
     if let Ok(trace_id) = id.parse::<TraceId>() {
         let correlations = store.correlations_of_trace(trace_id).await?;
-        spans = if correlations.is_empty() {
-            store.spans_by_trace(trace_id, FLOW_SPAN_LIMIT).await?
+        let key = if correlations.is_empty() {
+            FlowKey::Root(trace_id)
         } else {
-            store.flow_spans(&correlations, FLOW_SPAN_LIMIT).await?
+            FlowKey::Correlations(correlations)
         };
+        let found = load_key(store, id, &key).await?;
+        if !found.spans.is_empty() {
+            return Ok(Some(found));
+        }
     }
-    if spans.is_empty() {
-        spans = store
-            .flow_spans(std::slice::from_ref(&id.to_owned()), FLOW_SPAN_LIMIT)
-            .await?;
+    let found = load_key(store, id, &FlowKey::Correlations(vec![id.to_owned()])).await?;
+    Ok((!found.spans.is_empty()).then_some(found))
+}
+
+/// Reads the spans of the flow `key` names, for the ID `id` (kept as given).
+pub async fn load_key(store: &Store, id: &str, key: &FlowKey) -> Result<FlowSpans, StorageError> {
+    let (first, allowed) = match key {
+        FlowKey::Correlations(ids) => (
+            store.flow_spans(ids, FLOW_SPAN_LIMIT).await?,
+            ids.iter().cloned().collect(),
+        ),
+        FlowKey::Root(trace) => (
+            store.spans_by_trace(*trace, FLOW_SPAN_LIMIT).await?,
+            HashSet::new(),
+        ),
+    };
+    let mut closure = Closure::new(allowed);
+    closure.add_whole(first);
+    let mut truncated = closure.spans.len() >= limit();
+    let mut frontier: BTreeSet<TraceId> = closure.traces.clone();
+    for _ in 0..MAX_ROUNDS {
+        if frontier.is_empty() || truncated {
+            break;
+        }
+        let anchors = closure.anchors(store, &frontier).await?;
+        let new_traces: Vec<TraceId> = anchors
+            .keys()
+            .copied()
+            .filter(|trace| !closure.traces.contains(trace))
+            .take(MAX_TRACES.saturating_sub(closure.traces.len()))
+            .collect();
+        if new_traces.len()
+            < anchors
+                .keys()
+                .filter(|t| !closure.traces.contains(t))
+                .count()
+        {
+            truncated = true;
+        }
+        if new_traces.is_empty() {
+            break;
+        }
+        let room = FLOW_SPAN_LIMIT - i64::try_from(closure.spans.len()).unwrap_or(i64::MAX);
+        let loaded = store.spans_of_traces(&new_traces, room.max(1)).await?;
+        frontier = new_traces.iter().copied().collect();
+        for trace in &new_traces {
+            closure.traces.insert(*trace);
+        }
+        closure.add_joined(loaded, &anchors);
+        truncated |= closure.spans.len() >= limit();
     }
-    if spans.is_empty() {
-        return Ok(None);
-    }
-    let truncated = i64::try_from(spans.len()).unwrap_or(i64::MAX) >= FLOW_SPAN_LIMIT;
-    Ok(Some(FlowSpans {
+    let mut spans = closure.spans;
+    spans.sort_by_key(|span| (span.start_ns, span.trace_id, span.span_id));
+    Ok(FlowSpans {
         id: id.to_owned(),
         spans,
         truncated,
-    }))
+    })
+}
+
+/// Reads the flow of one row of the flows list (`Store::recent_flows`). `None` for a row
+/// without a correlation ID whose trace is not the flow's first: the flow reached from it
+/// starts in another trace (it is listed there) or carries a correlation ID (it is listed
+/// under that).
+pub async fn load_listed(
+    store: &Store,
+    row: &CorrelationRow,
+) -> Result<Option<FlowSpans>, StorageError> {
+    if !row.root {
+        let key = FlowKey::Correlations(vec![row.correlation_id.clone()]);
+        return Ok(Some(load_key(store, &row.correlation_id, &key).await?));
+    }
+    let Ok(trace) = row.correlation_id.parse::<TraceId>() else {
+        return Ok(None);
+    };
+    let found = load_key(store, &row.correlation_id, &FlowKey::Root(trace)).await?;
+    let correlated = found
+        .spans
+        .iter()
+        .any(|span| span.messaging.correlation_id.is_some());
+    let first_trace = found.spans.first().map(|span| span.trace_id);
+    Ok((!correlated && first_trace == Some(trace)).then_some(found))
+}
+
+fn limit() -> usize {
+    usize::try_from(FLOW_SPAN_LIMIT).unwrap_or(usize::MAX)
+}
+
+/// The spans gathered so far.
+struct Closure {
+    /// Correlation IDs of the flow: a span carrying another one is a boundary.
+    allowed: HashSet<String>,
+    spans: Vec<SpanRecord>,
+    ids: HashSet<(TraceId, SpanId)>,
+    /// Traces read so far (whole or in part).
+    traces: BTreeSet<TraceId>,
+}
+
+/// Per trace reached from the flow, the spans of it that join the flow.
+type Anchors = HashMap<TraceId, HashSet<SpanId>>;
+
+impl Closure {
+    fn new(allowed: HashSet<String>) -> Self {
+        Closure {
+            allowed,
+            spans: Vec::new(),
+            ids: HashSet::new(),
+            traces: BTreeSet::new(),
+        }
+    }
+
+    /// Whether `span` may join: no correlation ID, or one of the flow's.
+    fn admits(&self, span: &SpanRecord) -> bool {
+        span.messaging
+            .correlation_id
+            .as_ref()
+            .is_none_or(|id| self.allowed.contains(id))
+    }
+
+    fn push(&mut self, span: SpanRecord) {
+        if self.ids.insert((span.trace_id, span.span_id)) {
+            self.traces.insert(span.trace_id);
+            self.spans.push(span);
+        }
+    }
+
+    /// Adds spans that belong to the flow as read (the traces of its own spans).
+    fn add_whole(&mut self, spans: Vec<SpanRecord>) {
+        for span in spans {
+            if self.admits(&span) {
+                self.push(span);
+            }
+        }
+    }
+
+    /// The spans outside the flow that it reaches from `frontier` (traces read last round)
+    /// and from its own spans: by links either way and by message positions.
+    async fn anchors(
+        &self,
+        store: &Store,
+        frontier: &BTreeSet<TraceId>,
+    ) -> Result<Anchors, StorageError> {
+        let mut anchors = Anchors::new();
+        let traces: Vec<TraceId> = frontier.iter().copied().collect();
+        for link in store.links_into_traces(&traces, FLOW_SPAN_LIMIT).await? {
+            let into_flow = self.ids.contains(&(link.to_trace, link.to_span));
+            if into_flow && !self.ids.contains(&(link.from_trace, link.from_span)) {
+                anchors
+                    .entry(link.from_trace)
+                    .or_default()
+                    .insert(link.from_span);
+            }
+        }
+        let mut positions: Vec<Position> = Vec::new();
+        for span in self
+            .spans
+            .iter()
+            .filter(|span| frontier.contains(&span.trace_id))
+        {
+            for link in &span.links {
+                if !self.ids.contains(&(link.trace_id, link.span_id)) {
+                    anchors
+                        .entry(link.trace_id)
+                        .or_default()
+                        .insert(link.span_id);
+                }
+            }
+            let messaging = &span.messaging;
+            if let (Some(topic), Some(partition), Some(offset)) = (
+                &messaging.destination,
+                messaging.partition,
+                messaging.offset,
+            ) && positions.len() < MAX_POSITIONS
+            {
+                positions.push((topic.clone(), partition, offset));
+            }
+        }
+        positions.sort();
+        positions.dedup();
+        if !positions.is_empty() {
+            for trace in store
+                .traces_at_positions(&positions, FLOW_SPAN_LIMIT)
+                .await?
+            {
+                if self.traces.contains(&trace) {
+                    continue;
+                }
+                // The spans of that trace at one of the positions are found once it is read.
+                anchors.entry(trace).or_default();
+            }
+        }
+        Ok(anchors)
+    }
+
+    /// Adds from `loaded` (whole traces reached this round) what joins the flow: the
+    /// anchors and the spans at a position of the flow, their ancestors and descendants.
+    fn add_joined(&mut self, loaded: Vec<SpanRecord>, anchors: &Anchors) {
+        let flow_positions: HashSet<(String, i64, i64)> = self
+            .spans
+            .iter()
+            .filter_map(|span| {
+                let m = &span.messaging;
+                Some((m.destination.clone()?, m.partition?, m.offset?))
+            })
+            .collect();
+        let mut by_trace: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+        for span in loaded {
+            by_trace.entry(span.trace_id).or_default().push(span);
+        }
+        for (trace, spans) in by_trace {
+            let linked = anchors.get(&trace);
+            let starts: Vec<usize> = spans
+                .iter()
+                .enumerate()
+                .filter(|(_, span)| {
+                    let m = &span.messaging;
+                    let at_position = match (&m.destination, m.partition, m.offset) {
+                        (Some(topic), Some(partition), Some(offset)) => {
+                            flow_positions.contains(&(topic.clone(), partition, offset))
+                        }
+                        _ => false,
+                    };
+                    linked.is_some_and(|ids| ids.contains(&span.span_id)) || at_position
+                })
+                .map(|(index, _)| index)
+                .collect();
+            for index in joined(&spans, &starts, |span| self.admits(span)) {
+                self.push(spans[index].clone());
+            }
+        }
+    }
+}
+
+/// The spans of one trace joined to `starts`: the starts, their ancestors (parent chain)
+/// and their descendants, walking only through spans `admits` lets in.
+fn joined(
+    spans: &[SpanRecord],
+    starts: &[usize],
+    admits: impl Fn(&SpanRecord) -> bool,
+) -> BTreeSet<usize> {
+    let by_id: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(index, span)| (span.span_id, index))
+        .collect();
+    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (index, span) in spans.iter().enumerate() {
+        if let Some(parent) = span.parent_span_id.and_then(|p| by_id.get(&p)) {
+            children.entry(*parent).or_default().push(index);
+        }
+    }
+    let mut kept = BTreeSet::new();
+    for &start in starts {
+        if !admits(&spans[start]) {
+            continue;
+        }
+        // Ancestors: up the parent chain, stopping at a span of another flow.
+        let mut cursor = Some(start);
+        while let Some(index) = cursor {
+            if !admits(&spans[index]) || !kept.insert(index) && index != start {
+                break;
+            }
+            cursor = spans[index]
+                .parent_span_id
+                .and_then(|p| by_id.get(&p).copied());
+        }
+        // Descendants.
+        let mut stack = vec![start];
+        while let Some(index) = stack.pop() {
+            for &child in children.get(&index).into_iter().flatten() {
+                if admits(&spans[child]) && kept.insert(child) {
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    kept
 }
 
 /// The consumer groups expected on each topic, learnt from stored traffic.
@@ -67,4 +368,61 @@ pub async fn load_flow(
     let topology = load_topology(store).await?;
     let flow = reconstruct(&spans.spans, &topology, options);
     Ok(Some((spans, flow)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causeway_storage::testsuite;
+
+    fn span(trace: u8, id: u8) -> testsuite::SpanBuilder {
+        testsuite::span(TraceId([trace; 16]), SpanId([id; 8]))
+    }
+
+    #[test]
+    fn a_trace_reached_by_a_link_gives_its_joined_spans_only() {
+        // A batch poll root (1) with two process children: 2 links into the flow, 3 into
+        // another; 2 has a child 4. Sibling 3 is another message's.
+        let spans = vec![
+            span(9, 1).name("poll orders").build(),
+            span(9, 2).parent(SpanId([1; 8])).build(),
+            span(9, 3).parent(SpanId([1; 8])).build(),
+            span(9, 4).parent(SpanId([2; 8])).build(),
+        ];
+        let kept = joined(&spans, &[1], |_| true);
+        assert_eq!(
+            kept,
+            BTreeSet::from([0, 1, 3]),
+            "the anchor, its parent and its child"
+        );
+    }
+
+    #[test]
+    fn spans_of_another_flow_are_a_boundary() {
+        let spans = vec![
+            span(9, 1).correlation("ord-2").build(),
+            span(9, 2).parent(SpanId([1; 8])).build(),
+            span(9, 3)
+                .parent(SpanId([2; 8]))
+                .correlation("ord-2")
+                .build(),
+        ];
+        let kept = joined(&spans, &[1], |span| {
+            span.messaging.correlation_id.as_deref() != Some("ord-2")
+        });
+        assert_eq!(
+            kept,
+            BTreeSet::from([1]),
+            "neither the parent nor the child of ord-2"
+        );
+    }
+
+    #[test]
+    fn a_parent_cycle_ends() {
+        let spans = vec![
+            span(9, 1).parent(SpanId([2; 8])).build(),
+            span(9, 2).parent(SpanId([1; 8])).build(),
+        ];
+        assert_eq!(joined(&spans, &[0], |_| true), BTreeSet::from([0, 1]));
+    }
 }

@@ -12,6 +12,9 @@ pub type StepIndex = usize;
 pub struct Flow {
     /// The correlation IDs the spans carry, sorted.
     pub correlation_ids: Vec<String>,
+    /// For a flow that carries no correlation ID: the trace of its first span, which names
+    /// it (`causeway flow TRACE_ID` opens it). `None` when it has correlation IDs.
+    pub root_trace_id: Option<TraceId>,
     /// The traces the flow spans, sorted.
     pub trace_ids: Vec<TraceId>,
     /// Earliest span start, in nanoseconds since the Unix epoch (0 for an empty flow).
@@ -60,8 +63,11 @@ pub enum FlowStatus {
 pub enum StepRole {
     /// Publishes (creates or sends) a message.
     Send,
-    /// Receives or processes a message.
+    /// Processes a message.
     Process,
+    /// Fetches messages from the broker (a poll, `recv` or `receive` span): not their
+    /// processing, which has spans of its own.
+    Receive,
     /// Settles (acknowledges) a message.
     Settle,
     /// Any other work.
@@ -123,8 +129,13 @@ pub enum EdgeKind {
     Parent,
     /// `to` carries a span link to `from`.
     Link,
-    /// `to` processes the message `from` sent, matched by message id only.
+    /// `to` processes the message `from` sent, matched by message id or by topic,
+    /// partition and offset only: no trace context joins them (inferred).
     Message,
+    /// `to` is a send that the service of `from` made shortly after consuming `from`'s
+    /// message, with the same correlation ID or key but no trace context between them
+    /// (inferred).
+    Bridge,
 }
 
 /// A directed edge between two steps: cause first.
@@ -184,6 +195,8 @@ pub struct Hop {
     pub event: usize,
     /// The consumer group (or the consuming service when the span names no group).
     pub consumer_group: String,
+    /// Whether `consumer_group` is a group, or a service standing in for an unnamed one.
+    pub consumer_kind: ConsumerKind,
     /// The consuming service.
     pub service: String,
     /// Processing attempts, in start order.
@@ -212,13 +225,26 @@ pub struct Hop {
     pub dead_letter: Option<StepIndex>,
 }
 
+/// What a hop's or verdict's consumer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerKind {
+    /// A consumer group, as the spans named it.
+    Group,
+    /// The consuming service: its spans name no group (Python's and kafkajs'
+    /// instrumentations record none), so verdicts are per service.
+    Service,
+}
+
 /// The completeness verdict for one event and one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     /// Index of the event in [`Flow::events`].
     pub event: usize,
-    /// The consumer group.
+    /// The consumer group (or the consuming service when the spans name no group).
     pub consumer_group: String,
+    /// Whether `consumer_group` is a group, or a service standing in for an unnamed one.
+    pub consumer_kind: ConsumerKind,
     /// The hop, when the group processed (or tried) the event.
     pub hop: Option<usize>,
     /// The verdict.

@@ -55,15 +55,32 @@ pub fn reconstruct(spans: &[SpanRecord], topology: &Topology, options: &FlowOpti
         }
     }
     let deliveries = hops::build(&ordered, &steps, &mut edges, topology, options);
-    let edges: Vec<Edge> = edges.into_iter().collect();
+    // A link to one's own parent (a process span that is the producer's child and links to
+    // it too) is one edge, not two.
+    let parents: BTreeSet<(StepIndex, StepIndex)> = edges
+        .iter()
+        .filter(|e| e.kind == EdgeKind::Parent)
+        .map(|e| (e.from, e.to))
+        .collect();
+    let edges: Vec<Edge> = edges
+        .into_iter()
+        .filter(|e| e.kind != EdgeKind::Link || !parents.contains(&(e.from, e.to)))
+        .collect();
     let anomalies = anomaly::detect(&ordered, &steps, &edges, &deliveries, options);
     let critical_path = critical_path::find(&steps, &edges, &deliveries.events, &deliveries.hops);
     let graph = graph::build(&steps, &deliveries);
     let status = flow_status(&steps, &deliveries.verdicts);
     let start_ns = steps.iter().map(|s| s.start_ns).min().unwrap_or(0);
     let end_ns = steps.iter().map(|s| s.end_ns).max().unwrap_or(0);
+    let correlation_ids = sorted_unique(steps.iter().filter_map(|s| s.correlation_id.clone()));
+    let root_trace_id = if correlation_ids.is_empty() {
+        steps.first().map(|s| s.trace_id)
+    } else {
+        None
+    };
     Flow {
-        correlation_ids: sorted_unique(steps.iter().filter_map(|s| s.correlation_id.clone())),
+        correlation_ids,
+        root_trace_id,
         trace_ids: sorted_unique(steps.iter().map(|s| s.trace_id)),
         start_ns,
         end_ns,
@@ -148,7 +165,8 @@ fn build_steps(spans: &[&SpanRecord]) -> Vec<Step> {
 fn role_of(span: &SpanRecord) -> StepRole {
     match span.messaging.operation_type.as_deref() {
         Some("create" | "send" | "publish") => StepRole::Send,
-        Some("receive" | "process" | "deliver") => StepRole::Process,
+        Some("receive" | "poll") => StepRole::Receive,
+        Some("process" | "deliver") => StepRole::Process,
         Some("settle") => StepRole::Settle,
         _ => match span.kind {
             SpanKind::Producer => StepRole::Send,

@@ -13,8 +13,11 @@ use super::options::glob_match;
 /// A flow reduced to what a list shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlowSummary {
-    /// The correlation ID the flow was listed under.
+    /// The ID the flow was listed under: its correlation ID, or, for a flow that carries
+    /// none, the trace ID of its first span (`root` is then set).
     pub correlation_id: String,
+    /// Whether the flow carries no correlation ID and is named by its first trace.
+    pub root: bool,
     /// Earliest span start, in nanoseconds since the Unix epoch.
     pub start_ns: i64,
     /// Duration from the first start to the last end.
@@ -40,6 +43,7 @@ impl FlowSummary {
         }
         FlowSummary {
             correlation_id: correlation_id.to_owned(),
+            root: flow.correlation_ids.is_empty(),
             start_ns: flow.start_ns,
             duration_ns: flow.duration_ns,
             services: flow.services.clone(),

@@ -1,4 +1,5 @@
-//! `causeway flows`: recent event flows, one row per correlation ID, newest first.
+//! `causeway flows`: recent event flows, one row per correlation ID (or, for a flow that
+//! carries none, per first trace), newest first.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -8,14 +9,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use causeway_flow::duration::human_duration;
 use causeway_flow::sanitize::clean;
-use causeway_flow::{FlowFilter, FlowSummary, load_topology, parse_attribute_filter, reconstruct};
+use causeway_flow::{
+    FlowFilter, FlowSummary, load_listed, load_topology, parse_attribute_filter, reconstruct,
+};
 use causeway_storage::{CorrelationQuery, Store, now_ns};
 use serde::Serialize;
 
 use super::flow::{PatternArgs, open_store};
 
-/// Most spans read per listed flow.
-const MAX_SPANS_PER_FLOW: i64 = 5_000;
 /// Rows read per page of correlations.
 const PAGE: i64 = 200;
 
@@ -122,20 +123,20 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
     let mut scanned = 0;
     while summaries.len() < args.limit && scanned < scan_cap {
         let rows = store
-            .recent_correlations(&query)
+            .recent_flows(&query)
             .await
-            .context("cannot list correlations")?;
+            .context("cannot list flows")?;
         let Some(last) = rows.last() else { break };
         query.before = Some((last.first_start_ns, last.correlation_id.clone()));
         scanned += rows.len();
         for row in rows {
-            let spans = store
-                .flow_spans(
-                    std::slice::from_ref(&row.correlation_id),
-                    MAX_SPANS_PER_FLOW,
-                )
+            let Some(loaded) = load_listed(store, &row)
                 .await
-                .with_context(|| format!("cannot read correlation {}", row.correlation_id))?;
+                .with_context(|| format!("cannot read flow {}", row.correlation_id))?
+            else {
+                continue;
+            };
+            let spans = loaded.spans;
             let flow = reconstruct(&spans, &topology, &options);
             if filter.matches(&flow, &spans) {
                 summaries.push(FlowSummary::of(&row.correlation_id, &flow));

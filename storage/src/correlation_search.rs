@@ -4,7 +4,7 @@
 use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
-use crate::segments::correlation_segments;
+use crate::segments::{LIVE_SEGMENTS, correlation_segments};
 use crate::store::Store;
 
 /// Characters that `LIKE` treats specially, escaped with this one.
@@ -24,8 +24,69 @@ pub struct CorrelationSearch {
 }
 
 impl Store {
-    /// One window of correlations, newest first, that match `search`.
+    /// One window of the flows list, newest first, that match `search`: correlations, and
+    /// flows without a correlation ID named by their first trace (`root` rows).
     pub async fn search_correlations(
+        &self,
+        search: &CorrelationSearch,
+    ) -> Result<Vec<CorrelationRow>, StorageError> {
+        let reach = search.offset.max(0).saturating_add(search.limit.max(0));
+        let roots = self.search_roots(search, reach).await?;
+        if roots.is_empty() {
+            return self.search_correlation_window(search).await;
+        }
+        // Flows without a correlation ID are few: the window is cut from both lists, merged.
+        let mut rows = self
+            .search_correlation_window(&CorrelationSearch {
+                text: search.text.clone(),
+                offset: 0,
+                limit: reach,
+            })
+            .await?;
+        rows.extend(roots);
+        rows.sort_by(|a, b| {
+            (b.first_start_ns, &b.correlation_id).cmp(&(a.first_start_ns, &a.correlation_id))
+        });
+        Ok(rows
+            .into_iter()
+            .skip(usize::try_from(search.offset.max(0)).unwrap_or(usize::MAX))
+            .take(usize::try_from(search.limit.max(0)).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    /// The first `reach` flows without a correlation ID that match `search`, newest first.
+    async fn search_roots(
+        &self,
+        search: &CorrelationSearch,
+        reach: i64,
+    ) -> Result<Vec<CorrelationRow>, StorageError> {
+        let text = search.text.trim();
+        let filter = if text.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " WHERE lower(hex(r.trace_id)) LIKE ?2 ESCAPE '\\' OR EXISTS (SELECT 1 FROM \
+                 spans s WHERE s.segment IN ({LIVE_SEGMENTS}) AND s.trace_id = r.trace_id \
+                 AND (s.service_name = ?3 OR s.event_type LIKE ?2 ESCAPE '\\' \
+                 OR s.attributes LIKE ?2 ESCAPE '\\'))"
+            )
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.trace_id, r.first_start_ns, r.last_end_ns, r.has_error FROM flow_roots r\
+             {filter} ORDER BY r.first_start_ns DESC, r.trace_id DESC LIMIT ?1"
+        )))
+        .bind(reach);
+        if !text.is_empty() {
+            query = query
+                .bind(format!("%{}%", escape_like(&text.to_ascii_lowercase())))
+                .bind(text);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter().map(CorrelationRow::from_root_row).collect()
+    }
+
+    /// One window of correlations, newest first, that match `search`.
+    async fn search_correlation_window(
         &self,
         search: &CorrelationSearch,
     ) -> Result<Vec<CorrelationRow>, StorageError> {

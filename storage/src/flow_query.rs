@@ -27,6 +27,9 @@ pub struct CorrelationRow {
     pub last_end_ns: i64,
     /// Whether any span of the correlation ended in error.
     pub has_error: bool,
+    /// Whether this is a flow without a correlation ID, named by the trace of its first
+    /// producer (`correlation_id` then holds that trace ID, 32 hex digits).
+    pub root: bool,
 }
 
 /// Which correlations to list, newest first.
@@ -188,6 +191,7 @@ impl CorrelationRow {
             first_start_ns: row.try_get(1)?,
             last_end_ns: row.try_get(2)?,
             has_error: row.try_get::<i64, _>(3)? != 0,
+            root: false,
         })
     }
 }

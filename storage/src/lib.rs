@@ -20,6 +20,7 @@ mod segments;
 mod span_encode;
 mod span_query;
 mod span_write;
+mod stitch_query;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -37,4 +38,5 @@ pub use retention::{RetentionPolicy, RetentionReport};
 pub use segments::SEGMENT_SPANS;
 pub use span_encode::EncodedSpans;
 pub use span_write::WriteSummary;
+pub use stitch_query::{LinkRef, Position};
 pub use store::{SCHEMA_VERSION, Store, schema_sql};

@@ -125,6 +125,10 @@ impl Store {
                 .bind(cutoff)
                 .execute(&mut *transaction)
                 .await?;
+            sqlx::query("DELETE FROM flow_roots WHERE last_end_ns < ?")
+                .bind(cutoff)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(deleted)

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use causeway_conventions::attribute::OPERATION_SEND;
+
 use crate::record::{Attributes, SpanKind, SpanRecord, StatusCode};
 
 /// One span's column values, in the order of [`crate::span_write`]'s insert.
@@ -61,6 +63,15 @@ impl CorrelationSummary {
     }
 }
 
+/// Whether a span sends a message: a `PRODUCER` span, or a `send` operation (the collector
+/// stores every generation's operation as its v1.26+ type).
+fn is_send(record: &SpanRecord) -> bool {
+    match record.messaging.operation_type.as_deref() {
+        Some(operation) => operation == OPERATION_SEND,
+        None => record.kind == SpanKind::Producer,
+    }
+}
+
 /// A batch of spans encoded for storage. Build it where the spans arrive (in parallel),
 /// then hand it to [`crate::Store::write_spans`].
 #[derive(Debug, Clone, Default)]
@@ -68,6 +79,9 @@ pub struct EncodedSpans {
     pub(crate) spans: Vec<SpanRow>,
     pub(crate) links: Vec<LinkRow>,
     pub(crate) correlations: BTreeMap<String, CorrelationSummary>,
+    /// Traces holding a send span without a correlation ID: candidate roots of flows
+    /// that carry none.
+    pub(crate) roots: BTreeMap<[u8; 16], CorrelationSummary>,
     pub(crate) topology: BTreeMap<(String, String), (i64, i64)>,
 }
 
@@ -146,18 +160,23 @@ impl EncodedSpans {
     /// Folds one span into the batch's correlation and topology summaries.
     fn note_summaries(&mut self, record: &SpanRecord) {
         let messaging = &record.messaging;
+        let summary = CorrelationSummary {
+            first_start_ns: record.start_ns,
+            last_end_ns: record.end_ns.max(record.start_ns),
+            has_error: record.status_code == StatusCode::Error,
+        };
         if let Some(correlation) = &messaging.correlation_id {
-            let summary = CorrelationSummary {
-                first_start_ns: record.start_ns,
-                last_end_ns: record.end_ns.max(record.start_ns),
-                has_error: record.status_code == StatusCode::Error,
-            };
             match self.correlations.get_mut(correlation) {
                 Some(known) => known.merge(summary),
                 None => {
                     self.correlations.insert(correlation.clone(), summary);
                 }
             }
+        } else if is_send(record) {
+            self.roots
+                .entry(record.trace_id.0)
+                .and_modify(|known| known.merge(summary))
+                .or_insert(summary);
         }
         if let (SpanKind::Consumer, Some(topic), Some(group)) = (
             record.kind,
@@ -181,6 +200,12 @@ impl EncodedSpans {
         for (correlation, summary) in other.correlations {
             self.correlations
                 .entry(correlation)
+                .and_modify(|known| known.merge(summary))
+                .or_insert(summary);
+        }
+        for (trace, summary) in other.roots {
+            self.roots
+                .entry(trace)
                 .and_modify(|known| known.merge(summary))
                 .or_insert(summary);
         }

@@ -187,12 +187,12 @@ pub(crate) fn decode_span(row: &SqliteRow) -> Result<SpanRecord, StorageError> {
     })
 }
 
-fn trace_id_at(row: &SqliteRow, index: usize) -> Result<TraceId, StorageError> {
+pub(crate) fn trace_id_at(row: &SqliteRow, index: usize) -> Result<TraceId, StorageError> {
     let bytes: Vec<u8> = row.try_get(index)?;
     TraceId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("trace id: {e}")))
 }
 
-fn span_id_at(row: &SqliteRow, index: usize) -> Result<SpanId, StorageError> {
+pub(crate) fn span_id_at(row: &SqliteRow, index: usize) -> Result<SpanId, StorageError> {
     let bytes: Vec<u8> = row.try_get(index)?;
     SpanId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("span id: {e}")))
 }

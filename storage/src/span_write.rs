@@ -62,6 +62,18 @@ const CORRELATION_UPSERT_TAIL: &str = " ON CONFLICT (correlation_id) DO UPDATE S
     first_segment = min(first_segment, excluded.first_segment), \
     last_segment = max(last_segment, excluded.last_segment)";
 
+const ROOT_UPSERT_HEAD: &str = "INSERT INTO flow_roots (trace_id, first_start_ns, \
+    last_end_ns, has_error, last_seen_ns) VALUES ";
+
+const ROOT_UPSERT_TAIL: &str = " ON CONFLICT (trace_id) DO UPDATE SET \
+    first_start_ns = min(first_start_ns, excluded.first_start_ns), \
+    last_end_ns = max(last_end_ns, excluded.last_end_ns), \
+    has_error = max(has_error, excluded.has_error), \
+    last_seen_ns = excluded.last_seen_ns";
+
+/// Columns bound per flow-root row.
+const ROOT_COLUMNS: usize = 5;
+
 const LINK_INSERT_HEAD: &str = "INSERT OR REPLACE INTO span_links (segment, trace_id, \
     span_id, linked_trace_id, linked_span_id, attributes) VALUES ";
 
@@ -154,6 +166,10 @@ fn write_batches(
         for chunk in correlations.chunks(CORRELATION_ROWS_PER_STATEMENT) {
             upsert_correlations(&transaction, chunk, ingested_ns, segment)?;
         }
+        let roots: Vec<_> = batch.roots.iter().collect();
+        for chunk in roots.chunks(CORRELATION_ROWS_PER_STATEMENT) {
+            upsert_roots(&transaction, chunk, ingested_ns)?;
+        }
         let mut topology = transaction.prepare_cached(
             "INSERT INTO topology (destination, consumer_group, first_seen_ns, last_seen_ns) \
              VALUES (?, ?, ?, ?) ON CONFLICT (destination, consumer_group) DO UPDATE SET \
@@ -242,6 +258,29 @@ fn insert_links(
             .bind(&row.linked_trace_id[..])?
             .bind(&row.linked_span_id[..])?
             .bind(&row.attributes)?;
+    }
+    statement.raw_execute()?;
+    Ok(())
+}
+
+fn upsert_roots(
+    transaction: &Transaction<'_>,
+    rows: &[(&[u8; 16], &CorrelationSummary)],
+    ingested_ns: i64,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "{ROOT_UPSERT_HEAD}{}{ROOT_UPSERT_TAIL}",
+        placeholders(rows.len(), ROOT_COLUMNS)
+    );
+    let mut statement = transaction.prepare_cached(&sql)?;
+    let mut binder = Binder::new(&mut statement);
+    for (trace, known) in rows {
+        binder
+            .bind(&trace[..])?
+            .bind(known.first_start_ns)?
+            .bind(known.last_end_ns)?
+            .bind(i64::from(known.has_error))?
+            .bind(ingested_ns)?;
     }
     statement.raw_execute()?;
     Ok(())

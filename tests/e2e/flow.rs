@@ -517,16 +517,21 @@ pub(crate) mod real_broker {
         assert_eq!(outcome("billing"), "retried_then_processed", "{flow:#}");
         assert_eq!(outcome("shipping"), "processed", "{flow:#}");
         assert_eq!(flow["events"].as_array().map(Vec::len), Some(1), "{flow:#}");
-        let kinds: Vec<&str> = flow["edges"]
-            .as_array()
-            .expect("edges")
-            .iter()
-            .filter_map(|e| e["kind"].as_str())
-            .collect();
-        assert!(
-            kinds.contains(&"link"),
-            "process spans link to the send: {kinds:?}"
-        );
+        // Our process spans are children of the send and link to it too: one edge each.
+        let edges = flow["edges"].as_array().expect("edges");
+        let steps = flow["steps"].as_array().expect("steps");
+        for (index, step) in steps.iter().enumerate() {
+            if step["role"] != "process" {
+                continue;
+            }
+            let into: Vec<&Value> = edges.iter().filter(|e| e["to"] == index).collect();
+            assert_eq!(
+                into.len(),
+                1,
+                "step {index} is tied to its send once: {into:?}"
+            );
+            assert_eq!(into[0]["kind"], "parent", "{into:?}");
+        }
         let hops = flow["hops"].as_array().expect("hops");
         assert!(
             hops.iter().all(|h| h["queue_wait_ns"].is_i64()),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use causeway_conventions::alert::{annotation, label};
-use causeway_flow::{FLOW_SPAN_LIMIT, FlowSpans as LoadedSpans, load_spans, load_topology};
+use causeway_flow::{FlowSpans as LoadedSpans, load_listed, load_spans, load_topology};
 use causeway_storage::{
     CorrelationRow, CorrelationSearch, SpanRecord, StorageError, Store, now_ns,
 };
@@ -59,7 +59,7 @@ pub struct Reader {
     store: Store,
     options: FlowOptions,
     topology: Option<(Instant, Topology)>,
-    summaries: HashMap<String, (CorrelationRow, FlowRow)>,
+    summaries: HashMap<String, (CorrelationRow, Option<FlowRow>)>,
 }
 
 impl Reader {
@@ -132,17 +132,13 @@ impl Reader {
             if let Some((seen, row)) = self.summaries.get(&correlation.correlation_id)
                 && *seen == correlation
             {
-                rows.push(row.clone());
+                rows.extend(row.clone());
                 continue;
             }
-            let spans = self
-                .store
-                .flow_spans(
-                    std::slice::from_ref(&correlation.correlation_id),
-                    FLOW_SPAN_LIMIT,
-                )
-                .await?;
-            let row = flow_row(&correlation, &spans, &topology, &self.options);
+            // A root row whose trace is downstream of another flow is listed there instead.
+            let row = load_listed(&self.store, &correlation)
+                .await?
+                .map(|loaded| flow_row(&correlation, &loaded.spans, &topology, &self.options));
             if self.summaries.len() >= SUMMARY_CACHE_LIMIT {
                 self.summaries.clear();
             }
@@ -150,7 +146,7 @@ impl Reader {
                 correlation.correlation_id.clone(),
                 (correlation, row.clone()),
             );
-            rows.push(row);
+            rows.extend(row);
         }
         Ok(Loaded::Flows {
             filter,

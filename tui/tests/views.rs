@@ -58,6 +58,7 @@ fn flows_state(size: (u16, u16)) -> State {
                 first_start_ns: base,
                 last_end_ns: base + 85_000_000,
                 has_error: flow % 3 == 0,
+                root: false,
             };
             flow_row(&correlation, &spans, &topology(), &FlowOptions::default())
         })

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 
 use crate::otlp::attribute_value::{attributes_from, truncate_string};
-use crate::otlp::messaging_fields::messaging_from;
+use crate::otlp::messaging_fields::MessagingReader;
 use causeway_conventions::attribute::{SERVICE_NAME, UNKNOWN_SERVICE};
 
 /// How many rejection messages are kept for the reply; the count covers all of them.
@@ -65,10 +65,14 @@ pub struct Conversion {
     pub rejections: Rejections,
 }
 
-/// Converts an OTLP trace export request into span records.
-pub fn convert_request(request: ExportTraceServiceRequest) -> Conversion {
+/// Converts an OTLP trace export request into span records, reading messaging fields
+/// with `messaging`.
+pub fn convert_request(
+    request: ExportTraceServiceRequest,
+    messaging: &MessagingReader,
+) -> Conversion {
     let mut spans = Vec::new();
-    let rejections = for_each_span(request, |mut record, resource| {
+    let rejections = for_each_span(request, messaging, |mut record, resource| {
         record.resource = resource.attributes.clone();
         spans.push(record);
     });
@@ -78,9 +82,12 @@ pub fn convert_request(request: ExportTraceServiceRequest) -> Conversion {
 /// Converts an OTLP trace export request straight into a batch for the store: the same
 /// records as [`convert_request`], with each resource serialised once for all its spans
 /// instead of copied into every record.
-pub fn encode_request(request: ExportTraceServiceRequest) -> (EncodedSpans, Rejections) {
+pub fn encode_request(
+    request: ExportTraceServiceRequest,
+    messaging: &MessagingReader,
+) -> (EncodedSpans, Rejections) {
     let mut encoded = EncodedSpans::default();
-    let rejections = for_each_span(request, |record, resource| {
+    let rejections = for_each_span(request, messaging, |record, resource| {
         let json = resource
             .json
             .get_or_insert_with(|| EncodedSpans::serialise_resource(&resource.attributes));
@@ -100,6 +107,7 @@ struct SharedResource {
 /// `resource`) to `accept` beside its resource; returns what was rejected.
 fn for_each_span(
     request: ExportTraceServiceRequest,
+    messaging: &MessagingReader,
     mut accept: impl FnMut(SpanRecord, &mut SharedResource),
 ) -> Rejections {
     let mut rejections = Rejections::default();
@@ -126,7 +134,7 @@ fn for_each_span(
                     scope_index,
                     span_index,
                 };
-                match convert_span(span, &service_name, &scope_name) {
+                match convert_span(span, &service_name, &scope_name, messaging) {
                     Ok(record) => accept(record, &mut resource),
                     Err(reason) => rejections.record(format!("{place}: {reason}")),
                 }
@@ -154,14 +162,20 @@ impl std::fmt::Display for SpanPlace {
 }
 
 /// One span's record, with an empty `resource` (the caller attaches it).
-fn convert_span(span: Span, service_name: &str, scope_name: &str) -> Result<SpanRecord, String> {
+fn convert_span(
+    span: Span,
+    service_name: &str,
+    scope_name: &str,
+    reader: &MessagingReader,
+) -> Result<SpanRecord, String> {
     let trace_id =
         TraceId::from_bytes(&span.trace_id).map_err(|e| format!("invalid trace id: {e}"))?;
     let span_id = SpanId::from_bytes(&span.span_id).map_err(|e| format!("invalid span id: {e}"))?;
     // An empty parent means a root; an unusable non-empty one is dropped, keeping the span.
     let parent_span_id = SpanId::from_bytes(&span.parent_span_id).ok();
     let attributes = attributes_from(span.attributes);
-    let messaging = messaging_from(&attributes);
+    let kind = SpanKind::from_code(i64::from(span.kind));
+    let messaging = reader.read(&attributes, &span.name, kind);
     let events = span
         .events
         .into_iter()
@@ -196,7 +210,7 @@ fn convert_span(span: Span, service_name: &str, scope_name: &str) -> Result<Span
         span_id,
         parent_span_id,
         name: span.name,
-        kind: SpanKind::from_code(i64::from(span.kind)),
+        kind,
         service_name: service_name.to_owned(),
         scope_name: scope_name.to_owned(),
         start_ns: nanos(span.start_time_unix_nano),

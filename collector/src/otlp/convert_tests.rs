@@ -2,6 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+
+/// Converts with the default correlation keys.
+fn convert(request: ExportTraceServiceRequest) -> Conversion {
+    convert_request(request, &MessagingReader::default())
+}
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value as OtlpValue,
 };
@@ -136,7 +141,7 @@ fn ids_decide_whether_a_span_is_kept() {
         ),
     ];
     for (trace_id, span_id, parent, kept, parent_kept, reason) in cases {
-        let conversion = convert_request(request(None, vec![span(trace_id, span_id, parent)]));
+        let conversion = convert(request(None, vec![span(trace_id, span_id, parent)]));
         assert_eq!(conversion.spans.len(), usize::from(*kept), "{reason}");
         assert_eq!(conversion.rejections.count, u64::from(!*kept), "{reason}");
         assert_eq!(
@@ -157,7 +162,7 @@ fn a_bad_span_is_rejected_alone() {
         span(&[0; 16], &SPAN, &[]),
         span(&TRACE, &PARENT, &SPAN),
     ];
-    let conversion = convert_request(request(service("orders"), spans));
+    let conversion = convert(request(service("orders"), spans));
     assert_eq!(conversion.spans.len(), 2);
     assert_eq!(conversion.rejections.count, 1);
     let summary = conversion.rejections.summary();
@@ -177,8 +182,8 @@ fn encoding_straight_from_the_request_stores_what_the_records_say() {
     two_resources
         .resource_spans
         .extend(request(None, vec![span(&[0; 16], &SPAN, &[])]).resource_spans);
-    let (encoded, rejections) = encode_request(two_resources.clone());
-    let conversion = convert_request(two_resources);
+    let (encoded, rejections) = encode_request(two_resources.clone(), &MessagingReader::default());
+    let conversion = convert(two_resources);
     assert_eq!(
         rejections, conversion.rejections,
         "the same span is rejected"
@@ -194,7 +199,7 @@ fn encoding_straight_from_the_request_stores_what_the_records_say() {
 #[test]
 fn rejection_messages_are_capped_but_counted() {
     let spans = (0..20).map(|_| span(&[0; 16], &SPAN, &[])).collect();
-    let conversion = convert_request(request(None, spans));
+    let conversion = convert(request(None, spans));
     assert_eq!(conversion.rejections.count, 20);
     assert_eq!(conversion.rejections.messages.len(), MAX_REJECTION_MESSAGES);
     assert!(conversion.rejections.summary().ends_with("and 15 more"));
@@ -225,7 +230,7 @@ fn service_name_comes_from_the_resource() {
         ),
     ];
     for (resource, expected, reason) in cases {
-        let conversion = convert_request(request(resource, vec![span(&TRACE, &SPAN, &[])]));
+        let conversion = convert(request(resource, vec![span(&TRACE, &SPAN, &[])]));
         assert_eq!(conversion.spans[0].service_name, expected, "{reason}");
     }
 }
@@ -250,7 +255,7 @@ fn span_fields_are_carried_over() {
             ..Default::default()
         },
     ];
-    let conversion = convert_request(request(service("shipping"), vec![input]));
+    let conversion = convert(request(service("shipping"), vec![input]));
     let record = &conversion.spans[0];
     assert_eq!(record.trace_id, TraceId(TRACE));
     assert_eq!(record.span_id, SpanId(SPAN));
@@ -328,7 +333,7 @@ proptest! {
         spans in proptest::collection::vec(any_span(), 0..8),
     ) {
         let total = spans.len() as u64;
-        let conversion = convert_request(request(service("p"), spans));
+        let conversion = convert(request(service("p"), spans));
         prop_assert_eq!(conversion.spans.len() as u64 + conversion.rejections.count, total);
         for record in &conversion.spans {
             for value in record.attributes.values() {
@@ -343,7 +348,7 @@ proptest! {
     fn arbitrary_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         use prost::Message;
         if let Ok(request) = ExportTraceServiceRequest::decode(bytes.as_slice()) {
-            let _ = convert_request(request);
+            let _ = convert(request);
         }
     }
 }

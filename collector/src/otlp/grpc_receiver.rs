@@ -20,6 +20,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::otlp::grpc_export::{export_server, unknown_method};
 use crate::otlp::ingest::ingest;
 use crate::otlp::limits::{DECODE_SLOT_WAIT, MAX_CONCURRENT_DECODES, RETRY_DELAY};
+use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::{WriteError, WriterHandle};
 
@@ -32,6 +33,8 @@ pub struct GrpcTraceService {
     writer: WriterHandle,
     metrics: Arc<SelfMetrics>,
     max_message_bytes: usize,
+    /// How messaging fields and correlation IDs are read from spans.
+    messaging: MessagingReader,
     /// Requests read and decoded at once, shared by every clone: each may hold up to the
     /// message limit twice (compressed and plain), so this bounds the receiver's memory.
     decoding: Arc<Semaphore>,
@@ -45,15 +48,22 @@ impl GrpcTraceService {
             writer,
             metrics,
             max_message_bytes,
+            messaging: MessagingReader::default(),
             decoding: Arc::new(Semaphore::new(MAX_CONCURRENT_DECODES)),
         }
+    }
+
+    /// The same service reading correlation IDs with `messaging` (the `[flows]` config).
+    pub fn with_messaging(mut self, messaging: MessagingReader) -> Self {
+        self.messaging = messaging;
+        self
     }
 
     async fn export(
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse, Status> {
-        let response = ingest(request, &self.writer, &self.metrics).await;
+        let response = ingest(request, &self.writer, &self.metrics, &self.messaging).await;
         response.map_err(|error| status_of(&error))
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
 use crate::otlp::ingest::ingest;
 use crate::otlp::limits::{DECODE_SLOT_WAIT, MAX_CONCURRENT_DECODES, RETRY_DELAY};
+use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::WriterHandle;
 
@@ -33,6 +34,8 @@ pub struct HttpReceiver {
     pub metrics: Arc<SelfMetrics>,
     /// Largest body, as received and after decompression.
     pub max_body_bytes: usize,
+    /// How messaging fields and correlation IDs are read from spans.
+    pub messaging: MessagingReader,
 }
 
 /// The receiver's router. Body size is enforced by the handler, not by axum's default.
@@ -124,9 +127,14 @@ async fn handle(
     .map_err(|error| Refusal::Write(format!("request handling failed: {error}")))?
     .map_err(Refusal::Body)?;
     drop(slot);
-    ingest(request, &receiver.writer, &receiver.metrics)
-        .await
-        .map_err(|error| Refusal::Write(error.to_string()))
+    ingest(
+        request,
+        &receiver.writer,
+        &receiver.metrics,
+        &receiver.messaging,
+    )
+    .await
+    .map_err(|error| Refusal::Write(error.to_string()))
 }
 
 /// Reads the body, failing as soon as it passes `limit` bytes.

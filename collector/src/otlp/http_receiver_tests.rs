@@ -188,6 +188,7 @@ async fn a_full_writer_answers_503_with_retry_after() {
     let (writer, _task) = spawn_writer(store, options, Arc::clone(&metrics));
     let held = writer.reserve(10).unwrap();
     let app = router(HttpReceiver {
+        messaging: MessagingReader::default(),
         writer,
         metrics,
         max_body_bytes: 1 << 20,

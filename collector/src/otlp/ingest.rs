@@ -6,6 +6,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use crate::otlp::convert::encode_request;
+use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::{WriteError, WriterHandle};
 
@@ -15,6 +16,7 @@ pub async fn ingest(
     request: ExportTraceServiceRequest,
     writer: &WriterHandle,
     metrics: &SelfMetrics,
+    messaging: &MessagingReader,
 ) -> Result<ExportTraceServiceResponse, WriteError> {
     let offered: usize = request
         .resource_spans
@@ -27,7 +29,7 @@ pub async fn ingest(
     }
     // Refuse before doing any work when the writer is full.
     let reservation = writer.reserve(offered)?;
-    let (encoded, rejections) = encode_request(request);
+    let (encoded, rejections) = encode_request(request, messaging);
     metrics.spans_rejected(rejections.count);
     reservation.write(encoded).await?;
     let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {

@@ -110,7 +110,7 @@ fn step_line(
     let branch = match (depth, kind) {
         (0, _) => "",
         (_, EdgeKind::Parent) => "└─ ",
-        (_, EdgeKind::Link | EdgeKind::Message) => "⇢ ",
+        (_, EdgeKind::Link | EdgeKind::Message | EdgeKind::Bridge) => "⇢ ",
     };
     let mut line = format!(
         "#{index:<3} {}{branch}{}  {}  {}",
@@ -128,6 +128,9 @@ fn step_line(
     }
     if let Some(group) = &step.consumer_group {
         let _ = write!(line, "  group {}", clean(group));
+    }
+    if depth > 0 && kind == EdgeKind::Bridge {
+        line.push_str("  (inferred: same service, no trace context)");
     }
     if step.status == StatusCode::Error {
         let _ = write!(line, "  ✗ {}", clean(&step.status_message));

@@ -10,14 +10,12 @@ use causeway_conventions::alert::{annotation, label};
 use causeway_demo::faults::InjectedFault;
 use causeway_demo::shop::ShopReport;
 use causeway_demo::verdict::{FaultVerdict, Findings, LagAlertSeen, judge};
-use causeway_flow::{FlowOptions, load_topology, reconstruct};
+use causeway_flow::{FlowOptions, load_listed, load_topology, reconstruct};
 use causeway_storage::{CorrelationQuery, Store};
 use serde::Serialize;
 
 /// Correlations read per page.
 const PAGE: i64 = 500;
-/// Most spans read per flow.
-const MAX_SPANS_PER_FLOW: i64 = 5_000;
 /// Most alerts read.
 const MAX_ALERTS: i64 = 1_000;
 
@@ -64,21 +62,20 @@ pub async fn summarise(
     };
     loop {
         let rows = store
-            .recent_correlations(&query)
+            .recent_flows(&query)
             .await
-            .context("cannot list correlations")?;
+            .context("cannot list flows")?;
         let Some(last) = rows.last() else { break };
         query.before = Some((last.first_start_ns, last.correlation_id.clone()));
         for row in rows {
-            flows += 1;
-            let spans = store
-                .flow_spans(
-                    std::slice::from_ref(&row.correlation_id),
-                    MAX_SPANS_PER_FLOW,
-                )
+            let Some(loaded) = load_listed(store, &row)
                 .await
-                .with_context(|| format!("cannot read flow {}", row.correlation_id))?;
-            let flow = reconstruct(&spans, &topology, &options);
+                .with_context(|| format!("cannot read flow {}", row.correlation_id))?
+            else {
+                continue;
+            };
+            flows += 1;
+            let flow = reconstruct(&loaded.spans, &topology, &options);
             let mut kinds = BTreeSet::new();
             for anomaly in &flow.anomalies {
                 let kind = serde_json::to_value(anomaly.kind)
