@@ -20,7 +20,7 @@ pub(crate) fn detect(
     options: &FlowOptions,
 ) -> Vec<Anomaly> {
     let mut found = Vec::new();
-    errors(steps, &mut found);
+    errors(steps, edges, &mut found);
     deliveries_twice(spans, steps, deliveries, &mut found);
     dead_letters(steps, deliveries, &mut found);
     compensations(deliveries, options, &mut found);
@@ -42,9 +42,9 @@ fn push(found: &mut Vec<Anomaly>, kind: AnomalyKind, detail: String, steps: Vec<
     });
 }
 
-fn errors(steps: &[Step], found: &mut Vec<Anomaly>) {
+fn errors(steps: &[Step], edges: &[Edge], found: &mut Vec<Anomaly>) {
     for (index, step) in steps.iter().enumerate() {
-        if step.status == StatusCode::Error {
+        if step.status == StatusCode::Error && !is_batch_receive(steps, edges, index) {
             let detail = if step.status_message.is_empty() {
                 format!("{} {} failed", step.service, step.name)
             } else {
@@ -56,6 +56,16 @@ fn errors(steps: &[Step], found: &mut Vec<Anomaly>) {
             push(found, AnomalyKind::Error, detail, vec![index]);
         }
     }
+}
+
+/// Whether `index` is a receive (poll) step whose messages have process steps of their
+/// own: a failure on it is the application marking the whole poll, and the process steps
+/// say which message failed. Shared by every flow of the batch, it is not this flow's.
+pub(crate) fn is_batch_receive(steps: &[Step], edges: &[Edge], index: StepIndex) -> bool {
+    steps[index].role == StepRole::Receive
+        && edges
+            .iter()
+            .any(|e| e.from == index && steps[e.to].role == StepRole::Process)
 }
 
 /// Two successful attempts are a duplicate delivery; a repeated attempt that was not an

@@ -54,13 +54,19 @@ pub(crate) fn build(
         }
     }
     let sources = sources(steps, edges);
+    let receive_only = receive_only_consumptions(steps, &sources);
     let mut attempts: BTreeMap<(EventKey, Consumer), Vec<StepIndex>> = BTreeMap::new();
     let mut orphan_events: BTreeMap<EventKey, StepIndex> = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
-        if step.role != StepRole::Process {
+        if step.role != StepRole::Process && !receive_only.contains_key(&index) {
             continue;
         }
-        let keys: Vec<EventKey> = match sources.get(&index) {
+        let own_sources = match receive_only.get(&index) {
+            Some(sends) if sends.is_empty() => None,
+            Some(sends) => Some(sends),
+            None => sources.get(&index),
+        };
+        let keys: Vec<EventKey> = match own_sources {
             Some(sends) => sends
                 .iter()
                 .map(|&send| event_key(&steps[send], send))
@@ -112,16 +118,33 @@ pub(crate) fn build(
         )
         .collect();
     keyed.sort_by_key(|(key, _, first)| (steps[*first].start_ns, *first, key.clone()));
+    // Where the send did not record its message's position (Python's, kafkajs' and .NET's
+    // producers never do), the consumers that read it did.
+    let mut consumed_at: BTreeMap<&EventKey, (i64, i64)> = BTreeMap::new();
+    for ((key, _), tries) in &attempts {
+        if let Some((partition, offset)) = tries
+            .iter()
+            .find_map(|&i| Some((steps[i].partition?, steps[i].offset?)))
+        {
+            consumed_at.entry(key).or_insert((partition, offset));
+        }
+    }
     for (key, send, first) in keyed {
         let step = &steps[first];
+        let (partition, offset) = match (step.partition, step.offset) {
+            (Some(partition), Some(offset)) => (Some(partition), Some(offset)),
+            _ => consumed_at
+                .get(&key)
+                .map_or((step.partition, step.offset), |(p, o)| (Some(*p), Some(*o))),
+        };
         event_index.insert(key.clone(), events.len());
         events.push(Event {
             message_id: key.0,
             topic: key.1,
             event_type: step.event_type.clone(),
             message_key: step.message_key.clone(),
-            partition: step.partition,
-            offset: step.offset,
+            partition,
+            offset,
             send,
             producer: send.map(|s| steps[s].service.clone()),
             published_ns: step.start_ns,
@@ -135,7 +158,7 @@ pub(crate) fn build(
         };
         tries.sort_by_key(|&i| (steps[i].start_ns, i));
         tries.dedup();
-        hops.push(hop(
+        let mut hop = hop(
             event,
             &events[event],
             consumer,
@@ -143,7 +166,13 @@ pub(crate) fn build(
             spans,
             steps,
             &dead_letters,
-        ));
+        );
+        if hop.outcome == Outcome::Processed
+            && hop.attempts.iter().all(|a| receive_only.contains_key(a))
+        {
+            hop.outcome = Outcome::Received;
+        }
+        hops.push(hop);
     }
     hops.sort_by(|a, b| (a.event, &a.consumer_group).cmp(&(b.event, &b.consumer_group)));
     let verdicts = verdicts(&events, &hops, topology);
@@ -197,6 +226,12 @@ fn sources(steps: &[Step], edges: &BTreeSet<Edge>) -> HashMap<StepIndex, BTreeSe
     }
     let mut sources: HashMap<StepIndex, BTreeSet<StepIndex>> = HashMap::new();
     for (index, step) in steps.iter().enumerate() {
+        if step.role == StepRole::Receive {
+            if let Some(sends) = direct.get(&index) {
+                sources.insert(index, sends.clone());
+            }
+            continue;
+        }
         if step.role != StepRole::Process {
             continue;
         }
@@ -224,6 +259,47 @@ fn sources(steps: &[Step], edges: &BTreeSet<Edge>) -> HashMap<StepIndex, BTreeSe
         }
     }
     sources
+}
+
+/// Receive steps that are the only trace of a consumption, with the sends they stand for:
+/// they came from a send (by a parent or link edge) that no process step of the same
+/// service consumed too, or they sit at a message position with no source at all. kotel
+/// without a process span, otelsarama and .NET's `Consume` record only these.
+fn receive_only_consumptions(
+    steps: &[Step],
+    sources: &HashMap<StepIndex, BTreeSet<StepIndex>>,
+) -> HashMap<StepIndex, BTreeSet<StepIndex>> {
+    let mut processed: BTreeSet<(&str, StepIndex)> = BTreeSet::new();
+    for (index, sends) in sources {
+        if steps[*index].role == StepRole::Process {
+            for send in sends {
+                processed.insert((steps[*index].service.as_str(), *send));
+            }
+        }
+    }
+    let mut found = HashMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        if step.role != StepRole::Receive {
+            continue;
+        }
+        match sources.get(&index) {
+            Some(sends) => {
+                let left: BTreeSet<StepIndex> = sends
+                    .iter()
+                    .copied()
+                    .filter(|send| !processed.contains(&(step.service.as_str(), *send)))
+                    .collect();
+                if !left.is_empty() {
+                    found.insert(index, left);
+                }
+            }
+            None if position(step).is_some() => {
+                found.insert(index, BTreeSet::new());
+            }
+            None => {}
+        }
+    }
+    found
 }
 
 /// A send that no consumption leads to through trace context, made by a service shortly
@@ -440,6 +516,14 @@ fn verdicts(events: &[Event], hops: &[Hop], topology: &Topology) -> Vec<Verdict>
     }
     for (index, event) in events.iter().enumerate() {
         let Some(topic) = &event.topic else { continue };
+        // A consumer known only by its service may be any of the topic's groups: claiming
+        // one of them missing could be false.
+        if hops
+            .iter()
+            .any(|h| h.event == index && h.consumer_kind == ConsumerKind::Service)
+        {
+            continue;
+        }
         for group in topology.groups_for(topic) {
             by_key
                 .entry((index, group.to_owned()))

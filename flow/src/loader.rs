@@ -89,7 +89,10 @@ pub async fn load_key(store: &Store, id: &str, key: &FlowKey) -> Result<FlowSpan
         ),
     };
     let mut closure = Closure::new(allowed);
-    closure.add_whole(first);
+    match key {
+        FlowKey::Correlations(_) => closure.add_own(first),
+        FlowKey::Root(_) => closure.add_whole(first),
+    }
     let mut truncated = closure.spans.len() >= limit();
     let mut frontier: BTreeSet<TraceId> = closure.traces.clone();
     for _ in 0..MAX_ROUNDS {
@@ -97,30 +100,20 @@ pub async fn load_key(store: &Store, id: &str, key: &FlowKey) -> Result<FlowSpan
             break;
         }
         let anchors = closure.anchors(store, &frontier).await?;
-        let new_traces: Vec<TraceId> = anchors
+        let unread: Vec<TraceId> = anchors
             .keys()
             .copied()
-            .filter(|trace| !closure.traces.contains(trace))
-            .take(MAX_TRACES.saturating_sub(closure.traces.len()))
+            .filter(|trace| !closure.read.contains_key(trace))
             .collect();
-        if new_traces.len()
-            < anchors
-                .keys()
-                .filter(|t| !closure.traces.contains(t))
-                .count()
-        {
-            truncated = true;
+        let room_for = MAX_TRACES.saturating_sub(closure.read.len());
+        truncated |= unread.len() > room_for;
+        let unread = &unread[..unread.len().min(room_for)];
+        if !unread.is_empty() {
+            let room = FLOW_SPAN_LIMIT - i64::try_from(closure.spans.len()).unwrap_or(i64::MAX);
+            let loaded = store.spans_of_traces(unread, room.max(1)).await?;
+            closure.remember(unread, loaded);
         }
-        if new_traces.is_empty() {
-            break;
-        }
-        let room = FLOW_SPAN_LIMIT - i64::try_from(closure.spans.len()).unwrap_or(i64::MAX);
-        let loaded = store.spans_of_traces(&new_traces, room.max(1)).await?;
-        frontier = new_traces.iter().copied().collect();
-        for trace in &new_traces {
-            closure.traces.insert(*trace);
-        }
-        closure.add_joined(loaded, &anchors);
+        frontier = closure.add_joined(&anchors);
         truncated |= closure.spans.len() >= limit();
     }
     let mut spans = closure.spans;
@@ -168,6 +161,10 @@ struct Closure {
     ids: HashSet<(TraceId, SpanId)>,
     /// Traces read so far (whole or in part).
     traces: BTreeSet<TraceId>,
+    /// The traces the flow was read from first (its own).
+    own: BTreeSet<TraceId>,
+    /// Every admitted span of every trace read, joined to the flow or not yet.
+    read: HashMap<TraceId, Vec<SpanRecord>>,
 }
 
 /// Per trace reached from the flow, the spans of it that join the flow.
@@ -180,6 +177,20 @@ impl Closure {
             spans: Vec::new(),
             ids: HashSet::new(),
             traces: BTreeSet::new(),
+            own: BTreeSet::new(),
+            read: HashMap::new(),
+        }
+    }
+
+    /// Keeps the admitted spans of `traces` (read whole) for joining later.
+    fn remember(&mut self, traces: &[TraceId], spans: Vec<SpanRecord>) {
+        for trace in traces {
+            self.read.entry(*trace).or_default();
+        }
+        for span in spans {
+            if self.admits(&span) {
+                self.read.entry(span.trace_id).or_default().push(span);
+            }
         }
     }
 
@@ -198,12 +209,42 @@ impl Closure {
         }
     }
 
-    /// Adds spans that belong to the flow as read (the traces of its own spans).
-    fn add_whole(&mut self, spans: Vec<SpanRecord>) {
-        for span in spans {
-            if self.admits(&span) {
+    /// Adds, from the traces that carry the flow's correlation IDs, the spans that carry
+    /// them and the uncorrelated spans joined to those (ancestors and descendants): not
+    /// the siblings, which in a trace shared by several flows (a batch poll whose
+    /// processing re-publishes) belong to the others.
+    fn add_own(&mut self, spans: Vec<SpanRecord>) {
+        let traces: Vec<TraceId> = spans.iter().map(|span| span.trace_id).collect();
+        self.remember(&traces, spans);
+        for trace in traces {
+            let Some(spans) = self.read.get(&trace) else {
+                continue;
+            };
+            let starts: Vec<usize> = spans
+                .iter()
+                .enumerate()
+                .filter(|(_, span)| span.messaging.correlation_id.is_some())
+                .map(|(index, _)| index)
+                .collect();
+            let picked: Vec<SpanRecord> = joined(spans, &starts, |span| self.admits(span))
+                .into_iter()
+                .map(|index| spans[index].clone())
+                .collect();
+            for span in picked {
+                self.own.insert(span.trace_id);
                 self.push(span);
             }
+        }
+    }
+
+    /// Adds every span of the flow's own trace (a flow without a correlation ID).
+    fn add_whole(&mut self, spans: Vec<SpanRecord>) {
+        let traces: Vec<TraceId> = spans.iter().map(|span| span.trace_id).collect();
+        self.remember(&traces, spans);
+        let picked: Vec<SpanRecord> = self.read.values().flatten().cloned().collect();
+        for span in picked {
+            self.own.insert(span.trace_id);
+            self.push(span);
         }
     }
 
@@ -231,7 +272,10 @@ impl Closure {
             .iter()
             .filter(|span| frontier.contains(&span.trace_id))
         {
-            for link in &span.links {
+            // A span reached from elsewhere that links to several messages (a batch) joins
+            // this flow through one of them; the others are other flows.
+            let batch_elsewhere = span.links.len() > 1 && !self.own.contains(&span.trace_id);
+            for link in span.links.iter().filter(|_| !batch_elsewhere) {
                 if !self.ids.contains(&(link.trace_id, link.span_id)) {
                     anchors
                         .entry(link.trace_id)
@@ -256,19 +300,17 @@ impl Closure {
                 .traces_at_positions(&positions, FLOW_SPAN_LIMIT)
                 .await?
             {
-                if self.traces.contains(&trace) {
-                    continue;
-                }
-                // The spans of that trace at one of the positions are found once it is read.
+                // The spans of that trace at one of the positions are picked once it is read.
                 anchors.entry(trace).or_default();
             }
         }
         Ok(anchors)
     }
 
-    /// Adds from `loaded` (whole traces reached this round) what joins the flow: the
+    /// Adds, from the traces `anchors` reach (read by now), what joins the flow: the
     /// anchors and the spans at a position of the flow, their ancestors and descendants.
-    fn add_joined(&mut self, loaded: Vec<SpanRecord>, anchors: &Anchors) {
+    /// Returns the traces that gained spans.
+    fn add_joined(&mut self, anchors: &Anchors) -> BTreeSet<TraceId> {
         let flow_positions: HashSet<(String, i64, i64)> = self
             .spans
             .iter()
@@ -277,12 +319,16 @@ impl Closure {
                 Some((m.destination.clone()?, m.partition?, m.offset?))
             })
             .collect();
-        let mut by_trace: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
-        for span in loaded {
-            by_trace.entry(span.trace_id).or_default().push(span);
-        }
-        for (trace, spans) in by_trace {
-            let linked = anchors.get(&trace);
+        let keys: HashSet<String> = self
+            .spans
+            .iter()
+            .filter_map(|span| span.messaging.message_key.clone())
+            .collect();
+        let mut picked = Vec::new();
+        for (trace, linked) in anchors {
+            let Some(spans) = self.read.get(trace) else {
+                continue;
+            };
             let starts: Vec<usize> = spans
                 .iter()
                 .enumerate()
@@ -294,14 +340,37 @@ impl Closure {
                         }
                         _ => false,
                     };
-                    linked.is_some_and(|ids| ids.contains(&span.span_id)) || at_position
+                    linked.contains(&span.span_id) || at_position
                 })
                 .map(|(index, _)| index)
                 .collect();
-            for index in joined(&spans, &starts, |span| self.admits(span)) {
-                self.push(spans[index].clone());
+            // Under a span that consumed a batch, a send belongs to this flow only when its
+            // key is one of the flow's (a batch listener re-publishes every record).
+            let batch = starts.iter().any(|&start| spans[start].links.len() > 1);
+            let admits = |span: &SpanRecord| {
+                self.admits(span)
+                    && (!batch
+                        || keys.is_empty()
+                        || span
+                            .messaging
+                            .message_key
+                            .as_ref()
+                            .is_none_or(|key| keys.contains(key)))
+            };
+            for index in joined(spans, &starts, admits) {
+                if !self
+                    .ids
+                    .contains(&(spans[index].trace_id, spans[index].span_id))
+                {
+                    picked.push(spans[index].clone());
+                }
             }
         }
+        let grown: BTreeSet<TraceId> = picked.iter().map(|span| span.trace_id).collect();
+        for span in picked {
+            self.push(span);
+        }
+        grown
     }
 }
 

@@ -184,6 +184,10 @@ pub enum Outcome {
     RetriedThenProcessed,
     /// Forwarded to a dead-letter topic.
     DeadLettered,
+    /// Received (a poll or receive span covers it) but its processing has no span of its
+    /// own (kotel and otelsarama without a process span, .NET's `Consume`): not claimed
+    /// as processed.
+    Received,
     /// No processing recorded yet.
     NotSeenYet,
 }

@@ -69,7 +69,7 @@ pub fn reconstruct(spans: &[SpanRecord], topology: &Topology, options: &FlowOpti
     let anomalies = anomaly::detect(&ordered, &steps, &edges, &deliveries, options);
     let critical_path = critical_path::find(&steps, &edges, &deliveries.events, &deliveries.hops);
     let graph = graph::build(&steps, &deliveries);
-    let status = flow_status(&steps, &deliveries.verdicts);
+    let status = flow_status(&steps, &edges, &deliveries.verdicts);
     let start_ns = steps.iter().map(|s| s.start_ns).min().unwrap_or(0);
     let end_ns = steps.iter().map(|s| s.end_ns).max().unwrap_or(0);
     let correlation_ids = sorted_unique(steps.iter().filter_map(|s| s.correlation_id.clone()));
@@ -176,11 +176,12 @@ fn role_of(span: &SpanRecord) -> StepRole {
     }
 }
 
-fn flow_status(steps: &[Step], verdicts: &[Verdict]) -> FlowStatus {
-    let failed = steps.iter().any(|s| s.status == StatusCode::Error)
-        || verdicts
-            .iter()
-            .any(|v| matches!(v.outcome, Outcome::Failed | Outcome::DeadLettered));
+fn flow_status(steps: &[Step], edges: &[Edge], verdicts: &[Verdict]) -> FlowStatus {
+    let failed = (0..steps.len()).any(|index| {
+        steps[index].status == StatusCode::Error && !anomaly::is_batch_receive(steps, edges, index)
+    }) || verdicts
+        .iter()
+        .any(|v| matches!(v.outcome, Outcome::Failed | Outcome::DeadLettered));
     if failed {
         FlowStatus::Error
     } else if verdicts.iter().any(|v| v.outcome == Outcome::NotSeenYet) {

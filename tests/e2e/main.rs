@@ -14,6 +14,8 @@ mod ingest_limits;
 mod ingest_otlp;
 mod ingest_python;
 mod instrumentation;
+mod interop;
+mod interop_relay;
 mod lag;
 mod lag_view;
 mod tui;

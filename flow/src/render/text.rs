@@ -8,7 +8,7 @@ use std::fmt::Write;
 use causeway_storage::StatusCode;
 
 use super::{clean, human_duration};
-use crate::{EdgeKind, Flow, Outcome, SegmentKind, StepIndex};
+use crate::{ConsumerKind, EdgeKind, Flow, Outcome, SegmentKind, StepIndex};
 
 /// The flow as readable text, ending with a newline.
 pub fn text(flow: &Flow) -> String {
@@ -164,11 +164,12 @@ fn events(flow: &Flow, out: &mut String) {
                 .unwrap_or_default()
         );
         for verdict in flow.verdicts.iter().filter(|v| v.event == index) {
-            let mut line = format!(
-                "    {:<20} {}",
-                clean(&verdict.consumer_group),
-                outcome_name(verdict.outcome)
-            );
+            let consumer = match verdict.consumer_kind {
+                ConsumerKind::Group => clean(&verdict.consumer_group).into_owned(),
+                // The spans name no group: the consuming service stands in for it.
+                ConsumerKind::Service => format!("{} (service)", clean(&verdict.consumer_group)),
+            };
+            let mut line = format!("    {consumer:<20} {}", outcome_name(verdict.outcome));
             if let Some(hop) = verdict.hop.map(|h| &flow.hops[h]) {
                 if let Some(wait) = hop.queue_wait_ns {
                     let _ = write!(line, "  queue {}", human_duration(wait));
@@ -198,6 +199,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Failed => "FAILED",
         Outcome::RetriedThenProcessed => "retried, then processed",
         Outcome::DeadLettered => "DEAD-LETTERED",
+        Outcome::Received => "received (processing not traced)",
         Outcome::NotSeenYet => "NOT SEEN YET",
     }
 }

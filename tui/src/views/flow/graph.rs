@@ -247,7 +247,7 @@ fn hop_spans(flow: &Flow, route: &Route, theme: &Theme) -> Vec<Span<'static>> {
     {
         total += 1;
         match verdict.outcome {
-            Outcome::Processed | Outcome::RetriedThenProcessed => done += 1,
+            Outcome::Processed | Outcome::RetriedThenProcessed | Outcome::Received => done += 1,
             Outcome::Failed | Outcome::DeadLettered => failed += 1,
             Outcome::NotSeenYet => waiting += 1,
         }
