@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use causeway_flow::{FlowOptions, Topology, reconstruct};
+use causeway_flow::{FlowOptions, Topology, load_spans, reconstruct};
 use causeway_storage::{
     EncodedSpans, Messaging, SCHEMA_VERSION, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode,
     Store, TraceId,
@@ -47,18 +47,23 @@ fn main() {
 
         let dropped = drop_page_cache();
         let store = Store::open_read_only(&path).await.expect("open read-only");
-        let cold = measure(&store, &cold_ids).await;
+        let cold = measure(&store, &cold_ids, Read::Loader).await;
         report(
             if dropped {
-                "cold (page cache dropped, fresh store)"
+                "loader, cold (page cache dropped, fresh store)"
             } else {
-                "cold (fresh store, ids never read; OS page cache not droppable here)"
+                "loader, cold (fresh store, ids never read; OS page cache not droppable here)"
             },
             cold,
         );
-        let _ = measure(&store, &warm_ids).await;
-        let warm = measure(&store, &warm_ids).await;
-        report("warm (same ids read once before)", warm);
+        let _ = measure(&store, &warm_ids, Read::Loader).await;
+        let warm = measure(&store, &warm_ids, Read::Loader).await;
+        report("loader, warm (same ids read once before)", warm);
+        let baseline = measure(&store, &warm_ids, Read::OwnTraces).await;
+        report(
+            "baseline: own traces only, warm (misses the inherited consumers)",
+            baseline,
+        );
     });
 }
 
@@ -104,7 +109,9 @@ async fn ensure_store(path: &Path, flows: usize) {
 }
 
 /// One 200-span correlation: a root, then 66 messages, each sent once and processed by
-/// two groups; every 11th message is processed in a new trace (a retry job).
+/// two groups; every 11th message is processed in a new trace whose spans carry no
+/// correlation ID and only link to the send, as standard instrumentations' consumers do
+/// (Python's confluent-kafka, kafkajs `eachBatch`, .NET): the flow inherits them.
 fn flow_spans(flow: usize) -> Vec<SpanRecord> {
     let correlation = correlation_id(flow);
     let base = T0 + i64::try_from(flow).unwrap_or(0) * 1_000 * MS;
@@ -172,6 +179,12 @@ fn flow_spans(flow: usize) -> Vec<SpanRecord> {
                 start + 4 * MS,
                 &correlation,
             );
+            if process_trace != trace(0) {
+                process.messaging.correlation_id = None;
+                process
+                    .attributes
+                    .remove("messaging.message.conversation_id");
+            }
             process.kind = SpanKind::Consumer;
             process.links.push(SpanLink {
                 trace_id: trace(0),
@@ -249,23 +262,48 @@ fn correlation_id(flow: usize) -> String {
     format!("ord-{flow:08}")
 }
 
+/// How a flow's spans are read.
+#[derive(Clone, Copy, PartialEq)]
+enum Read {
+    /// `causeway flow ID`: the one loader, following links out of the correlation's traces.
+    Loader,
+    /// The baseline: the spans of the correlation's own traces only (one query), which
+    /// misses the inherited consumers.
+    OwnTraces,
+}
+
 /// Query (flow spans and topology) plus reconstruction, per correlation id.
-async fn measure(store: &Store, flows: &[usize]) -> Vec<Duration> {
+async fn measure(store: &Store, flows: &[usize], read: Read) -> Vec<Duration> {
     let options = FlowOptions::default();
     let mut times = Vec::with_capacity(flows.len());
     let mut rebuild_time = Duration::ZERO;
     for &flow in flows {
         let started = Instant::now();
-        let spans = store
-            .flow_spans(&[correlation_id(flow)], 20_000)
-            .await
-            .expect("flow spans");
+        let spans = match read {
+            Read::Loader => {
+                load_spans(store, &correlation_id(flow))
+                    .await
+                    .expect("flow spans")
+                    .expect("the flow exists")
+                    .spans
+            }
+            Read::OwnTraces => store
+                .flow_spans(&[correlation_id(flow)], 20_000)
+                .await
+                .expect("flow spans"),
+        };
         let topology = Topology::from_pairs(store.topology().await.expect("topology"));
         let rebuild_started = Instant::now();
         let rebuilt = reconstruct(&spans, &topology, &options);
         rebuild_time += rebuild_started.elapsed();
         times.push(started.elapsed());
-        assert_eq!(rebuilt.steps.len(), SPANS_PER_FLOW, "flow {flow}");
+        if read == Read::Loader {
+            assert_eq!(
+                rebuilt.steps.len(),
+                SPANS_PER_FLOW,
+                "flow {flow}: inherited spans"
+            );
+        }
     }
     println!(
         "  of which reconstruction alone: mean {:.2?}",
