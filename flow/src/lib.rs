@@ -22,8 +22,8 @@ mod summary;
 mod tests;
 
 pub use loader::{
-    FLOW_SPAN_LIMIT, FlowKey, FlowSpans, load_flow, load_key, load_listed, load_spans,
-    load_topology,
+    ATTRIBUTE_SCAN_SPANS, FLOW_SPAN_LIMIT, FlowKey, FlowSpans, load_flow, load_key, load_listed,
+    load_spans, load_spans_with, load_topology,
 };
 pub use model::{
     Anomaly, AnomalyKind, ConsumerKind, CriticalPath, Edge, EdgeKind, Event, Flow, FlowStatus,

@@ -45,6 +45,9 @@ pub enum FlowKey {
     Correlations(Vec<String>),
     /// A flow without a correlation ID, from the spans of this trace.
     Root(TraceId),
+    /// The flow of these traces (whole), found by an attribute the collector did not read
+    /// as a correlation ID.
+    Traces(Vec<TraceId>),
 }
 
 /// The spans of one flow, as read for an ID.
@@ -87,11 +90,15 @@ pub async fn load_key(store: &Store, id: &str, key: &FlowKey) -> Result<FlowSpan
             store.spans_by_trace(*trace, FLOW_SPAN_LIMIT).await?,
             HashSet::new(),
         ),
+        FlowKey::Traces(traces) => (
+            store.spans_of_traces(traces, FLOW_SPAN_LIMIT).await?,
+            HashSet::new(),
+        ),
     };
     let mut closure = Closure::new(allowed);
     match key {
         FlowKey::Correlations(_) => closure.add_own(first),
-        FlowKey::Root(_) => closure.add_whole(first),
+        FlowKey::Root(_) | FlowKey::Traces(_) => closure.add_whole(first),
     }
     let mut truncated = closure.spans.len() >= limit();
     let mut frontier: BTreeSet<TraceId> = closure.traces.clone();
@@ -425,13 +432,40 @@ pub async fn load_topology(store: &Store) -> Result<Topology, StorageError> {
     Ok(Topology::from_pairs(store.topology().await?))
 }
 
+/// Most recent spans scanned for a correlation ID under `--correlation-key`.
+pub const ATTRIBUTE_SCAN_SPANS: i64 = 200_000;
+
+/// [`load_spans`], then, when nothing matches and `options` names correlation keys the
+/// collector did not read (`--correlation-key`), the traces of the newest
+/// [`ATTRIBUTE_SCAN_SPANS`] spans whose attribute under one of them is `id`.
+pub async fn load_spans_with(
+    store: &Store,
+    id: &str,
+    options: &FlowOptions,
+) -> Result<Option<FlowSpans>, StorageError> {
+    if let Some(found) = load_spans(store, id).await? {
+        return Ok(Some(found));
+    }
+    if options.correlation_keys.is_empty() {
+        return Ok(None);
+    }
+    let traces = store
+        .traces_with_attribute(&options.correlation_keys, id, ATTRIBUTE_SCAN_SPANS)
+        .await?;
+    if traces.is_empty() {
+        return Ok(None);
+    }
+    let found = load_key(store, id, &FlowKey::Traces(traces)).await?;
+    Ok((!found.spans.is_empty()).then_some(found))
+}
+
 /// Reads and rebuilds the flow `id` names with `options`; `None` when no span matches it.
 pub async fn load_flow(
     store: &Store,
     id: &str,
     options: &FlowOptions,
 ) -> Result<Option<(FlowSpans, Flow)>, StorageError> {
-    let Some(spans) = load_spans(store, id).await? else {
+    let Some(spans) = load_spans_with(store, id, options).await? else {
         return Ok(None);
     };
     let topology = load_topology(store).await?;

@@ -56,6 +56,9 @@ pub struct FlowOptions {
     pub compensation_patterns: Vec<String>,
     /// Topic patterns that mark a dead-letter topic.
     pub dead_letter_patterns: Vec<String>,
+    /// Span attributes to read a correlation ID from where the collector stored none
+    /// (`--correlation-key`): keys it was not configured to read when the spans arrived.
+    pub correlation_keys: Vec<String>,
 }
 
 impl Default for FlowOptions {
@@ -76,6 +79,7 @@ impl Default for FlowOptions {
             dead_letter_patterns: ["*.dlq", "*-dlq", "*.dlt", "*-dlt", "*.dead-letter", "dlq.*"]
                 .map(String::from)
                 .to_vec(),
+            correlation_keys: Vec::new(),
         }
     }
 }

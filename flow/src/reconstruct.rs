@@ -19,7 +19,7 @@ use crate::{anomaly, critical_path, graph, hops};
 /// shows as not seen yet.
 pub fn reconstruct(spans: &[SpanRecord], topology: &Topology, options: &FlowOptions) -> Flow {
     let ordered = canonical_order(spans);
-    let steps = build_steps(&ordered);
+    let steps = build_steps(&ordered, &options.correlation_keys);
     let by_id: HashMap<(TraceId, SpanId), StepIndex> = steps
         .iter()
         .enumerate()
@@ -128,7 +128,7 @@ fn canonical_order(spans: &[SpanRecord]) -> Vec<&SpanRecord> {
     ordered
 }
 
-fn build_steps(spans: &[&SpanRecord]) -> Vec<Step> {
+fn build_steps(spans: &[&SpanRecord], correlation_keys: &[String]) -> Vec<Step> {
     spans
         .iter()
         .map(|span| {
@@ -147,7 +147,10 @@ fn build_steps(spans: &[&SpanRecord]) -> Vec<Step> {
                 duration_ns: span.duration_ns(),
                 status: span.status_code,
                 status_message: span.status_message.clone(),
-                correlation_id: messaging.correlation_id.clone(),
+                correlation_id: messaging
+                    .correlation_id
+                    .clone()
+                    .or_else(|| correlation_from(span, correlation_keys)),
                 message_id: messaging.message_id.clone(),
                 event_type: messaging.event_type.clone(),
                 topic: messaging.destination.clone(),
@@ -158,6 +161,24 @@ fn build_steps(spans: &[&SpanRecord]) -> Vec<Step> {
             }
         })
         .collect()
+}
+
+/// The first of `keys` a span carries as text (or the first text of an array, as captured
+/// headers are).
+fn correlation_from(span: &SpanRecord, keys: &[String]) -> Option<String> {
+    keys.iter().find_map(|key| {
+        let text = |value: &serde_json::Value| {
+            value
+                .as_str()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        match span.attributes.get(key)? {
+            serde_json::Value::Array(items) => items.iter().find_map(text),
+            other => text(other),
+        }
+    })
 }
 
 /// Sends are PRODUCER spans or `create`/`send` operations; processes are CONSUMER spans or

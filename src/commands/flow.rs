@@ -59,12 +59,20 @@ pub struct PatternArgs {
     /// repeatable; adds to the defaults).
     #[arg(long = "dead-letter", value_name = "PATTERN", value_parser = parse_pattern)]
     pub dead_letters: Vec<String>,
+    /// Also read a correlation ID from span attribute KEY where the collector stored none
+    /// (spans that arrived before its `[flows] correlation_keys` named KEY). `flow ID`
+    /// then also finds ID under KEY among the newest 200,000 spans (repeatable).
+    #[arg(long = "correlation-key", value_name = "KEY", value_parser = parse_key)]
+    pub correlation_keys: Vec<String>,
 }
 
 impl PatternArgs {
     /// The reconstruction options: the defaults plus these patterns.
     pub fn options(&self) -> FlowOptions {
-        FlowOptions::with_extra_patterns(self.compensations.clone(), self.dead_letters.clone())
+        let mut options =
+            FlowOptions::with_extra_patterns(self.compensations.clone(), self.dead_letters.clone());
+        options.correlation_keys = self.correlation_keys.clone();
+        options
     }
 }
 
@@ -77,6 +85,16 @@ fn parse_pattern(text: &str) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err(format!(
             "a pattern must not contain control characters: {text:?}"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Accepts an attribute key: not blank, no control characters and no `"`.
+fn parse_key(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() || text.chars().any(|c| c.is_control() || c == '"') {
+        return Err(format!(
+            "an attribute key must be non-blank, without control characters or quotes: {text:?}"
         ));
     }
     Ok(text.to_owned())

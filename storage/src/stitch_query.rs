@@ -203,6 +203,46 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The traces of spans among the newest `scan_rows` whose attribute under one of `keys`
+    /// is `value` (a string, or a string array holding it, as captured headers are). A
+    /// bounded scan, for correlation IDs the collector was not told to read: keys may not
+    /// hold `"`.
+    pub async fn traces_with_attribute(
+        &self,
+        keys: &[String],
+        value: &str,
+        scan_rows: i64,
+    ) -> Result<Vec<TraceId>, StorageError> {
+        let paths: Vec<String> = keys
+            .iter()
+            .filter(|key| !key.contains('"'))
+            .map(|key| format!("$.\"{key}\""))
+            .collect();
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms = vec![
+            "EXISTS (SELECT 1 FROM json_each(recent.attributes, ?) j WHERE j.value = ?)";
+            paths.len()
+        ]
+        .join(" OR ");
+        let mut query = sqlx::query(AssertSqlSafe(format!(
+            "SELECT DISTINCT recent.trace_id FROM (SELECT trace_id, attributes FROM spans \
+             ORDER BY rowid DESC LIMIT ?) recent WHERE {terms} LIMIT ?"
+        )))
+        .bind(scan_rows);
+        for path in &paths {
+            query = query.bind(path.clone()).bind(value);
+        }
+        let rows = query
+            .bind(KEYS_PER_STATEMENT as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|row| trace_id_at(row, 0)).collect()
+    }
+}
+
 impl CorrelationRow {
     /// Decodes a `flow_roots` row selected as (trace_id, first_start_ns, last_end_ns,
     /// has_error): the flow is listed under its trace ID.

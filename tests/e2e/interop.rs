@@ -686,3 +686,53 @@ async fn live_mixed_chain_python_rust_node() {
     drop(collector);
     drop(broker);
 }
+
+/// A collector told to read only causeway's own attribute stores no correlation for spans
+/// that carry theirs in baggage (`correlation.id`): `[flows] correlation_keys` decides.
+/// A reader can still open such a flow with `--correlation-key correlation.id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlation_keys_are_configured_and_readers_can_add_one() {
+    let dir = temp_dir();
+    let db = dir.path().join("keys.db");
+    let config = dir.path().join("causeway.toml");
+    std::fs::write(
+        &config,
+        "[flows]\ncorrelation_keys = [\"messaging.message.conversation_id\"]\n",
+    )
+    .unwrap();
+    let collector =
+        CollectorProcess::start(&db, &["--config", config.to_str().expect("utf-8 path")]);
+    post_fixture(
+        &collector,
+        &fixtures().join("real/python-confluent-chain.json"),
+    )
+    .await;
+    let listed = listed_flows(&db);
+    assert!(
+        listed.iter().all(|(summary, _)| summary["root"] == true),
+        "no correlation ID was read: {:#?}",
+        listed.iter().map(|(s, _)| s).collect::<Vec<_>>()
+    );
+    let without = causeway(&db, &["flow", "ord-fx1-2", "--format", "json"]);
+    assert!(
+        !without.status.success(),
+        "ord-fx1-2 is unknown without the key"
+    );
+    let flow = json_of(&causeway(
+        &db,
+        &[
+            "flow",
+            "ord-fx1-2",
+            "--format",
+            "json",
+            "--correlation-key",
+            "correlation.id",
+        ],
+    ));
+    assert_eq!(flow["correlation_ids"], serde_json::json!(["ord-fx1-2"]));
+    assert_eq!(
+        flow["services"],
+        serde_json::json!(["billing-service", "mailer-service", "orders-service"])
+    );
+    drop(collector);
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use causeway_conventions::alert::{annotation, label};
-use causeway_flow::{FlowSpans as LoadedSpans, load_listed, load_spans, load_topology};
+use causeway_flow::{FlowSpans as LoadedSpans, load_listed, load_spans_with, load_topology};
 use causeway_storage::{
     CorrelationRow, CorrelationSearch, SpanRecord, StorageError, Store, now_ns,
 };
@@ -158,11 +158,13 @@ impl Reader {
     /// Opens a flow by correlation ID or trace ID through the one loader, so the dashboard
     /// opens the same flow as `causeway flow ID`.
     async fn flow(&mut self, id: String) -> Result<Loaded, StorageError> {
-        let loaded = load_spans(&self.store, &id).await?.unwrap_or(LoadedSpans {
-            id,
-            spans: Vec::new(),
-            truncated: false,
-        });
+        let loaded = load_spans_with(&self.store, &id, &self.options)
+            .await?
+            .unwrap_or(LoadedSpans {
+                id,
+                spans: Vec::new(),
+                truncated: false,
+            });
         let topology = self.topology().await?;
         let flow = reconstruct(&loaded.spans, &topology, &self.options);
         Ok(Loaded::Flow(Box::new(FlowSpans {
