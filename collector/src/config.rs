@@ -22,6 +22,13 @@ pub const ENV_OTLP_HTTP: &str = "CAUSEWAY_OTLP_HTTP";
 pub const ENV_KAFKA: &str = "CAUSEWAY_KAFKA";
 /// Environment variable for the self-metrics listen address.
 pub const ENV_METRICS: &str = "CAUSEWAY_METRICS";
+/// Environment variable for the brokers OTLP records are consumed from.
+pub const ENV_OTLP_KAFKA: &str = "CAUSEWAY_OTLP_KAFKA";
+/// The topic OTLP records are consumed from by default (the OpenTelemetry Collector's
+/// `kafka` exporter's default topic for traces).
+pub const DEFAULT_OTLP_TOPIC: &str = "otlp_spans";
+/// The consumer group collectors consume OTLP records in by default.
+pub const DEFAULT_OTLP_GROUP: &str = "causeway-collector";
 
 /// Everything the collector needs to run.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -57,6 +64,12 @@ pub struct OtlpConfig {
     pub grpc_max_message_size: ByteSize,
     /// Largest HTTP body accepted, both as received and after decompression.
     pub http_max_body_size: ByteSize,
+    /// Kafka brokers to consume OTLP records from (`--otlp-kafka`); none by default.
+    pub kafka: Option<String>,
+    /// The topic of those records.
+    pub kafka_topic: String,
+    /// The consumer group the collectors of a fleet share.
+    pub kafka_group: String,
 }
 
 /// `[writer]`: batching and the bound on spans waiting to be committed.
@@ -116,6 +129,9 @@ impl Default for OtlpConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 4318)),
             grpc_max_message_size: ByteSize(4 << 20),
             http_max_body_size: ByteSize(20 << 20),
+            kafka: None,
+            kafka_topic: DEFAULT_OTLP_TOPIC.to_owned(),
+            kafka_group: DEFAULT_OTLP_GROUP.to_owned(),
         }
     }
 }
@@ -159,6 +175,10 @@ pub struct Overrides {
     pub otlp_http: Option<SocketAddr>,
     /// `--kafka`.
     pub kafka: Option<String>,
+    /// `--otlp-kafka`.
+    pub otlp_kafka: Option<String>,
+    /// `--otlp-topic`.
+    pub otlp_topic: Option<String>,
 }
 
 /// Why the configuration could not be built.
@@ -237,6 +257,9 @@ impl CollectorConfig {
         if let Some(kafka) = env(ENV_KAFKA).filter(|v| !v.is_empty()) {
             config.kafka = Some(kafka);
         }
+        if let Some(brokers) = env(ENV_OTLP_KAFKA).filter(|v| !v.is_empty()) {
+            config.otlp.kafka = Some(brokers);
+        }
         apply_addr(&env, ENV_OTLP_GRPC, &mut config.otlp.grpc)?;
         apply_addr(&env, ENV_OTLP_HTTP, &mut config.otlp.http)?;
         apply_addr(&env, ENV_METRICS, &mut config.metrics.addr)?;
@@ -245,6 +268,12 @@ impl CollectorConfig {
         }
         if let Some(kafka) = &overrides.kafka {
             config.kafka = Some(kafka.clone());
+        }
+        if let Some(brokers) = &overrides.otlp_kafka {
+            config.otlp.kafka = Some(brokers.clone());
+        }
+        if let Some(topic) = &overrides.otlp_topic {
+            config.otlp.kafka_topic = topic.clone();
         }
         if let Some(addr) = overrides.otlp_grpc {
             config.otlp.grpc = addr;

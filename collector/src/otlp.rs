@@ -14,6 +14,7 @@ pub mod grpc_export;
 pub mod grpc_receiver;
 pub mod http_receiver;
 pub mod ingest;
+pub mod kafka_source;
 pub mod limits;
 pub mod messaging_fields;
 pub mod metrics_grpc;

@@ -24,6 +24,10 @@ pub const SPANS_REFUSED: &str = "causeway_collector_spans_refused_total";
 pub const SPANS_FAILED: &str = "causeway_collector_spans_failed_total";
 /// Malformed, oversized or wrongly typed requests.
 pub const REQUESTS_INVALID: &str = "causeway_collector_requests_invalid_total";
+/// OTLP records read from Kafka and stored.
+pub const KAFKA_RECORDS_STORED: &str = "causeway_collector_kafka_records_stored_total";
+/// OTLP records read from Kafka that were malformed or too large, and skipped.
+pub const KAFKA_RECORDS_INVALID: &str = "causeway_collector_kafka_records_invalid_total";
 /// Time to write and commit one batch.
 pub const BATCH_COMMIT_SECONDS: &str = "causeway_collector_batch_commit_seconds";
 /// Spans accepted but not yet committed.
@@ -42,6 +46,8 @@ pub struct SelfMetrics {
     spans_refused: AtomicU64,
     spans_failed: AtomicU64,
     requests_invalid: AtomicU64,
+    kafka_records_stored: AtomicU64,
+    kafka_records_invalid: AtomicU64,
     queue_spans: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
@@ -72,6 +78,16 @@ impl SelfMetrics {
     /// Counts one malformed or oversized request.
     pub fn request_invalid(&self) {
         self.requests_invalid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one OTLP record from Kafka stored.
+    pub fn kafka_record_stored(&self) {
+        self.kafka_records_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one malformed OTLP record from Kafka, skipped.
+    pub fn kafka_record_invalid(&self) {
+        self.kafka_records_invalid.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Spans entered the writer's queue.
@@ -128,6 +144,16 @@ impl SelfMetrics {
                 REQUESTS_INVALID,
                 "Malformed, oversized or unsupported requests.",
                 &self.requests_invalid,
+            ),
+            (
+                KAFKA_RECORDS_STORED,
+                "OTLP records read from Kafka and stored.",
+                &self.kafka_records_stored,
+            ),
+            (
+                KAFKA_RECORDS_INVALID,
+                "OTLP records read from Kafka that were malformed or too large, and skipped.",
+                &self.kafka_records_invalid,
             ),
         ];
         for (name, help, value) in counters {

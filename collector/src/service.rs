@@ -17,6 +17,7 @@ use crate::lag::config::LagConfigError;
 use crate::lag::service::{LagService, LagServiceError};
 use crate::otlp::grpc_receiver::GrpcTraceService;
 use crate::otlp::http_receiver::{self, HttpReceiver};
+use crate::otlp::kafka_source::{self, KafkaSourceConfig, KafkaSourceError};
 use crate::otlp::metrics_grpc::GrpcMetricsService;
 use crate::otlp::metrics_http;
 use crate::self_metrics::{self, SelfMetrics};
@@ -48,6 +49,9 @@ pub enum CollectorError {
     /// The lag service could not start.
     #[error(transparent)]
     Lag(#[from] LagServiceError),
+    /// The OTLP Kafka source could not start.
+    #[error(transparent)]
+    KafkaSource(#[from] KafkaSourceError),
 }
 
 /// Entry point of the collector library.
@@ -65,6 +69,7 @@ pub struct RunningCollector {
     servers: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
     lag: JoinHandle<()>,
+    kafka_source: Option<JoinHandle<()>>,
 }
 
 impl Collector {
@@ -95,6 +100,21 @@ impl Collector {
             .spawn(stopped.clone());
 
         let messaging = config.flows.messaging_reader();
+        let kafka_source = match &config.otlp.kafka {
+            Some(brokers) => Some(kafka_source::spawn(
+                &KafkaSourceConfig {
+                    brokers: brokers.clone(),
+                    topic: config.otlp.kafka_topic.clone(),
+                    group: config.otlp.kafka_group.clone(),
+                    max_record_bytes: config.otlp.http_max_body_size.as_usize(),
+                },
+                writer.clone(),
+                Arc::clone(&metrics),
+                messaging.clone(),
+                stopped.clone(),
+            )?),
+            None => None,
+        };
         let grpc = GrpcTraceService::new(
             writer.clone(),
             Arc::clone(&metrics),
@@ -146,6 +166,7 @@ impl Collector {
             servers,
             writer: writer_task,
             lag,
+            kafka_source,
         })
     }
 }
@@ -178,6 +199,12 @@ impl RunningCollector {
         // The lag service stops before the writer closes the store they share.
         if let Err(error) = self.lag.await {
             tracing::warn!(error = %error, "lag service ended abnormally");
+        }
+        // The Kafka source holds a writer handle: it commits its offsets and lets go.
+        if let Some(source) = self.kafka_source
+            && let Err(error) = source.await
+        {
+            tracing::warn!(error = %error, "otlp kafka source ended abnormally");
         }
         for (what, mut server) in self.servers {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)

@@ -30,6 +30,14 @@ pub struct Args {
     /// Kafka bootstrap brokers, for consumer-lag polling.
     #[arg(long, value_name = "BROKERS")]
     kafka: Option<String>,
+    /// Also consume OTLP trace records (otlp_proto or otlp_json, as the OpenTelemetry
+    /// Collector's kafka exporter writes them) from these Kafka brokers, as consumer group
+    /// `causeway-collector`; offsets are committed once the spans are stored.
+    #[arg(long, value_name = "BROKERS")]
+    otlp_kafka: Option<String>,
+    /// The topic of those records [default: otlp_spans].
+    #[arg(long, value_name = "TOPIC", requires = "otlp_kafka")]
+    otlp_topic: Option<String>,
 }
 
 /// Runs `causeway collector`.
@@ -42,6 +50,8 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
         otlp_grpc: args.otlp_grpc,
         otlp_http: args.otlp_http,
         kafka: args.kafka,
+        otlp_kafka: args.otlp_kafka,
+        otlp_topic: args.otlp_topic,
     };
     let mut config = CollectorConfig::load(args.config.as_deref(), &overrides)?;
     if let Some(addr) = args.metrics {

@@ -460,7 +460,7 @@ const PYTHON_ENV: &str = "CAUSEWAY_PYTHON";
 /// Environment variable naming the Node.js binary.
 const NODE_ENV: &str = "CAUSEWAY_NODE";
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os(PYTHON_ENV).map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
         PathBuf::from,

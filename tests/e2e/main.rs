@@ -18,4 +18,5 @@ mod interop;
 mod interop_relay;
 mod lag;
 mod lag_view;
+mod otlp_kafka;
 mod tui;
