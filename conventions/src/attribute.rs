@@ -61,6 +61,12 @@ pub const PROPAGATION_BREAK: &str = "causeway.propagation.break";
 pub const RETRY_COUNT: &str = "causeway.retry.count";
 /// On a send span to a dead-letter topic: why the message was dead-lettered.
 pub const DLQ_REASON: &str = "causeway.dlq.reason";
+/// On a process span: why the consumed message's `tracestate` was dropped (its
+/// `traceparent` is still used), such as `invalid_key`.
+pub const TRACESTATE_INVALID: &str = "causeway.tracestate.invalid";
+/// On a process span: how many list-members of the consumed message's `baggage` break the
+/// W3C Baggage grammar.
+pub const BAGGAGE_INVALID_MEMBERS: &str = "causeway.baggage.invalid_members";
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 pub const TRACEPARENT: &str = "traceparent";
 /// W3C Trace Context vendor state, passed along with `traceparent`.
 pub const TRACESTATE: &str = "tracestate";
-/// W3C Baggage header, passed through unchanged.
+/// W3C Baggage header, passed on with the correlation ID as its `correlation.id` member.
 pub const BAGGAGE: &str = "baggage";
 
 /// The business correlation ID header causeway writes.

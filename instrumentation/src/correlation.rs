@@ -3,6 +3,7 @@
 
 use opentelemetry::Context;
 
+use crate::baggage;
 use crate::headers::{HeaderValue, Headers};
 use causeway_conventions::header::CORRELATION_HEADERS;
 
@@ -40,9 +41,16 @@ pub fn sanitize_correlation_id(value: &str) -> Option<&str> {
 }
 
 /// The correlation ID of a message: the first usable value among `correlation-id`,
-/// `x-correlation-id` and `ce_correlationid`. Null, repeated, non-UTF-8 and unusable values
-/// are skipped.
+/// `x-correlation-id` and `ce_correlationid`, else the first usable `correlation.id` member
+/// of its W3C `baggage` (see [`crate::baggage`]). Null, repeated, non-UTF-8 and unusable
+/// header values are skipped.
 pub fn read_correlation_id(headers: &Headers) -> Option<String> {
+    header_correlation_id(headers)
+        .or_else(|| baggage::received(headers).and_then(|value| baggage::correlation_id(&value)))
+}
+
+/// The correlation ID of a message's correlation headers alone, without the baggage.
+pub(crate) fn header_correlation_id(headers: &Headers) -> Option<String> {
     CORRELATION_HEADERS
         .iter()
         .find_map(|name| match headers.get(name) {
@@ -139,6 +147,41 @@ mod tests {
                 headers(&[("correlation-id", Some(long.as_bytes()))]),
                 None,
                 "too long",
+            ),
+            (
+                headers(&[("baggage", Some(b"correlation.id=ord-5,other=x"))]),
+                Some("ord-5"),
+                "baggage when no correlation header",
+            ),
+            (
+                headers(&[
+                    ("baggage", Some(b"correlation.id=ord-5")),
+                    ("x-correlation-id", Some(b"ord-6")),
+                ]),
+                Some("ord-6"),
+                "any correlation header wins over baggage",
+            ),
+            (
+                headers(&[
+                    ("correlation-id", Some(b"a")),
+                    ("correlation-id", Some(b"b")),
+                    ("baggage", Some(b"correlation.id=ord-7")),
+                ]),
+                Some("ord-7"),
+                "an ambiguous header falls through to baggage",
+            ),
+            (
+                headers(&[
+                    ("baggage", Some(b"other=x")),
+                    ("baggage", Some(b"correlation.id=ord%2D8")),
+                ]),
+                Some("ord-8"),
+                "repeated baggage headers are one list, values decoded",
+            ),
+            (
+                headers(&[("baggage", Some(b"correlation_id=ord-9"))]),
+                None,
+                "only the correlation.id key",
             ),
         ];
         for (headers, expected, reason) in cases {

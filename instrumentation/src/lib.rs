@@ -40,6 +40,8 @@
 //! let mut reply_headers = Headers::new();
 //! inject(&reply_cx, &mut reply_headers, &reply);
 //! assert_eq!(reply_headers.get_str("correlation-id"), Some("ord-1042"));
+//! // ... and W3C baggage carries it too, for services that only forward `baggage`.
+//! assert_eq!(reply_headers.get_str("baggage"), Some("correlation.id=ord-1042"));
 //! ```
 //!
 //! Bad headers never fail a message: [`extract`] returns an empty trace context and an
@@ -55,6 +57,7 @@
 
 pub use causeway_conventions as conventions;
 
+pub mod baggage;
 pub mod cloudevent;
 pub mod consumer;
 pub mod correlation;
@@ -67,6 +70,7 @@ pub mod pipeline;
 pub mod producer;
 pub mod propagation;
 pub mod traceparent;
+pub mod tracestate;
 
 pub use cloudevent::{CloudEvent, new_event_id};
 pub use consumer::{Processing, RetryPolicy, TracedConsumer};
@@ -85,3 +89,4 @@ pub use propagation::{
     record_error, record_retry, record_retry_count, start_process_span, start_send_span,
 };
 pub use traceparent::{Traceparent, TraceparentError, parse_traceparent};
+pub use tracestate::{Tracestate, TracestateError};

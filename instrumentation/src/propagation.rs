@@ -3,17 +3,22 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::baggage::{BaggageExt, KeyValueMetadata};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{
+    Link, Span, SpanContext, SpanKind, Status, TraceContextExt, TraceId, TraceState, Tracer,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
+use crate::baggage;
 use crate::cloudevent::{CloudEvent, new_event_id, rfc3339};
 use crate::correlation::{
-    correlation_id, read_correlation_id, with_correlation_id, write_correlation_id,
+    correlation_id, header_correlation_id, with_correlation_id, write_correlation_id,
 };
 use crate::headers::{HeaderValue, Headers};
-use crate::traceparent::{TraceparentError, parse_traceparent, remote_span_context};
+use crate::traceparent::{TraceparentError, parse_traceparent};
+use crate::tracestate::{Tracestate, TracestateError};
 use causeway_conventions::{attribute, event, header};
 
 /// What a producer knows about a message it is about to send.
@@ -134,9 +139,23 @@ impl BreakReason {
     }
 }
 
-/// The raw `baggage` header of a consumed message, re-sent unchanged on publish.
+/// What [`inject`] sends on from a consumed message, kept in its process context.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct RawBaggage(String);
+struct Inbound {
+    /// The message's `baggage` (every `baggage` header, joined): the base of the `baggage`
+    /// sent on.
+    baggage: Option<String>,
+    /// A received `tracestate` that the SDK's `TraceState` cannot hold (see
+    /// [`Tracestate::to_sdk`]), sent on for spans of the trace it came with.
+    tracestate: Option<CarriedTracestate>,
+}
+
+/// A valid `tracestate` and the trace it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CarriedTracestate {
+    trace_id: TraceId,
+    header: String,
+}
 
 /// Everything read from the headers of a consumed message.
 #[derive(Clone, Debug)]
@@ -146,17 +165,31 @@ pub struct Extracted {
     pub context: Context,
     /// The creation (send) span of the message, when the headers carried a valid one.
     pub creation: Option<SpanContext>,
-    /// The message's correlation ID.
+    /// The message's correlation ID: from its correlation headers, else from the
+    /// `correlation.id` member of its `baggage`.
     pub correlation_id: Option<String>,
     /// The message's CloudEvents attributes.
     pub event: CloudEvent,
     /// Why the creation context is missing, when it is.
     pub propagation_break: Option<BreakReason>,
+    /// Why the message's `tracestate` was dropped, when it was (its `traceparent` is still
+    /// used).
+    pub tracestate_error: Option<TracestateError>,
+    /// How many list-members of the message's `baggage` break the W3C grammar; they are
+    /// ignored, and left out when the `baggage` is sent on with a correlation ID.
+    pub baggage_invalid_members: usize,
     /// `context` without the remote span: the parent of link-only process spans.
     without_span: Context,
 }
 
-fn traceparent_of(headers: &Headers) -> Result<SpanContext, BreakReason> {
+/// A valid `traceparent` with what became of the `tracestate` that came with it.
+struct Received {
+    span_context: SpanContext,
+    carried: Option<CarriedTracestate>,
+    tracestate_error: Option<TracestateError>,
+}
+
+fn traceparent_of(headers: &Headers) -> Result<Received, BreakReason> {
     let value = match headers.get(header::TRACEPARENT) {
         HeaderValue::Text(text) => text,
         HeaderValue::Missing => return Err(BreakReason::Missing),
@@ -165,35 +198,80 @@ fn traceparent_of(headers: &Headers) -> Result<SpanContext, BreakReason> {
         HeaderValue::NotUtf8 => return Err(BreakReason::NotUtf8),
     };
     let parent = parse_traceparent(value).map_err(BreakReason::Invalid)?;
-    // W3C: several tracestate headers are one list, joined with commas.
-    let tracestate: Vec<&str> = headers
-        .get_all_raw(header::TRACESTATE)
-        .map(|v| v.and_then(|bytes| std::str::from_utf8(bytes).ok()))
-        .collect::<Option<Vec<&str>>>()
-        .unwrap_or_default();
-    let tracestate = (!tracestate.is_empty()).then(|| tracestate.join(","));
-    Ok(remote_span_context(parent, tracestate.as_deref()))
+    // W3C: the tracestate is read only with a valid traceparent, and several tracestate
+    // headers are one list.
+    let tracestate = Tracestate::from_headers(
+        headers
+            .get_all_raw(header::TRACESTATE)
+            .map(|v| v.and_then(|bytes| std::str::from_utf8(bytes).ok())),
+    );
+    let (trace_state, carried, tracestate_error) = match tracestate {
+        Ok(state) => match state.to_sdk() {
+            Some(trace_state) => (trace_state, None, None),
+            None => {
+                let carried = CarriedTracestate {
+                    trace_id: parent.trace_id,
+                    header: state.header(),
+                };
+                (TraceState::NONE, Some(carried), None)
+            }
+        },
+        Err(error) => (TraceState::NONE, None, Some(error)),
+    };
+    Ok(Received {
+        span_context: SpanContext::new(
+            parent.trace_id,
+            parent.span_id,
+            parent.flags,
+            true,
+            trace_state,
+        ),
+        carried,
+        tracestate_error,
+    })
 }
 
 /// Reads trace context, baggage, correlation ID and CloudEvents attributes from a consumed
-/// message. Never fails: unusable values are left out and a trace context problem is
-/// reported in [`Extracted::propagation_break`].
+/// message. Never fails: unusable values are left out, a trace context problem is reported
+/// in [`Extracted::propagation_break`] and a dropped `tracestate` in
+/// [`Extracted::tracestate_error`].
 pub fn extract(headers: &Headers) -> Extracted {
-    let correlation = read_correlation_id(headers);
-    let mut base = BaggagePropagator::new().extract(headers);
-    if let Some(raw) = headers.get_str(header::BAGGAGE) {
-        base = base.with_value(RawBaggage(raw.to_owned()));
+    let raw_baggage = baggage::received(headers);
+    let parsed = raw_baggage
+        .as_deref()
+        .map(baggage::parse)
+        .unwrap_or_default();
+    let correlation = header_correlation_id(headers).or_else(|| parsed.correlation_id());
+    let mut base = Context::current();
+    if !parsed.members.is_empty() {
+        // The SDK's baggage, for handlers that read it through the OpenTelemetry API.
+        base = base.with_baggage(parsed.members.iter().map(|member| {
+            KeyValueMetadata::new(member.key.to_owned(), member.value(), member.properties())
+        }));
     }
     if let Some(id) = &correlation {
         base = with_correlation_id(&base, id.clone());
     }
-    let (context, creation, propagation_break) = match traceparent_of(headers) {
-        Ok(span_context) => (
-            base.with_remote_span_context(span_context.clone()),
-            Some(span_context),
+    let baggage_invalid_members = parsed.invalid;
+    let received = traceparent_of(headers);
+    let (creation, carried, propagation_break, tracestate_error) = match received {
+        Ok(received) => (
+            Some(received.span_context),
+            received.carried,
             None,
+            received.tracestate_error,
         ),
-        Err(reason) => (base.clone(), None, Some(reason)),
+        Err(reason) => (None, None, Some(reason), None),
+    };
+    if raw_baggage.is_some() || carried.is_some() {
+        base = base.with_value(Inbound {
+            baggage: raw_baggage,
+            tracestate: carried,
+        });
+    }
+    let context = match &creation {
+        Some(span_context) => base.with_remote_span_context(span_context.clone()),
+        None => base.clone(),
     };
     Extracted {
         context,
@@ -201,6 +279,8 @@ pub fn extract(headers: &Headers) -> Extracted {
         correlation_id: correlation,
         event: CloudEvent::read(headers),
         propagation_break,
+        tracestate_error,
+        baggage_invalid_members,
         without_span: base,
     }
 }
@@ -287,22 +367,18 @@ where
 }
 
 /// Writes the message headers for a send span context `cx` (from [`start_send_span`]):
-/// `traceparent`/`tracestate`, `baggage` (unchanged when it came from a consumed message),
-/// `correlation-id` (from `meta`, else from `cx`) and the CloudEvents `ce_*` headers with
-/// `ce_time` set to now unless `headers` already has one.
+/// `traceparent`/`tracestate`, `baggage` (what came with the consumed message, else the
+/// context's baggage, else what `headers` already has, with the `correlation.id` member set
+/// to the correlation ID), `correlation-id` (from `meta`, else from `cx`) and the
+/// CloudEvents `ce_*` headers with `ce_time` set to now unless `headers` already has one.
 pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
     TraceContextPropagator::new().inject_context(cx, headers);
-    if headers.get_str(header::TRACESTATE) == Some("") {
-        headers.remove(header::TRACESTATE);
-    }
-    match cx.get::<RawBaggage>() {
-        Some(raw) => headers.set(header::BAGGAGE, raw.0.as_str()),
-        None => BaggagePropagator::new().inject_context(cx, headers),
-    }
+    write_tracestate(cx, headers);
     let correlation = meta
         .correlation_id
         .as_deref()
         .or_else(|| correlation_id(cx));
+    write_baggage(cx, headers, correlation);
     if let Some(id) = correlation {
         write_correlation_id(headers, id);
     }
@@ -318,6 +394,55 @@ pub fn inject(cx: &Context, headers: &mut Headers, meta: &MessageMeta) {
         data_schema: meta.data_schema.clone(),
     }
     .write(headers);
+}
+
+/// Finishes the `tracestate` the SDK's propagator wrote: a received one the SDK could not
+/// hold is sent on for spans of its own trace, and an empty one is not sent at all.
+fn write_tracestate(cx: &Context, headers: &mut Headers) {
+    let span = cx.span();
+    let span_context = span.span_context();
+    if !span_context.is_valid() {
+        return;
+    }
+    let own_is_empty = span_context.trace_state().header().is_empty();
+    let carried = cx
+        .get::<Inbound>()
+        .and_then(|inbound| inbound.tracestate.as_ref())
+        .filter(|carried| own_is_empty && carried.trace_id == span_context.trace_id());
+    match carried {
+        Some(carried) => headers.set(header::TRACESTATE, carried.header.as_str()),
+        None if own_is_empty => headers.remove(header::TRACESTATE),
+        None => {}
+    }
+}
+
+/// The context's own baggage (set through the OpenTelemetry API), as a header value.
+fn context_baggage(cx: &Context) -> Option<String> {
+    if cx.baggage().is_empty() {
+        return None;
+    }
+    let mut carrier = Headers::new();
+    BaggagePropagator::new().inject_context(cx, &mut carrier);
+    carrier.get_str(header::BAGGAGE).map(str::to_owned)
+}
+
+/// Writes `baggage`: the received one (else the context's, else the one `headers` has)
+/// with the correlation ID merged in; nothing changes when there is neither.
+fn write_baggage(cx: &Context, headers: &mut Headers, correlation: Option<&str>) {
+    let base = match cx
+        .get::<Inbound>()
+        .and_then(|inbound| inbound.baggage.clone())
+    {
+        Some(received) => Some(received),
+        None => context_baggage(cx).or_else(|| baggage::received(headers)),
+    };
+    let outgoing = match correlation {
+        Some(id) => baggage::with_correlation_id(base.as_deref(), id),
+        None => base,
+    };
+    if let Some(value) = outgoing {
+        headers.set(header::BAGGAGE, value);
+    }
 }
 
 /// Milliseconds between the message timestamp and `now`, never negative.
@@ -399,6 +524,13 @@ where
     }
     if let Some(reason) = extracted.propagation_break {
         attributes.push(KeyValue::new(attribute::PROPAGATION_BREAK, reason.as_str()));
+    }
+    if let Some(error) = extracted.tracestate_error {
+        attributes.push(KeyValue::new(attribute::TRACESTATE_INVALID, error.as_str()));
+    }
+    if extracted.baggage_invalid_members > 0 {
+        let count = i64::try_from(extracted.baggage_invalid_members).unwrap_or(i64::MAX);
+        attributes.push(KeyValue::new(attribute::BAGGAGE_INVALID_MEMBERS, count));
     }
     let links = extracted
         .creation

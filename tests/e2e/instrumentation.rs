@@ -484,6 +484,126 @@ async fn kcat_headers_are_parents_and_missing_headers_are_breaks() {
     );
 }
 
+/// Reads the first message of `topic` with `kcat -J`: its headers as (name, value) pairs.
+fn kcat_consume_headers(broker: &Broker, topic: &str) -> Vec<(String, String)> {
+    let output = Command::new("kcat")
+        .args(["-C", "-b", &broker.bootstrap(), "-t", topic])
+        .args(["-o", "beginning", "-c", "1", "-e", "-J"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("kcat is installed (/usr/bin/kcat)");
+    assert!(
+        output.status.success(),
+        "kcat failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("kcat printed no message: {stdout}"));
+    let message: serde_json::Value = serde_json::from_str(line).unwrap();
+    let headers = message["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("kcat shows no headers: {line}"));
+    headers
+        .chunks(2)
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A foreign service (here kcat) forwards W3C `baggage` but no correlation header: the
+/// correlation ID is read from the baggage, is on the process span and on what the handler
+/// publishes, and the baggage goes on with its other members (read back by kcat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_baggage_carries_the_correlation_id_through() {
+    let dir = temp_dir();
+    let db = dir.path().join("causeway.db");
+    let broker = Broker::start();
+    broker.create_topic("bag-in", 1);
+    broker.create_topic("bag-out", 1);
+    let collector = start_collector(&db);
+    let guard = pipeline(&collector, "billing-service", Protocol::HttpProtobuf);
+
+    let trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let span_hex = "00f067aa0ba902b7";
+    kcat_produce(
+        &broker,
+        "bag-in",
+        &[
+            format!("traceparent=00-{trace_hex}-{span_hex}-01"),
+            "baggage=correlation.id=ord-9,other=x".into(),
+        ],
+        "from a foreign service",
+    );
+
+    let consumer = kafka_consumer(&broker, "billing", "bag-in");
+    let traced = TracedConsumer::with_tracer("billing", guard.tracer());
+    let producer = TracedProducer::with_tracer(kafka_producer(&broker), guard.tracer())
+        .with_source("billing-service");
+    let (sender, mut received) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        EXCHANGE_TIMEOUT,
+        consume(consumer, traced, 1, RetryPolicy::default(), |processing| {
+            let producer = &producer;
+            let sender = sender.clone();
+            async move {
+                sender
+                    .send(
+                        causeway_instrumentation::correlation_id(&processing.context)
+                            .map(str::to_owned),
+                    )
+                    .unwrap();
+                producer
+                    .send(MessageMeta::new("bag-out"), b"billed", &Context::current())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the message is consumed\nbroker:\n{}", broker.stderr()));
+    guard.shutdown().await.expect("the pipeline flushes");
+    assert_eq!(
+        received.recv().await.unwrap().as_deref(),
+        Some("ord-9"),
+        "the handler's context carries the ID"
+    );
+
+    let spans = by_correlation(&db, "ord-9", 2).await;
+    let process = find(&spans, "process", |s| s.kind == SpanKind::Consumer);
+    let expected_parent: [u8; 8] = u64::from_str_radix(span_hex, 16).unwrap().to_be_bytes();
+    assert_eq!(
+        process.parent_span_id.map(|p| p.0),
+        Some(expected_parent),
+        "parent is kcat's traceparent"
+    );
+    assert_eq!(attr(process, attribute::PROPAGATION_BREAK), None);
+    let send = find(&spans, "send", |s| s.kind == SpanKind::Producer);
+    assert_eq!(send.messaging.correlation_id.as_deref(), Some("ord-9"));
+    assert_eq!(send.trace_id, process.trace_id, "one trace");
+
+    let headers = kcat_consume_headers(&broker, "bag-out");
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(value(header::CORRELATION_ID), Some("ord-9"), "{headers:?}");
+    assert_eq!(
+        value(header::BAGGAGE),
+        Some("correlation.id=ord-9,other=x"),
+        "the baggage goes on with its other member: {headers:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_context_reports_the_real_consumer_lag_from_rdkafka_statistics() {
     use causeway_instrumentation::{LagReportingContext, LagSample};

@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId, TracerProvider};
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -289,8 +290,8 @@ fn republished_messages_inherit_correlation_and_baggage() {
     assert_eq!(outgoing.get_str(header::CORRELATION_ID), Some("saga-7"));
     assert_eq!(
         outgoing.get_str(header::BAGGAGE),
-        Some("tenant=acme,region=eu;prop"),
-        "baggage unchanged"
+        Some("tenant=acme,region=eu;prop,correlation.id=saga-7"),
+        "baggage kept, the correlation ID merged in"
     );
     let outgoing_parent =
         parse_traceparent(outgoing.get_str(header::TRACEPARENT).unwrap()).unwrap();
@@ -308,6 +309,157 @@ fn republished_messages_inherit_correlation_and_baggage() {
         headers.get_str(header::CORRELATION_ID),
         Some("other"),
         "explicit id wins"
+    );
+    assert_eq!(
+        headers.get_str(header::BAGGAGE),
+        Some("tenant=acme,region=eu;prop,correlation.id=other"),
+        "explicit id in the baggage too"
+    );
+}
+
+#[test]
+fn a_correlation_id_only_in_baggage_is_read_and_sent_on() {
+    let (tracer, collected, _provider) = tracer();
+    let incoming = headers_with(&[
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (
+            header::BAGGAGE,
+            Some(b"correlation.id=ord-9,other=x;p=1, bad member"),
+        ),
+    ]);
+    let extracted = extract(&incoming);
+    assert_eq!(extracted.correlation_id.as_deref(), Some("ord-9"));
+    assert_eq!(extracted.baggage_invalid_members, 1);
+    assert_eq!(
+        extracted
+            .context
+            .baggage()
+            .get("other")
+            .map(|v| v.as_str().to_owned()),
+        Some("x".to_owned()),
+        "the sdk baggage is there for the handler"
+    );
+    let process_cx = start_process_span(&tracer, &extracted, &ConsumeMeta::default());
+    assert_eq!(correlation_id(&process_cx), Some("ord-9"));
+    let meta = MessageMeta::new("billing");
+    let send_cx = start_send_span(&tracer, &meta, &process_cx);
+    let mut outgoing = Headers::new();
+    inject(&send_cx, &mut outgoing, &meta);
+    send_cx.span().end();
+    process_cx.span().end();
+    assert_eq!(outgoing.get_str(header::CORRELATION_ID), Some("ord-9"));
+    assert_eq!(
+        outgoing.get_str(header::BAGGAGE),
+        Some("correlation.id=ord-9,other=x;p=1"),
+        "replaced in place, the invalid member left out"
+    );
+    let spans = collected.0.lock().unwrap().clone();
+    let process = spans.iter().find(|s| s.name == "process ").unwrap();
+    assert_eq!(
+        attr_str(process, attribute::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
+        Some("ord-9")
+    );
+    assert_eq!(
+        attr(process, attribute::BAGGAGE_INVALID_MEMBERS),
+        Some(&Value::I64(1))
+    );
+    let send = spans.iter().find(|s| s.name == "send billing").unwrap();
+    assert_eq!(
+        attr_str(send, attribute::MESSAGING_MESSAGE_CONVERSATION_ID).as_deref(),
+        Some("ord-9")
+    );
+}
+
+#[test]
+fn baggage_is_merged_from_the_context_or_the_headers_already_there() {
+    use opentelemetry::KeyValue;
+    let (tracer, _collected, _provider) = tracer();
+    let meta = MessageMeta::new("t").with_correlation_id("ord-1");
+
+    let user_cx = Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
+    let cx = start_send_span(&tracer, &meta, &user_cx);
+    let mut headers = Headers::new();
+    inject(&cx, &mut headers, &meta);
+    assert_eq!(
+        headers.get_str(header::BAGGAGE),
+        Some("tenant=acme,correlation.id=ord-1"),
+        "baggage set through the OpenTelemetry API"
+    );
+
+    let cx = start_send_span(&tracer, &meta, &Context::new());
+    let mut headers = headers_with(&[
+        (header::BAGGAGE, Some(b"a=1")),
+        (header::BAGGAGE, Some(b"b=2")),
+    ]);
+    inject(&cx, &mut headers, &meta);
+    assert_eq!(
+        headers.get_str(header::BAGGAGE),
+        Some("a=1,b=2,correlation.id=ord-1"),
+        "headers given to send_with_headers"
+    );
+
+    let plain = MessageMeta::new("t");
+    let cx = start_send_span(&tracer, &plain, &Context::new());
+    let mut headers = Headers::new();
+    inject(&cx, &mut headers, &plain);
+    assert_eq!(
+        headers.get(header::BAGGAGE),
+        HeaderValue::Missing,
+        "no correlation ID, no baggage: nothing written"
+    );
+}
+
+#[test]
+fn a_tracestate_the_sdk_cannot_hold_is_still_sent_on_for_its_trace() {
+    let (tracer, collected, _provider) = tracer();
+    let incoming = headers_with(&[
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (header::TRACESTATE, Some(b"foo@@bar=1,bar=2")),
+        (header::TRACESTATE, Some(b"foo@@bar=3")),
+    ]);
+    let extracted = extract(&incoming);
+    assert_eq!(extracted.tracestate_error, None);
+    assert_eq!(
+        extracted.creation.as_ref().unwrap().trace_state().header(),
+        "",
+        "the sdk's TraceState refuses two @"
+    );
+    let meta = MessageMeta::new("t");
+    for (mode, expected) in [
+        (ParentMode::Child, Some("foo@@bar=1,bar=2")),
+        (ParentMode::LinkOnly, None),
+    ] {
+        let consume = ConsumeMeta {
+            parent_mode: mode,
+            ..ConsumeMeta::default()
+        };
+        let process_cx = start_process_span(&tracer, &extracted, &consume);
+        let send_cx = start_send_span(&tracer, &meta, &process_cx);
+        let mut outgoing = Headers::new();
+        inject(&send_cx, &mut outgoing, &meta);
+        assert_eq!(
+            outgoing.get_str(header::TRACESTATE),
+            expected,
+            "{mode:?}: sent on only within the trace it came with"
+        );
+    }
+    let bad = headers_with(&[
+        (header::TRACEPARENT, Some(VALID.as_bytes())),
+        (header::TRACESTATE, Some(b"@foo=1,bar=2")),
+    ]);
+    let extracted = extract(&bad);
+    assert_eq!(
+        extracted.tracestate_error,
+        Some(TracestateError::InvalidKey)
+    );
+    assert_eq!(extracted.propagation_break, None, "the traceparent is kept");
+    start_process_span(&tracer, &extracted, &ConsumeMeta::default())
+        .span()
+        .end();
+    let spans = collected.0.lock().unwrap().clone();
+    assert_eq!(
+        attr_str(spans.last().unwrap(), attribute::TRACESTATE_INVALID).as_deref(),
+        Some("invalid_key")
     );
 }
 
