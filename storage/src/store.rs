@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "segments",
         include_str!("../migrations/0003_segments.sql"),
     ),
+    (
+        4,
+        "lag groups",
+        include_str!("../migrations/0004_lag_groups.sql"),
+    ),
 ];
 
 /// The newest migration this build applies (and the oldest schema it reads).
@@ -278,7 +283,7 @@ mod tests {
                 refused,
                 Err(StorageError::OldSchema {
                     found: 2,
-                    needed: 3,
+                    needed: SCHEMA_VERSION,
                     ..
                 })
             ),
