@@ -1,6 +1,8 @@
 //! The lag poller: for every consumer group (or those configured), the committed offset of
-//! each partition it consumes against the partition's watermarks. Every call here blocks
-//! on the network; the lag service runs it on a blocking thread, never on the runtime.
+//! each partition it consumes against the partition's watermarks. Which groups and topics
+//! count is decided in `discovery.rs`; the committed offsets come from one `OffsetFetch`
+//! per group that names no topics (`group_offsets.rs`). Every call here blocks on the
+//! network; the lag service runs it on a blocking thread, never on the runtime.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -12,7 +14,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use rdkafka::groups::GroupList;
+
 use crate::lag::config::NamePattern;
+use crate::lag::discovery::{KnownGroups, ListedGroup, Listing, Sources};
+use crate::lag::group_offsets::{error_text, fetch_all_committed};
+use crate::lag::offset_fetch::{GroupOffsets, PartitionOffset};
 use crate::lag::offset_lag::offset_lag;
 use crate::lag::poller_assignment::decode_assignment;
 
@@ -22,10 +29,10 @@ pub const POLLER_SOURCE: &str = "poller";
 const REBALANCING_STATES: &[&str] = &["PreparingRebalance", "CompletingRebalance"];
 /// Partitions per `ListOffsets` call; the chunks are fetched concurrently.
 const WATERMARK_CHUNK: usize = 1_000;
-/// Groups fetched concurrently (one blocking client call each).
-const COMMITTED_THREADS: usize = 8;
 /// The client id the poller's connections carry.
 const CLIENT_ID: &str = "causeway-lag-poller";
+/// The group id of the cluster client (it never joins or commits).
+const CLIENT_GROUP: &str = "causeway-lag-poller";
 /// The group id of the client that reads head records (it never commits or joins).
 const READER_GROUP: &str = "causeway-lag-head-reader";
 /// How long one cycle spends reading the records at committed offsets.
@@ -64,17 +71,26 @@ pub enum PollError {
 pub struct PollTargets {
     /// Group patterns to poll; empty polls every group the broker lists.
     pub groups: Vec<NamePattern>,
-    /// Topics per group that the broker may not tell us (a group with no members).
+    /// Topics per group that the broker may not tell us (a group that never committed).
     pub group_topics: BTreeMap<String, Vec<String>>,
 }
 
-/// A blocking lag poller with one Kafka client per polled group (committed offsets are
-/// fetched with the group's id), kept between polls.
+/// Groups the poller found and forgot since it was last asked, for the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownChanges {
+    /// Every group and topic the poller knows now.
+    pub known: KnownGroups,
+    /// Groups that are gone from the broker.
+    pub forgotten: Vec<String>,
+}
+
+/// A blocking lag poller: one Kafka client for the cluster (which also fetches every
+/// group's committed offsets) and one that reads head records, kept between polls.
 pub struct LagPoller {
     brokers: String,
     cluster: BaseConsumer,
-    group_clients: HashMap<String, BaseConsumer>,
-    remembered_topics: HashMap<String, BTreeSet<String>>,
+    known: KnownGroups,
+    changes: Option<KnownChanges>,
     targets: PollTargets,
     timeout: Duration,
     head_reader: Option<BaseConsumer>,
@@ -86,28 +102,44 @@ pub struct LagPoller {
 pub struct PollPhases {
     /// Listing groups and their members.
     pub groups: Duration,
+    /// Fetching every group's committed offsets.
+    pub committed: Duration,
     /// Fetching topic metadata.
     pub metadata: Duration,
     /// Fetching low and high watermarks.
     pub watermarks: Duration,
-    /// Fetching every group's committed offsets (and creating new group clients).
-    pub committed: Duration,
 }
 
 impl LagPoller {
     /// A poller for the cluster at `brokers`; each request waits at most `timeout`.
     pub fn new(brokers: &str, targets: PollTargets, timeout: Duration) -> Result<Self, PollError> {
-        let cluster = client(brokers, None)?;
+        // A group id, never joined and never committed to, because librdkafka needs one on
+        // the client that fetches committed offsets (see `group_offsets.rs`).
+        let cluster = client(brokers, Some(CLIENT_GROUP))?;
         Ok(LagPoller {
             brokers: brokers.to_owned(),
             cluster,
-            group_clients: HashMap::new(),
-            remembered_topics: HashMap::new(),
+            known: KnownGroups::new(),
+            changes: None,
             targets,
             timeout,
             head_reader: None,
             last_phases: PollPhases::default(),
         })
+    }
+
+    /// Starts from groups found before (by an earlier run, from the store); groups the
+    /// targets do not cover are left out.
+    pub fn remember(&mut self, known: KnownGroups) {
+        self.known = known
+            .into_iter()
+            .filter(|(group, _)| self.wanted(group))
+            .collect();
+    }
+
+    /// What changed in the known groups since the last call, if anything did.
+    pub fn take_changes(&mut self) -> Option<KnownChanges> {
+        self.changes.take()
     }
 
     /// Polls once. `learned` adds (topic, group) pairs seen in traced traffic. Returns one
@@ -117,6 +149,56 @@ impl LagPoller {
         learned: &[(String, String)],
         now_ns: i64,
     ) -> Result<Vec<LagSample>, PollError> {
+        let phase = std::time::Instant::now();
+        let listing = match self.cluster.fetch_group_list(None, self.timeout) {
+            Ok(list) => Some(self.listing(&list)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list consumer groups; polling the groups known");
+                None
+            }
+        };
+        let mut learned_topics: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (topic, group) in learned {
+            if self.wanted(group) {
+                learned_topics
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(topic.clone());
+            }
+        }
+        let sources = Sources {
+            listing: listing.as_ref(),
+            configured: &self.targets.group_topics,
+            learned: &learned_topics,
+            known: &self.known,
+        };
+        let groups: Vec<String> = sources.groups().into_iter().collect();
+        let listed_at = phase.elapsed();
+
+        let answers = fetch_all_committed(&self.cluster, &groups, self.timeout);
+        let mut fetched = BTreeMap::new();
+        for (group, answer) in groups.into_iter().zip(answers) {
+            match answer {
+                Ok(rows) => {
+                    let offsets = GroupOffsets::decode(&rows);
+                    for (topic, partition, code) in offsets.failed() {
+                        tracing::debug!(group = %group, topic, partition, error = %error_text(code),
+                            "the broker answered a committed offset with an error");
+                    }
+                    fetched.insert(group, offsets);
+                }
+                Err(error) => tracing::warn!(%error, "cannot fetch committed offsets"),
+            }
+        }
+        let plan = sources.plan(&fetched, now_ns);
+        if plan.known != self.known || !plan.forgotten.is_empty() {
+            let changes = self.changes.get_or_insert_with(KnownChanges::default);
+            changes.known = plan.known.clone();
+            changes.forgotten.extend(plan.forgotten.iter().cloned());
+        }
+        self.known = plan.known;
+        let committed_at = phase.elapsed();
+
         let fetch_error = |what| {
             let brokers = self.brokers.clone();
             move |source| PollError::Fetch {
@@ -125,55 +207,6 @@ impl LagPoller {
                 source,
             }
         };
-        let phase = std::time::Instant::now();
-        let listed = self
-            .cluster
-            .fetch_group_list(None, self.timeout)
-            .map_err(fetch_error("the consumer group list"))?;
-        // Live members per group; `None` while the group rebalances (members come and go).
-        let mut members: HashMap<String, Option<i64>> = HashMap::new();
-        let mut topics_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for group in listed.groups() {
-            if !group.protocol_type().is_empty() && group.protocol_type() != "consumer" {
-                continue;
-            }
-            if !self.wanted(group.name()) {
-                continue;
-            }
-            let rebalancing = REBALANCING_STATES.contains(&group.state());
-            let live = (!rebalancing).then_some(group.members().len() as i64);
-            members.insert(group.name().to_owned(), live);
-            let topics = topics_of.entry(group.name().to_owned()).or_default();
-            for member in group.members() {
-                let assignment = member
-                    .assignment()
-                    .and_then(decode_assignment)
-                    .unwrap_or_default();
-                topics.extend(assignment.into_iter().map(|(topic, _)| topic));
-            }
-        }
-        for (group, topics) in &self.targets.group_topics {
-            topics_of
-                .entry(group.clone())
-                .or_default()
-                .extend(topics.iter().cloned());
-        }
-        for (topic, group) in learned {
-            if self.wanted(group) {
-                topics_of
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(topic.clone());
-            }
-        }
-        for (group, topics) in &mut topics_of {
-            let remembered = self.remembered_topics.entry(group.clone()).or_default();
-            remembered.extend(topics.iter().cloned());
-            topics.extend(remembered.iter().cloned());
-        }
-        topics_of.retain(|_, topics| !topics.is_empty());
-
-        let listed_at = phase.elapsed();
         let metadata = self
             .cluster
             .fetch_metadata(None, self.timeout)
@@ -183,7 +216,8 @@ impl LagPoller {
             .iter()
             .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
             .collect();
-        let wanted_topics: BTreeSet<&str> = topics_of
+        let wanted_topics: BTreeSet<&str> = plan
+            .sample
             .values()
             .flatten()
             .map(String::as_str)
@@ -192,71 +226,78 @@ impl LagPoller {
         let metadata_at = phase.elapsed();
         let highs = self.watermarks(&wanted_topics, &partitions_of, Offset::End)?;
         let lows = self.watermarks(&wanted_topics, &partitions_of, Offset::Beginning)?;
-
-        let watermarks_at = phase.elapsed();
-        self.group_clients
-            .retain(|group, _| topics_of.contains_key(group));
-        for group in topics_of.keys() {
-            if !self.group_clients.contains_key(group) {
-                let consumer = client(&self.brokers, Some(group))?;
-                self.group_clients.insert(group.clone(), consumer);
-            }
-        }
-        let jobs: Vec<(&String, TopicPartitionList)> = topics_of
-            .iter()
-            .map(|(group, topics)| {
-                let mut list = TopicPartitionList::new();
-                for topic in topics {
-                    for partition in partitions_of.get(topic.as_str()).into_iter().flatten() {
-                        list.add_partition(topic, *partition);
-                    }
-                }
-                (group, list)
-            })
-            .collect();
-        let committed = self.committed(jobs);
         self.last_phases = PollPhases {
             groups: listed_at,
-            metadata: metadata_at - listed_at,
-            watermarks: watermarks_at - metadata_at,
-            committed: phase.elapsed() - watermarks_at,
+            committed: committed_at - listed_at,
+            metadata: metadata_at - committed_at,
+            watermarks: phase.elapsed() - metadata_at,
         };
 
         let mut samples = Vec::new();
-        for (group, offsets) in committed {
-            let offsets = match offsets {
-                Ok(offsets) => offsets,
-                Err(error) => {
-                    tracing::warn!(group = %group, %error, "cannot fetch committed offsets");
-                    continue;
-                }
+        for (group, topics) in &plan.sample {
+            let Some(offsets) = fetched.get(group) else {
+                continue;
             };
-            for element in offsets.elements() {
-                let key = (element.topic().to_owned(), element.partition());
-                let committed = match element.offset() {
-                    Offset::Offset(offset) if element.error().is_ok() => Some(offset),
-                    _ => None,
-                };
-                let high = highs.get(&key).copied();
-                let low = lows.get(&key).copied();
-                let lag =
-                    high.and_then(|high| offset_lag(committed, low.unwrap_or(0), high).messages());
-                samples.push(LagSample {
-                    sampled_ns: now_ns,
-                    consumer_group: group.clone(),
-                    topic: key.0,
-                    partition: key.1,
-                    committed_offset: committed,
-                    low_watermark: low,
-                    high_watermark: high,
-                    lag,
-                    // A group the broker does not list has no live members.
-                    members: members.get(&group).copied().unwrap_or(Some(0)),
-                    source: POLLER_SOURCE.to_owned(),
-                });
+            let members = plan.members.get(group).copied().flatten();
+            for topic in topics {
+                for partition in partitions_of.get(topic.as_str()).into_iter().flatten() {
+                    let committed = match offsets.get(topic, *partition) {
+                        PartitionOffset::Committed(offset) => Some(offset),
+                        PartitionOffset::NotCommitted => None,
+                        // Not known this cycle: no sample, rather than an unknown one.
+                        PartitionOffset::Failed(_) => continue,
+                    };
+                    let key = (topic.clone(), *partition);
+                    let high = highs.get(&key).copied();
+                    let low = lows.get(&key).copied();
+                    let lag = high
+                        .and_then(|high| offset_lag(committed, low.unwrap_or(0), high).messages());
+                    samples.push(LagSample {
+                        sampled_ns: now_ns,
+                        consumer_group: group.clone(),
+                        topic: key.0,
+                        partition: key.1,
+                        committed_offset: committed,
+                        low_watermark: low,
+                        high_watermark: high,
+                        lag,
+                        members,
+                        source: POLLER_SOURCE.to_owned(),
+                    });
+                }
             }
         }
         Ok(samples)
+    }
+
+    /// The consumer groups in a listing that the targets cover, with their live members
+    /// and the topics assigned to them.
+    fn listing(&self, list: &GroupList) -> Listing {
+        let mut listing = Listing::new();
+        for group in list.groups() {
+            if !group.protocol_type().is_empty() && group.protocol_type() != "consumer" {
+                continue;
+            }
+            if !self.wanted(group.name()) {
+                continue;
+            }
+            let rebalancing = REBALANCING_STATES.contains(&group.state());
+            let assigned = group
+                .members()
+                .iter()
+                .filter_map(|member| member.assignment().and_then(decode_assignment))
+                .flatten()
+                .map(|(topic, _)| topic)
+                .collect();
+            listing.insert(
+                group.name().to_owned(),
+                ListedGroup {
+                    members: (!rebalancing).then_some(group.members().len() as i64),
+                    assigned,
+                },
+            );
+        }
+        listing
     }
 
     /// Reads the record at the committed offset of up to `limit` lagging partitions (the
@@ -420,43 +461,6 @@ impl LagPoller {
             );
         }
         Ok(watermarks)
-    }
-
-    /// Committed offsets of every group, fetched on a few threads at once.
-    fn committed(
-        &self,
-        jobs: Vec<(&String, TopicPartitionList)>,
-    ) -> Vec<(String, Result<TopicPartitionList, KafkaError>)> {
-        let chunk = jobs.len().div_ceil(COMMITTED_THREADS).max(1);
-        let mut jobs = jobs;
-        let mut batches = Vec::new();
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(chunk.min(jobs.len()));
-            batches.push(std::mem::replace(&mut jobs, rest));
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batches
-                .into_iter()
-                .map(|batch| {
-                    scope.spawn(move || {
-                        batch
-                            .into_iter()
-                            .filter_map(|(group, list)| {
-                                let consumer = self.group_clients.get(group)?;
-                                Some((
-                                    group.clone(),
-                                    consumer.committed_offsets(list, self.timeout),
-                                ))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|handle| handle.join().unwrap_or_default())
-                .collect()
-        })
     }
 }
 
