@@ -15,5 +15,6 @@ mod ingest_otlp;
 mod ingest_python;
 mod instrumentation;
 mod lag;
+mod lag_groups;
 mod lag_view;
 mod tui;
