@@ -114,6 +114,21 @@ impl Sources<'_> {
         groups
     }
 
+    /// Topics this cycle is expected to sample, known before any offset is fetched: the
+    /// known groups' topics and those configured, seen in spans, or assigned.
+    pub fn expected_topics(&self) -> BTreeSet<String> {
+        let mut topics: BTreeSet<String> = self
+            .known
+            .values()
+            .flat_map(|t| t.keys().cloned())
+            .collect();
+        topics.extend(self.configured.values().flatten().cloned());
+        topics.extend(self.learned.values().flatten().cloned());
+        let listed = self.listing.into_iter().flat_map(|l| l.values());
+        topics.extend(listed.flat_map(|g| g.assigned.iter().cloned()));
+        topics
+    }
+
     /// The plan, given the decoded offsets of every group whose fetch succeeded (a group
     /// missing from `fetched` failed) at `now_ns`.
     pub fn plan(&self, fetched: &BTreeMap<String, GroupOffsets>, now_ns: i64) -> Plan {
@@ -469,10 +484,10 @@ mod tests {
     }
 
     #[test]
-    fn every_source_of_a_group_is_asked() {
-        let listing = Listing::from([("listed".to_owned(), ListedGroup::default())]);
-        let configured = BTreeMap::from([("configured".to_owned(), vec!["orders".to_owned()])]);
-        let learned = BTreeMap::from([("traced".to_owned(), set(&["orders"]))]);
+    fn every_source_of_a_group_and_its_topics_is_asked() {
+        let listing = Listing::from([("listed".to_owned(), listed(Some(1), &["assigned"]))]);
+        let configured = BTreeMap::from([("configured".to_owned(), vec!["named".to_owned()])]);
+        let learned = BTreeMap::from([("traced".to_owned(), set(&["traced"]))]);
         let known_groups =
             KnownGroups::from([("found-before".to_owned(), known(&[("orders", true)]))]);
         let sources = Sources {
@@ -484,6 +499,11 @@ mod tests {
         assert_eq!(
             sources.groups(),
             set(&["configured", "found-before", "listed", "traced"])
+        );
+        assert_eq!(
+            sources.expected_topics(),
+            set(&["assigned", "named", "orders", "traced"]),
+            "every topic known before the offsets are fetched"
         );
     }
 }

@@ -18,8 +18,8 @@ use rdkafka::groups::GroupList;
 
 use crate::lag::config::NamePattern;
 use crate::lag::discovery::{KnownGroups, ListedGroup, Listing, Sources};
-use crate::lag::group_offsets::{error_text, fetch_all_committed};
-use crate::lag::offset_fetch::{GroupOffsets, PartitionOffset};
+use crate::lag::group_offsets::{GroupFetchError, error_text, fetch_all_committed};
+use crate::lag::offset_fetch::{FetchedPartition, GroupOffsets, PartitionOffset};
 use crate::lag::offset_lag::offset_lag;
 use crate::lag::poller_assignment::decode_assignment;
 
@@ -31,12 +31,18 @@ const REBALANCING_STATES: &[&str] = &["PreparingRebalance", "CompletingRebalance
 const WATERMARK_CHUNK: usize = 1_000;
 /// The client id the poller's connections carry.
 const CLIENT_ID: &str = "causeway-lag-poller";
-/// The group id of the cluster client (it never joins or commits).
+/// The group id of the clients that fetch committed offsets (they never join or commit).
 const CLIENT_GROUP: &str = "causeway-lag-poller";
+/// Clients that fetch committed offsets, each its own connection with a share of the
+/// groups on a thread of its own: a broker answers one connection's requests in order.
+const OFFSET_CLIENTS: usize = 4;
 /// The group id of the client that reads head records (it never commits or joins).
 const READER_GROUP: &str = "causeway-lag-head-reader";
 /// How long one cycle spends reading the records at committed offsets.
 const HEAD_READ_BUDGET: Duration = Duration::from_millis(1000);
+
+/// A watermark per (topic, partition).
+type Watermarks = HashMap<(String, i32), i64>;
 
 /// The first unconsumed record of a lagging partition: where it is and when it was written.
 pub type HeadRecords = HashMap<(String, String, i32), (i64, i64)>;
@@ -53,6 +59,9 @@ pub enum PollError {
         #[source]
         source: KafkaError,
     },
+    /// A thread fetching from the cluster failed.
+    #[error("the thread fetching {0} failed")]
+    Thread(&'static str),
     /// A cluster-wide request failed.
     #[error("cannot fetch {what} from {brokers}: {source}")]
     Fetch {
@@ -84,11 +93,12 @@ pub struct KnownChanges {
     pub forgotten: Vec<String>,
 }
 
-/// A blocking lag poller: one Kafka client for the cluster (which also fetches every
-/// group's committed offsets) and one that reads head records, kept between polls.
+/// A blocking lag poller: Kafka clients for the cluster and for committed offsets, and one
+/// that reads head records, kept between polls.
 pub struct LagPoller {
     brokers: String,
     cluster: BaseConsumer,
+    offset_clients: Vec<BaseConsumer>,
     known: KnownGroups,
     changes: Option<KnownChanges>,
     targets: PollTargets,
@@ -102,23 +112,28 @@ pub struct LagPoller {
 pub struct PollPhases {
     /// Listing groups and their members.
     pub groups: Duration,
-    /// Fetching every group's committed offsets.
-    pub committed: Duration,
     /// Fetching topic metadata.
     pub metadata: Duration,
-    /// Fetching low and high watermarks.
+    /// Fetching every group's committed offsets (while the expected watermarks are).
+    pub committed: Duration,
+    /// From the metadata to the last watermark: those of the expected topics, fetched
+    /// while the committed offsets are, then those of topics found only this cycle.
     pub watermarks: Duration,
 }
 
 impl LagPoller {
     /// A poller for the cluster at `brokers`; each request waits at most `timeout`.
     pub fn new(brokers: &str, targets: PollTargets, timeout: Duration) -> Result<Self, PollError> {
+        let cluster = client(brokers, None)?;
         // A group id, never joined and never committed to, because librdkafka needs one on
-        // the client that fetches committed offsets (see `group_offsets.rs`).
-        let cluster = client(brokers, Some(CLIENT_GROUP))?;
+        // a client that fetches committed offsets (see `group_offsets.rs`).
+        let offset_clients = (0..OFFSET_CLIENTS)
+            .map(|_| client(brokers, Some(CLIENT_GROUP)))
+            .collect::<Result<_, _>>()?;
         Ok(LagPoller {
             brokers: brokers.to_owned(),
             cluster,
+            offset_clients,
             known: KnownGroups::new(),
             changes: None,
             targets,
@@ -174,8 +189,40 @@ impl LagPoller {
         };
         let groups: Vec<String> = sources.groups().into_iter().collect();
         let listed_at = phase.elapsed();
+        let metadata = self
+            .cluster
+            .fetch_metadata(None, self.timeout)
+            .map_err(|source| PollError::Fetch {
+                what: "topic metadata",
+                brokers: self.brokers.clone(),
+                source,
+            })?;
+        let partitions_of: HashMap<&str, Vec<i32>> = metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
+            .collect();
+        let expected = sources.expected_topics();
+        let expected: BTreeSet<&str> = expected
+            .iter()
+            .map(String::as_str)
+            .filter(|t| partitions_of.contains_key(t))
+            .collect();
+        let metadata_at = phase.elapsed();
 
-        let answers = fetch_all_committed(&self.cluster, &groups, self.timeout);
+        // The watermarks of the topics expected from earlier cycles are fetched while the
+        // committed offsets are: a cycle then takes about the longer of the two, not both.
+        let (answers, committed_took, watermarks) = std::thread::scope(|scope| {
+            let watermarks = scope.spawn(|| self.watermarks(&expected, &partitions_of));
+            let started = std::time::Instant::now();
+            let answers = self.committed(&groups);
+            let committed_took = started.elapsed();
+            let watermarks = watermarks
+                .join()
+                .unwrap_or(Err(PollError::Thread("watermarks")));
+            (answers, committed_took, watermarks)
+        });
+        let (mut highs, mut lows) = watermarks?;
         let mut fetched = BTreeMap::new();
         for (group, answer) in groups.into_iter().zip(answers) {
             match answer {
@@ -191,45 +238,29 @@ impl LagPoller {
             }
         }
         let plan = sources.plan(&fetched, now_ns);
+        // Topics found only now (a new group or topic) get their watermarks afterwards.
+        let found: BTreeSet<&str> = plan
+            .sample
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .filter(|t| partitions_of.contains_key(t) && !expected.contains(t))
+            .collect();
+        if !found.is_empty() {
+            let (found_highs, found_lows) = self.watermarks(&found, &partitions_of)?;
+            highs.extend(found_highs);
+            lows.extend(found_lows);
+        }
         if plan.known != self.known || !plan.forgotten.is_empty() {
             let changes = self.changes.get_or_insert_with(KnownChanges::default);
             changes.known = plan.known.clone();
             changes.forgotten.extend(plan.forgotten.iter().cloned());
         }
         self.known = plan.known;
-        let committed_at = phase.elapsed();
-
-        let fetch_error = |what| {
-            let brokers = self.brokers.clone();
-            move |source| PollError::Fetch {
-                what,
-                brokers,
-                source,
-            }
-        };
-        let metadata = self
-            .cluster
-            .fetch_metadata(None, self.timeout)
-            .map_err(fetch_error("topic metadata"))?;
-        let partitions_of: HashMap<&str, Vec<i32>> = metadata
-            .topics()
-            .iter()
-            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
-            .collect();
-        let wanted_topics: BTreeSet<&str> = plan
-            .sample
-            .values()
-            .flatten()
-            .map(String::as_str)
-            .filter(|t| partitions_of.contains_key(t))
-            .collect();
-        let metadata_at = phase.elapsed();
-        let highs = self.watermarks(&wanted_topics, &partitions_of, Offset::End)?;
-        let lows = self.watermarks(&wanted_topics, &partitions_of, Offset::Beginning)?;
         self.last_phases = PollPhases {
             groups: listed_at,
-            committed: committed_at - listed_at,
-            metadata: metadata_at - committed_at,
+            metadata: metadata_at - listed_at,
+            committed: committed_took,
             watermarks: phase.elapsed() - metadata_at,
         };
 
@@ -268,6 +299,40 @@ impl LagPoller {
             }
         }
         Ok(samples)
+    }
+
+    /// Every committed offset of `groups`, in their order, the groups shared among the
+    /// offset clients and fetched on one thread each.
+    fn committed(&self, groups: &[String]) -> Vec<Result<Vec<FetchedPartition>, GroupFetchError>> {
+        let share = groups.len().div_ceil(self.offset_clients.len()).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .chunks(share)
+                .zip(&self.offset_clients)
+                .map(|(chunk, client)| {
+                    (
+                        chunk,
+                        scope.spawn(move || fetch_all_committed(client, chunk, self.timeout)),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(chunk, handle)| {
+                    handle.join().unwrap_or_else(|_| {
+                        chunk
+                            .iter()
+                            .map(|group| {
+                                Err(GroupFetchError {
+                                    group: group.clone(),
+                                    reason: "the fetching thread failed".into(),
+                                })
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        })
     }
 
     /// The consumer groups in a listing that the targets cover, with their live members
@@ -407,41 +472,57 @@ impl LagPoller {
             || self.targets.group_topics.contains_key(group)
     }
 
-    /// `ListOffsets` for every partition of `topics`, in chunks of
-    /// [`WATERMARK_CHUNK`] partitions fetched concurrently (librdkafka's handling of one
-    /// huge list grows faster than linearly): `End` gives high watermarks, `Beginning` low
-    /// ones.
+    /// High and low watermarks of every partition of `topics`: `ListOffsets` for `End` and
+    /// `Beginning`, in chunks of [`WATERMARK_CHUNK`] partitions all fetched concurrently
+    /// (librdkafka's handling of one huge list grows faster than linearly).
     fn watermarks(
         &self,
         topics: &BTreeSet<&str>,
         partitions_of: &HashMap<&str, Vec<i32>>,
-        which: Offset,
-    ) -> Result<HashMap<(String, i32), i64>, PollError> {
-        let mut lists = vec![TopicPartitionList::new()];
-        for topic in topics {
-            for partition in partitions_of.get(topic).into_iter().flatten() {
-                if lists.last().is_some_and(|l| l.count() >= WATERMARK_CHUNK) {
-                    lists.push(TopicPartitionList::new());
-                }
-                if let Some(list) = lists.last_mut() {
-                    // Cannot fail: End and Beginning are always representable.
-                    let _ = list.add_partition_offset(topic, *partition, which);
+    ) -> Result<(Watermarks, Watermarks), PollError> {
+        let mut lists = Vec::new();
+        for which in [Offset::End, Offset::Beginning] {
+            lists.push((which, TopicPartitionList::new()));
+            for topic in topics {
+                for partition in partitions_of.get(topic).into_iter().flatten() {
+                    if lists
+                        .last()
+                        .is_some_and(|(_, l)| l.count() >= WATERMARK_CHUNK)
+                    {
+                        lists.push((which, TopicPartitionList::new()));
+                    }
+                    if let Some((_, list)) = lists.last_mut() {
+                        // Cannot fail: End and Beginning are always representable.
+                        let _ = list.add_partition_offset(topic, *partition, which);
+                    }
                 }
             }
         }
-        lists.retain(|l| l.count() > 0);
-        let answers: Vec<Result<TopicPartitionList, KafkaError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = lists
-                .into_iter()
-                .map(|list| scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().unwrap_or(Err(KafkaError::Canceled)))
-                .collect()
-        });
-        let mut watermarks = HashMap::new();
-        for answer in answers {
+        lists.retain(|(_, l)| l.count() > 0);
+        let answers: Vec<(Offset, Result<TopicPartitionList, KafkaError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = lists
+                    .into_iter()
+                    .map(|(which, list)| {
+                        let handle =
+                            scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout));
+                        (which, handle)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(which, handle)| {
+                        (which, handle.join().unwrap_or(Err(KafkaError::Canceled)))
+                    })
+                    .collect()
+            });
+        let (mut highs, mut lows) = (Watermarks::new(), Watermarks::new());
+        for (which, answer) in answers {
+            let watermarks = if which == Offset::End {
+                &mut highs
+            } else {
+                &mut lows
+            };
             let answered = answer.map_err(|source| PollError::Fetch {
                 what: "partition watermarks",
                 brokers: self.brokers.clone(),
@@ -460,7 +541,7 @@ impl LagPoller {
                     }),
             );
         }
-        Ok(watermarks)
+        Ok((highs, lows))
     }
 }
 
