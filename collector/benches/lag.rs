@@ -1,5 +1,11 @@
 //! Lag benchmark: one poll of 500 consumer groups over 10,000 partitions on a real broker
-//! (tansu, started here), and rule evaluation over 50,000 partitions. Prints figures.
+//! (tansu, started here), found without naming their topics, and rule evaluation over
+//! 50,000 partitions. Prints figures.
+//!
+//! In the same run, the committed offsets of the 500 groups are fetched both ways: one
+//! all-topics `OffsetFetch` per group on one client (what the poller does), and the
+//! baseline the poller used before, one client per group asking for its named partitions,
+//! eight groups at a time.
 //!
 //! Run: `cargo bench -p causeway-collector --bench lag` (needs `tansu` on PATH or in
 //! `~/.cargo/bin`, or its path in `TANSU`).
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use causeway_collector::lag::config::{LagRule, NamePattern};
 use causeway_collector::lag::evaluate::evaluate;
+use causeway_collector::lag::group_offsets::fetch_all_committed;
 use causeway_collector::lag::poller::{LagPoller, POLLER_SOURCE, PollTargets};
 use causeway_storage::LagSample;
 use rdkafka::ClientConfig;
@@ -23,6 +30,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 const GROUPS: usize = 500;
 const PARTITIONS_PER_GROUP: i32 = 20;
 const POLL_CYCLES: usize = 5;
+/// Rounds of each way of fetching committed offsets.
+const COMMITTED_ROUNDS: usize = 5;
+/// Groups the baseline fetches at once (the poller's former thread count).
+const BASELINE_THREADS: usize = 8;
 const EVAL_PARTITIONS: usize = 50_000;
 const EVAL_SAMPLES_PER_PARTITION: i64 = 10;
 const SECOND: i64 = 1_000_000_000;
@@ -148,14 +159,14 @@ fn bench_poll() {
         GROUPS * PARTITIONS_PER_GROUP as usize,
         started.elapsed().as_secs_f64()
     );
+    // Only the group filter: every topic is found from the groups' committed offsets.
     let targets = PollTargets {
         groups: vec![NamePattern::new("bench-group-*")],
-        group_topics: (0..GROUPS)
-            .map(|i| (group(i), vec![topic(i)]))
-            .collect::<BTreeMap<_, _>>(),
+        group_topics: BTreeMap::new(),
     };
     let mut poller = LagPoller::new(&bootstrap, targets, Duration::from_secs(30)).unwrap();
     let mut times = Vec::new();
+    let mut committed_phases = Vec::new();
     for cycle in 0..POLL_CYCLES {
         let started = Instant::now();
         let samples = poller.poll(&[], cycle as i64).unwrap();
@@ -171,22 +182,112 @@ fn bench_poll() {
         );
         assert_eq!(known, samples.len(), "every committed offset read");
         println!(
-            "lag poll: cycle {cycle}: {} samples in {:.3} s{}",
+            "lag poll: cycle {cycle}: {} samples in {:.3} s",
             samples.len(),
             elapsed.as_secs_f64(),
-            if cycle == 0 {
-                " (creates the per-group clients)"
-            } else {
-                ""
-            }
         );
         println!("lag poll: cycle {cycle} phases: {:?}", poller.last_phases());
         times.push(elapsed);
+        if cycle > 0 {
+            committed_phases.push(poller.last_phases().committed.as_secs_f64());
+        }
     }
     let steady: Vec<f64> = times[1..].iter().map(Duration::as_secs_f64).collect();
     let mean = steady.iter().sum::<f64>() / steady.len() as f64;
     let worst = steady.iter().cloned().fold(0.0, f64::max);
-    println!("lag poll: steady cycles mean {mean:.3} s, worst {worst:.3} s (target <= 1 s)");
+    println!(
+        "lag poll: first cycle {:.3} s; steady cycles mean {mean:.3} s, worst {worst:.3} s \
+         (target <= 1 s)",
+        times[0].as_secs_f64()
+    );
+    bench_committed(&bootstrap, committed_phases);
+}
+
+/// Committed offsets of every group: the all-topics fetch against the named-partition
+/// baseline, in the same run on the same broker.
+fn bench_committed(bootstrap: &str, mut poller_phases: Vec<f64>) {
+    let groups: Vec<String> = (0..GROUPS).map(group).collect();
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-offsets-client")
+        .create()
+        .unwrap();
+    let mut all_topics = Vec::new();
+    for _ in 0..COMMITTED_ROUNDS {
+        let started = Instant::now();
+        let answers = fetch_all_committed(&client, &groups, Duration::from_secs(30));
+        all_topics.push(started.elapsed().as_secs_f64());
+        let partitions: usize = answers.iter().map(|a| a.as_ref().unwrap().len()).sum();
+        assert_eq!(partitions, GROUPS * PARTITIONS_PER_GROUP as usize);
+    }
+
+    let started = Instant::now();
+    let clients: Vec<(usize, BaseConsumer)> = (0..GROUPS)
+        .map(|index| {
+            let consumer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("group.id", group(index))
+                .create()
+                .unwrap();
+            (index, consumer)
+        })
+        .collect();
+    let created = started.elapsed().as_secs_f64();
+    let mut named = Vec::new();
+    for round in 0..=COMMITTED_ROUNDS {
+        let started = Instant::now();
+        let read: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = clients
+                .chunks(GROUPS.div_ceil(BASELINE_THREADS))
+                .map(|batch| {
+                    scope.spawn(move || {
+                        batch
+                            .iter()
+                            .map(|(index, consumer)| {
+                                let mut list = TopicPartitionList::new();
+                                list.add_partition_range(
+                                    &topic(*index),
+                                    0,
+                                    PARTITIONS_PER_GROUP - 1,
+                                );
+                                let offsets = consumer
+                                    .committed_offsets(list, Duration::from_secs(30))
+                                    .unwrap();
+                                offsets.count()
+                            })
+                            .sum::<usize>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(read, GROUPS * PARTITIONS_PER_GROUP as usize);
+        // The first round also finds each client's coordinator: reported on its own.
+        if round == 0 {
+            println!(
+                "committed offsets, baseline: {GROUPS} clients created in {created:.3} s, \
+                 first round {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            named.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    println!(
+        "committed offsets of {GROUPS} groups ({} partitions), medians: the poller's \
+         all-topics fetch (its committed phase, steady cycles) {:.3} s; the same on one client \
+         {:.3} s (first round {:.3} s); baseline, named partitions on one client per group, \
+         {BASELINE_THREADS} at a time, {:.3} s",
+        GROUPS * PARTITIONS_PER_GROUP as usize,
+        median(&mut poller_phases),
+        median(&mut all_topics.clone()),
+        all_topics[0],
+        median(&mut named),
+    );
 }
 
 fn bench_evaluation() {

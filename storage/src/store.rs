@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_segments.sql"),
     ),
     (
+        4,
+        "lag groups",
+        include_str!("../migrations/0004_lag_groups.sql"),
+    ),
+    (
         6,
         "flow roots",
         include_str!("../migrations/0006_flow_roots.sql"),

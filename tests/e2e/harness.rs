@@ -60,6 +60,32 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// Environment variable naming the Python interpreter that has the OpenTelemetry SDK and
+/// confluent-kafka.
+const PYTHON_ENV: &str = "CAUSEWAY_PYTHON";
+
+/// The interpreter: `CAUSEWAY_PYTHON`, else `.venv/bin/python` at the repository root.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os(PYTHON_ENV).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        python.is_file(),
+        "no Python interpreter at {} ({PYTHON_ENV} unset or wrong): run .ci/run to create the \
+         .venv with the OpenTelemetry SDK and confluent-kafka",
+        python.display()
+    );
+    python
+}
+
+/// A script in `tests/python/`.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
 /// The `causeway` binary cargo built for these tests.
 pub fn causeway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_causeway"))
@@ -87,7 +113,7 @@ pub struct CapturedOutput(Arc<Mutex<String>>);
 
 impl CapturedOutput {
     /// Starts a thread that appends every line of `stream` to the returned buffer.
-    fn drain(stream: impl Read + Send + 'static) -> Self {
+    pub fn drain(stream: impl Read + Send + 'static) -> Self {
         let captured = Self::default();
         let sink = captured.clone();
         thread::spawn(move || {

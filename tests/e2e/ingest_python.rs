@@ -3,40 +3,17 @@
 //! span it reports sending is in the store with its ids, parent, times and service.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{CollectorProcess, temp_dir};
+use crate::harness::{CollectorProcess, python, python_script, temp_dir};
 use crate::ingest::{TRACES_PATH, stored_trace};
-
-/// Environment variable naming the Python interpreter that has the OpenTelemetry SDK.
-const PYTHON_ENV: &str = "CAUSEWAY_PYTHON";
-
-/// The interpreter: `CAUSEWAY_PYTHON`, else `.venv/bin/python` at the repository root.
-fn python() -> PathBuf {
-    let python = std::env::var_os(PYTHON_ENV).map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-        PathBuf::from,
-    );
-    assert!(
-        python.is_file(),
-        "no Python interpreter at {} ({PYTHON_ENV} unset or wrong): run .ci/run to create the \
-         .venv with the OpenTelemetry SDK",
-        python.display()
-    );
-    python
-}
-
-fn sender_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/send_spans.py")
-}
 
 /// Runs the Python sender and returns the JSON document it printed about what it sent.
 fn run_python_sender(protocol: &str, endpoint: &str, service: &str) -> Value {
     let output = Command::new(python())
-        .arg(sender_script())
+        .arg(python_script("send_spans.py"))
         .args([protocol, endpoint, service])
         .output()
         .expect("cannot run the Python sender");

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::flow::{causeway, json_of, now_ns};
-use crate::harness::{Broker, CollectorProcess, temp_dir};
+use crate::harness::{Broker, CollectorProcess, python, temp_dir};
 
 /// Where the fixtures live.
 fn fixtures() -> PathBuf {
@@ -455,23 +455,8 @@ async fn captured_node_kafkajs_each_batch() {
     check_captured("node-kafkajs-batch", true).await;
 }
 
-/// Environment variable naming the Python interpreter with the instrumentation packages.
-const PYTHON_ENV: &str = "CAUSEWAY_PYTHON";
 /// Environment variable naming the Node.js binary.
 const NODE_ENV: &str = "CAUSEWAY_NODE";
-
-pub(crate) fn python() -> PathBuf {
-    let python = std::env::var_os(PYTHON_ENV).map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-        PathBuf::from,
-    );
-    assert!(
-        python.is_file(),
-        "no Python at {} ({PYTHON_ENV} unset or wrong): run .ci/run",
-        python.display()
-    );
-    python
-}
 
 fn node() -> PathBuf {
     let node = std::env::var_os(NODE_ENV).map_or_else(|| PathBuf::from("node"), PathBuf::from);

@@ -17,6 +17,7 @@ mod instrumentation;
 mod interop;
 mod interop_relay;
 mod lag;
+mod lag_groups;
 mod lag_view;
 mod otlp_kafka;
 mod tui;

@@ -15,8 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::harness::{Broker, CollectorProcess, temp_dir, wait_until};
-use crate::interop::python;
+use crate::harness::{Broker, CollectorProcess, python, temp_dir, wait_until};
 
 /// The consumer group the collectors consume OTLP records in.
 const GROUP: &str = "causeway-collector";

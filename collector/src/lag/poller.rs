@@ -1,6 +1,8 @@
 //! The lag poller: for every consumer group (or those configured), the committed offset of
-//! each partition it consumes against the partition's watermarks. Every call here blocks
-//! on the network; the lag service runs it on a blocking thread, never on the runtime.
+//! each partition it consumes against the partition's watermarks. Which groups and topics
+//! count is decided in `discovery.rs`; the committed offsets come from one `OffsetFetch`
+//! per group that names no topics (`group_offsets.rs`). Every call here blocks on the
+//! network; the lag service runs it on a blocking thread, never on the runtime.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -12,7 +14,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use rdkafka::groups::GroupList;
+
 use crate::lag::config::NamePattern;
+use crate::lag::discovery::{KnownGroups, ListedGroup, Listing, Sources};
+use crate::lag::group_offsets::{GroupFetchError, error_text, fetch_all_committed};
+use crate::lag::offset_fetch::{FetchedPartition, GroupOffsets, PartitionOffset};
 use crate::lag::offset_lag::offset_lag;
 use crate::lag::poller_assignment::decode_assignment;
 
@@ -22,14 +29,20 @@ pub const POLLER_SOURCE: &str = "poller";
 const REBALANCING_STATES: &[&str] = &["PreparingRebalance", "CompletingRebalance"];
 /// Partitions per `ListOffsets` call; the chunks are fetched concurrently.
 const WATERMARK_CHUNK: usize = 1_000;
-/// Groups fetched concurrently (one blocking client call each).
-const COMMITTED_THREADS: usize = 8;
 /// The client id the poller's connections carry.
 const CLIENT_ID: &str = "causeway-lag-poller";
+/// The group id of the clients that fetch committed offsets (they never join or commit).
+const CLIENT_GROUP: &str = "causeway-lag-poller";
+/// Clients that fetch committed offsets, each its own connection with a share of the
+/// groups on a thread of its own: a broker answers one connection's requests in order.
+const OFFSET_CLIENTS: usize = 4;
 /// The group id of the client that reads head records (it never commits or joins).
 const READER_GROUP: &str = "causeway-lag-head-reader";
 /// How long one cycle spends reading the records at committed offsets.
 const HEAD_READ_BUDGET: Duration = Duration::from_millis(1000);
+
+/// A watermark per (topic, partition).
+type Watermarks = HashMap<(String, i32), i64>;
 
 /// The first unconsumed record of a lagging partition: where it is and when it was written.
 pub type HeadRecords = HashMap<(String, String, i32), (i64, i64)>;
@@ -46,6 +59,9 @@ pub enum PollError {
         #[source]
         source: KafkaError,
     },
+    /// A thread fetching from the cluster failed.
+    #[error("the thread fetching {0} failed")]
+    Thread(&'static str),
     /// A cluster-wide request failed.
     #[error("cannot fetch {what} from {brokers}: {source}")]
     Fetch {
@@ -64,17 +80,27 @@ pub enum PollError {
 pub struct PollTargets {
     /// Group patterns to poll; empty polls every group the broker lists.
     pub groups: Vec<NamePattern>,
-    /// Topics per group that the broker may not tell us (a group with no members).
+    /// Topics per group that the broker may not tell us (a group that never committed).
     pub group_topics: BTreeMap<String, Vec<String>>,
 }
 
-/// A blocking lag poller with one Kafka client per polled group (committed offsets are
-/// fetched with the group's id), kept between polls.
+/// Groups the poller found and forgot since it was last asked, for the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownChanges {
+    /// Every group and topic the poller knows now.
+    pub known: KnownGroups,
+    /// Groups that are gone from the broker.
+    pub forgotten: Vec<String>,
+}
+
+/// A blocking lag poller: Kafka clients for the cluster and for committed offsets, and one
+/// that reads head records, kept between polls.
 pub struct LagPoller {
     brokers: String,
     cluster: BaseConsumer,
-    group_clients: HashMap<String, BaseConsumer>,
-    remembered_topics: HashMap<String, BTreeSet<String>>,
+    offset_clients: Vec<BaseConsumer>,
+    known: KnownGroups,
+    changes: Option<KnownChanges>,
     targets: PollTargets,
     timeout: Duration,
     head_reader: Option<BaseConsumer>,
@@ -88,26 +114,47 @@ pub struct PollPhases {
     pub groups: Duration,
     /// Fetching topic metadata.
     pub metadata: Duration,
-    /// Fetching low and high watermarks.
-    pub watermarks: Duration,
-    /// Fetching every group's committed offsets (and creating new group clients).
+    /// Fetching every group's committed offsets (while the expected watermarks are).
     pub committed: Duration,
+    /// From the metadata to the last watermark: those of the expected topics, fetched
+    /// while the committed offsets are, then those of topics found only this cycle.
+    pub watermarks: Duration,
 }
 
 impl LagPoller {
     /// A poller for the cluster at `brokers`; each request waits at most `timeout`.
     pub fn new(brokers: &str, targets: PollTargets, timeout: Duration) -> Result<Self, PollError> {
         let cluster = client(brokers, None)?;
+        // A group id, never joined and never committed to, because librdkafka needs one on
+        // a client that fetches committed offsets (see `group_offsets.rs`).
+        let offset_clients = (0..OFFSET_CLIENTS)
+            .map(|_| client(brokers, Some(CLIENT_GROUP)))
+            .collect::<Result<_, _>>()?;
         Ok(LagPoller {
             brokers: brokers.to_owned(),
             cluster,
-            group_clients: HashMap::new(),
-            remembered_topics: HashMap::new(),
+            offset_clients,
+            known: KnownGroups::new(),
+            changes: None,
             targets,
             timeout,
             head_reader: None,
             last_phases: PollPhases::default(),
         })
+    }
+
+    /// Starts from groups found before (by an earlier run, from the store); groups the
+    /// targets do not cover are left out.
+    pub fn remember(&mut self, known: KnownGroups) {
+        self.known = known
+            .into_iter()
+            .filter(|(group, _)| self.wanted(group))
+            .collect();
+    }
+
+    /// What changed in the known groups since the last call, if anything did.
+    pub fn take_changes(&mut self) -> Option<KnownChanges> {
+        self.changes.take()
     }
 
     /// Polls once. `learned` adds (topic, group) pairs seen in traced traffic. Returns one
@@ -117,23 +164,182 @@ impl LagPoller {
         learned: &[(String, String)],
         now_ns: i64,
     ) -> Result<Vec<LagSample>, PollError> {
-        let fetch_error = |what| {
-            let brokers = self.brokers.clone();
-            move |source| PollError::Fetch {
-                what,
-                brokers,
-                source,
+        let phase = std::time::Instant::now();
+        let listing = match self.cluster.fetch_group_list(None, self.timeout) {
+            Ok(list) => Some(self.listing(&list)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list consumer groups; polling the groups known");
+                None
             }
         };
-        let phase = std::time::Instant::now();
-        let listed = self
+        let mut learned_topics: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (topic, group) in learned {
+            if self.wanted(group) {
+                learned_topics
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(topic.clone());
+            }
+        }
+        let sources = Sources {
+            listing: listing.as_ref(),
+            configured: &self.targets.group_topics,
+            learned: &learned_topics,
+            known: &self.known,
+        };
+        let groups: Vec<String> = sources.groups().into_iter().collect();
+        let listed_at = phase.elapsed();
+        let metadata = self
             .cluster
-            .fetch_group_list(None, self.timeout)
-            .map_err(fetch_error("the consumer group list"))?;
-        // Live members per group; `None` while the group rebalances (members come and go).
-        let mut members: HashMap<String, Option<i64>> = HashMap::new();
-        let mut topics_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for group in listed.groups() {
+            .fetch_metadata(None, self.timeout)
+            .map_err(|source| PollError::Fetch {
+                what: "topic metadata",
+                brokers: self.brokers.clone(),
+                source,
+            })?;
+        let partitions_of: HashMap<&str, Vec<i32>> = metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
+            .collect();
+        let expected = sources.expected_topics();
+        let expected: BTreeSet<&str> = expected
+            .iter()
+            .map(String::as_str)
+            .filter(|t| partitions_of.contains_key(t))
+            .collect();
+        let metadata_at = phase.elapsed();
+
+        // The watermarks of the topics expected from earlier cycles are fetched while the
+        // committed offsets are: a cycle then takes about the longer of the two, not both.
+        let (answers, committed_took, watermarks) = std::thread::scope(|scope| {
+            let watermarks = scope.spawn(|| self.watermarks(&expected, &partitions_of));
+            let started = std::time::Instant::now();
+            let answers = self.committed(&groups);
+            let committed_took = started.elapsed();
+            let watermarks = watermarks
+                .join()
+                .unwrap_or(Err(PollError::Thread("watermarks")));
+            (answers, committed_took, watermarks)
+        });
+        let (mut highs, mut lows) = watermarks?;
+        let mut fetched = BTreeMap::new();
+        for (group, answer) in groups.into_iter().zip(answers) {
+            match answer {
+                Ok(rows) => {
+                    let offsets = GroupOffsets::decode(&rows);
+                    for (topic, partition, code) in offsets.failed() {
+                        tracing::debug!(group = %group, topic, partition, error = %error_text(code),
+                            "the broker answered a committed offset with an error");
+                    }
+                    fetched.insert(group, offsets);
+                }
+                Err(error) => tracing::warn!(%error, "cannot fetch committed offsets"),
+            }
+        }
+        let plan = sources.plan(&fetched, now_ns);
+        // Topics found only now (a new group or topic) get their watermarks afterwards.
+        let found: BTreeSet<&str> = plan
+            .sample
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .filter(|t| partitions_of.contains_key(t) && !expected.contains(t))
+            .collect();
+        if !found.is_empty() {
+            let (found_highs, found_lows) = self.watermarks(&found, &partitions_of)?;
+            highs.extend(found_highs);
+            lows.extend(found_lows);
+        }
+        if plan.known != self.known || !plan.forgotten.is_empty() {
+            let changes = self.changes.get_or_insert_with(KnownChanges::default);
+            changes.known = plan.known.clone();
+            changes.forgotten.extend(plan.forgotten.iter().cloned());
+        }
+        self.known = plan.known;
+        self.last_phases = PollPhases {
+            groups: listed_at,
+            metadata: metadata_at - listed_at,
+            committed: committed_took,
+            watermarks: phase.elapsed() - metadata_at,
+        };
+
+        let mut samples = Vec::new();
+        for (group, topics) in &plan.sample {
+            let Some(offsets) = fetched.get(group) else {
+                continue;
+            };
+            let members = plan.members.get(group).copied().flatten();
+            for topic in topics {
+                for partition in partitions_of.get(topic.as_str()).into_iter().flatten() {
+                    let committed = match offsets.get(topic, *partition) {
+                        PartitionOffset::Committed(offset) => Some(offset),
+                        PartitionOffset::NotCommitted => None,
+                        // Not known this cycle: no sample, rather than an unknown one.
+                        PartitionOffset::Failed(_) => continue,
+                    };
+                    let key = (topic.clone(), *partition);
+                    let high = highs.get(&key).copied();
+                    let low = lows.get(&key).copied();
+                    let lag = high
+                        .and_then(|high| offset_lag(committed, low.unwrap_or(0), high).messages());
+                    samples.push(LagSample {
+                        sampled_ns: now_ns,
+                        consumer_group: group.clone(),
+                        topic: key.0,
+                        partition: key.1,
+                        committed_offset: committed,
+                        low_watermark: low,
+                        high_watermark: high,
+                        lag,
+                        members,
+                        source: POLLER_SOURCE.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Every committed offset of `groups`, in their order, the groups shared among the
+    /// offset clients and fetched on one thread each.
+    fn committed(&self, groups: &[String]) -> Vec<Result<Vec<FetchedPartition>, GroupFetchError>> {
+        let share = groups.len().div_ceil(self.offset_clients.len()).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .chunks(share)
+                .zip(&self.offset_clients)
+                .map(|(chunk, client)| {
+                    (
+                        chunk,
+                        scope.spawn(move || fetch_all_committed(client, chunk, self.timeout)),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(chunk, handle)| {
+                    handle.join().unwrap_or_else(|_| {
+                        chunk
+                            .iter()
+                            .map(|group| {
+                                Err(GroupFetchError {
+                                    group: group.clone(),
+                                    reason: "the fetching thread failed".into(),
+                                })
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The consumer groups in a listing that the targets cover, with their live members
+    /// and the topics assigned to them.
+    fn listing(&self, list: &GroupList) -> Listing {
+        let mut listing = Listing::new();
+        for group in list.groups() {
             if !group.protocol_type().is_empty() && group.protocol_type() != "consumer" {
                 continue;
             }
@@ -141,122 +347,22 @@ impl LagPoller {
                 continue;
             }
             let rebalancing = REBALANCING_STATES.contains(&group.state());
-            let live = (!rebalancing).then_some(group.members().len() as i64);
-            members.insert(group.name().to_owned(), live);
-            let topics = topics_of.entry(group.name().to_owned()).or_default();
-            for member in group.members() {
-                let assignment = member
-                    .assignment()
-                    .and_then(decode_assignment)
-                    .unwrap_or_default();
-                topics.extend(assignment.into_iter().map(|(topic, _)| topic));
-            }
+            let assigned = group
+                .members()
+                .iter()
+                .filter_map(|member| member.assignment().and_then(decode_assignment))
+                .flatten()
+                .map(|(topic, _)| topic)
+                .collect();
+            listing.insert(
+                group.name().to_owned(),
+                ListedGroup {
+                    members: (!rebalancing).then_some(group.members().len() as i64),
+                    assigned,
+                },
+            );
         }
-        for (group, topics) in &self.targets.group_topics {
-            topics_of
-                .entry(group.clone())
-                .or_default()
-                .extend(topics.iter().cloned());
-        }
-        for (topic, group) in learned {
-            if self.wanted(group) {
-                topics_of
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(topic.clone());
-            }
-        }
-        for (group, topics) in &mut topics_of {
-            let remembered = self.remembered_topics.entry(group.clone()).or_default();
-            remembered.extend(topics.iter().cloned());
-            topics.extend(remembered.iter().cloned());
-        }
-        topics_of.retain(|_, topics| !topics.is_empty());
-
-        let listed_at = phase.elapsed();
-        let metadata = self
-            .cluster
-            .fetch_metadata(None, self.timeout)
-            .map_err(fetch_error("topic metadata"))?;
-        let partitions_of: HashMap<&str, Vec<i32>> = metadata
-            .topics()
-            .iter()
-            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
-            .collect();
-        let wanted_topics: BTreeSet<&str> = topics_of
-            .values()
-            .flatten()
-            .map(String::as_str)
-            .filter(|t| partitions_of.contains_key(t))
-            .collect();
-        let metadata_at = phase.elapsed();
-        let highs = self.watermarks(&wanted_topics, &partitions_of, Offset::End)?;
-        let lows = self.watermarks(&wanted_topics, &partitions_of, Offset::Beginning)?;
-
-        let watermarks_at = phase.elapsed();
-        self.group_clients
-            .retain(|group, _| topics_of.contains_key(group));
-        for group in topics_of.keys() {
-            if !self.group_clients.contains_key(group) {
-                let consumer = client(&self.brokers, Some(group))?;
-                self.group_clients.insert(group.clone(), consumer);
-            }
-        }
-        let jobs: Vec<(&String, TopicPartitionList)> = topics_of
-            .iter()
-            .map(|(group, topics)| {
-                let mut list = TopicPartitionList::new();
-                for topic in topics {
-                    for partition in partitions_of.get(topic.as_str()).into_iter().flatten() {
-                        list.add_partition(topic, *partition);
-                    }
-                }
-                (group, list)
-            })
-            .collect();
-        let committed = self.committed(jobs);
-        self.last_phases = PollPhases {
-            groups: listed_at,
-            metadata: metadata_at - listed_at,
-            watermarks: watermarks_at - metadata_at,
-            committed: phase.elapsed() - watermarks_at,
-        };
-
-        let mut samples = Vec::new();
-        for (group, offsets) in committed {
-            let offsets = match offsets {
-                Ok(offsets) => offsets,
-                Err(error) => {
-                    tracing::warn!(group = %group, %error, "cannot fetch committed offsets");
-                    continue;
-                }
-            };
-            for element in offsets.elements() {
-                let key = (element.topic().to_owned(), element.partition());
-                let committed = match element.offset() {
-                    Offset::Offset(offset) if element.error().is_ok() => Some(offset),
-                    _ => None,
-                };
-                let high = highs.get(&key).copied();
-                let low = lows.get(&key).copied();
-                let lag =
-                    high.and_then(|high| offset_lag(committed, low.unwrap_or(0), high).messages());
-                samples.push(LagSample {
-                    sampled_ns: now_ns,
-                    consumer_group: group.clone(),
-                    topic: key.0,
-                    partition: key.1,
-                    committed_offset: committed,
-                    low_watermark: low,
-                    high_watermark: high,
-                    lag,
-                    // A group the broker does not list has no live members.
-                    members: members.get(&group).copied().unwrap_or(Some(0)),
-                    source: POLLER_SOURCE.to_owned(),
-                });
-            }
-        }
-        Ok(samples)
+        listing
     }
 
     /// Reads the record at the committed offset of up to `limit` lagging partitions (the
@@ -366,41 +472,57 @@ impl LagPoller {
             || self.targets.group_topics.contains_key(group)
     }
 
-    /// `ListOffsets` for every partition of `topics`, in chunks of
-    /// [`WATERMARK_CHUNK`] partitions fetched concurrently (librdkafka's handling of one
-    /// huge list grows faster than linearly): `End` gives high watermarks, `Beginning` low
-    /// ones.
+    /// High and low watermarks of every partition of `topics`: `ListOffsets` for `End` and
+    /// `Beginning`, in chunks of [`WATERMARK_CHUNK`] partitions all fetched concurrently
+    /// (librdkafka's handling of one huge list grows faster than linearly).
     fn watermarks(
         &self,
         topics: &BTreeSet<&str>,
         partitions_of: &HashMap<&str, Vec<i32>>,
-        which: Offset,
-    ) -> Result<HashMap<(String, i32), i64>, PollError> {
-        let mut lists = vec![TopicPartitionList::new()];
-        for topic in topics {
-            for partition in partitions_of.get(topic).into_iter().flatten() {
-                if lists.last().is_some_and(|l| l.count() >= WATERMARK_CHUNK) {
-                    lists.push(TopicPartitionList::new());
-                }
-                if let Some(list) = lists.last_mut() {
-                    // Cannot fail: End and Beginning are always representable.
-                    let _ = list.add_partition_offset(topic, *partition, which);
+    ) -> Result<(Watermarks, Watermarks), PollError> {
+        let mut lists = Vec::new();
+        for which in [Offset::End, Offset::Beginning] {
+            lists.push((which, TopicPartitionList::new()));
+            for topic in topics {
+                for partition in partitions_of.get(topic).into_iter().flatten() {
+                    if lists
+                        .last()
+                        .is_some_and(|(_, l)| l.count() >= WATERMARK_CHUNK)
+                    {
+                        lists.push((which, TopicPartitionList::new()));
+                    }
+                    if let Some((_, list)) = lists.last_mut() {
+                        // Cannot fail: End and Beginning are always representable.
+                        let _ = list.add_partition_offset(topic, *partition, which);
+                    }
                 }
             }
         }
-        lists.retain(|l| l.count() > 0);
-        let answers: Vec<Result<TopicPartitionList, KafkaError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = lists
-                .into_iter()
-                .map(|list| scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().unwrap_or(Err(KafkaError::Canceled)))
-                .collect()
-        });
-        let mut watermarks = HashMap::new();
-        for answer in answers {
+        lists.retain(|(_, l)| l.count() > 0);
+        let answers: Vec<(Offset, Result<TopicPartitionList, KafkaError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = lists
+                    .into_iter()
+                    .map(|(which, list)| {
+                        let handle =
+                            scope.spawn(move || self.cluster.offsets_for_times(list, self.timeout));
+                        (which, handle)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(which, handle)| {
+                        (which, handle.join().unwrap_or(Err(KafkaError::Canceled)))
+                    })
+                    .collect()
+            });
+        let (mut highs, mut lows) = (Watermarks::new(), Watermarks::new());
+        for (which, answer) in answers {
+            let watermarks = if which == Offset::End {
+                &mut highs
+            } else {
+                &mut lows
+            };
             let answered = answer.map_err(|source| PollError::Fetch {
                 what: "partition watermarks",
                 brokers: self.brokers.clone(),
@@ -419,44 +541,7 @@ impl LagPoller {
                     }),
             );
         }
-        Ok(watermarks)
-    }
-
-    /// Committed offsets of every group, fetched on a few threads at once.
-    fn committed(
-        &self,
-        jobs: Vec<(&String, TopicPartitionList)>,
-    ) -> Vec<(String, Result<TopicPartitionList, KafkaError>)> {
-        let chunk = jobs.len().div_ceil(COMMITTED_THREADS).max(1);
-        let mut jobs = jobs;
-        let mut batches = Vec::new();
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(chunk.min(jobs.len()));
-            batches.push(std::mem::replace(&mut jobs, rest));
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batches
-                .into_iter()
-                .map(|batch| {
-                    scope.spawn(move || {
-                        batch
-                            .into_iter()
-                            .filter_map(|(group, list)| {
-                                let consumer = self.group_clients.get(group)?;
-                                Some((
-                                    group.clone(),
-                                    consumer.committed_offsets(list, self.timeout),
-                                ))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|handle| handle.join().unwrap_or_default())
-                .collect()
-        })
+        Ok((highs, lows))
     }
 }
 

@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 use crate::alerting::alert::{AlertTracker, Condition};
 use crate::alerting::hook::{HookSchedule, deliver};
 use crate::lag::config::LagSettings;
+use crate::lag::discovery::{known_from_rows, rows_of_known};
 use crate::lag::evaluate::{RuleVerdict, evaluate};
-use crate::lag::poller::{HeadRecords, LagPoller, PollError, PollTargets};
+use crate::lag::poller::{HeadRecords, LagPoller, POLLER_SOURCE, PollError, PollTargets};
 use causeway_conventions::alert::{annotation, label};
 
 /// Samples of how far back are read for each evaluation, in poll intervals, at least.
@@ -63,6 +64,8 @@ pub struct LagService {
     schedule: HookSchedule,
     last_retention_ns: i64,
     deliveries: Vec<JoinHandle<()>>,
+    /// Whether the groups found by an earlier run were handed to the poller yet.
+    known_loaded: bool,
 }
 
 impl LagService {
@@ -91,6 +94,7 @@ impl LagService {
             schedule: HookSchedule::new(),
             last_retention_ns: 0,
             deliveries: Vec::new(),
+            known_loaded: false,
         })
     }
 
@@ -132,19 +136,42 @@ impl LagService {
         let mut heads = HeadRecords::new();
         if let Some(poller) = &self.poller {
             let learned = self.store.topology().await?;
+            // The groups an earlier run found, so a restarted collector carries on.
+            let known = if self.known_loaded {
+                None
+            } else {
+                let known = known_from_rows(self.store.lag_groups().await?);
+                self.known_loaded = true;
+                Some(known)
+            };
             let poller = Arc::clone(poller);
-            let (samples, polled_heads) = tokio::task::spawn_blocking(move || {
+            let (samples, polled_heads, changes) = tokio::task::spawn_blocking(move || {
                 let mut poller = poller
                     .lock()
                     .map_err(|_| LagServiceError::Thread("poller lock poisoned".into()))?;
+                if let Some(known) = known {
+                    poller.remember(known);
+                }
                 let samples = poller.poll(&learned, now_ns)?;
                 let heads = poller.head_records(&samples, HEAD_READ_LIMIT);
-                Ok::<_, LagServiceError>((samples, heads))
+                Ok::<_, LagServiceError>((samples, heads, poller.take_changes()))
             })
             .await
             .map_err(|e| LagServiceError::Thread(e.to_string()))??;
             report.samples = samples.len();
             heads = polled_heads;
+            if let Some(changes) = changes {
+                for group in &changes.forgotten {
+                    tracing::info!(group = %group, "consumer group is gone from the broker");
+                }
+                self.store
+                    .save_lag_groups(
+                        &rows_of_known(&changes.known),
+                        &changes.forgotten,
+                        POLLER_SOURCE,
+                    )
+                    .await?;
+            }
             self.store.write_lag_samples(&samples).await?;
         }
         let span = self
