@@ -62,7 +62,7 @@ pub enum KafkaSourceError {
         topic: String,
         /// The cause.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
 }
 
@@ -124,7 +124,7 @@ pub fn spawn(
     let consumer_error = |source| KafkaSourceError::Consumer {
         brokers: config.brokers.clone(),
         topic: config.topic.clone(),
-        source,
+        source: Box::new(source),
     };
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
@@ -282,7 +282,8 @@ mod tests {
         let protobuf = request.encode_to_vec();
         // An empty request is zero bytes of protobuf: an empty record, refused as such.
         assert_eq!(decode_record(Some(&protobuf), 100), Err(RecordError::Empty));
-        let cases: Vec<(Option<&[u8]>, Result<(), &str>, &str)> = vec![
+        type Case<'a> = (Option<&'a [u8]>, Result<(), &'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             (Some(b"{\"resourceSpans\": []}"), Ok(()), "otlp_json"),
             (
                 Some(b"  \n{\"resourceSpans\": []}"),
