@@ -110,12 +110,28 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
     let scan_cap = args.limit.saturating_mul(20).max(2_000);
     let topology = load_topology(store).await.context("cannot read topology")?;
     let options = args.patterns.options();
+    // `--where` first narrows the list to the flows of the newest spans that carry the
+    // values (a bounded scan); each flow is still checked exactly below.
+    let correlation_ids = if args.filters.is_empty() {
+        None
+    } else {
+        let limit = i64::try_from(scan_cap).unwrap_or(i64::MAX);
+        let ids = store
+            .correlations_with_attributes(&args.filters, limit)
+            .await
+            .context("cannot search span attributes")?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Some(ids)
+    };
     let mut query = CorrelationQuery {
         since_ns,
         before: None,
         service: args.service.clone(),
         event_type: args.event_type.clone(),
         errors_only: args.errors,
+        correlation_ids,
         limit: PAGE,
     };
     let mut summaries = Vec::new();
