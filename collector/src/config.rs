@@ -55,6 +55,15 @@ pub struct OtlpConfig {
     pub grpc_max_message_size: ByteSize,
     /// Largest HTTP body accepted, both as received and after decompression.
     pub http_max_body_size: ByteSize,
+    /// Memory all requests together may hold: bodies being read, decompressed and
+    /// decoded, and spans waiting to be committed (see `memory_budget`).
+    pub max_request_memory: ByteSize,
+    /// Longest wait for the next part of a request: the headers of a new request on an
+    /// idle connection, or the next piece of a body.
+    #[serde(deserialize_with = "duration_text")]
+    pub read_timeout: Duration,
+    /// Most connections each receiver keeps open; past it new ones are closed at once.
+    pub max_connections: usize,
 }
 
 /// `[writer]`: batching and the bound on spans waiting to be committed.
@@ -113,6 +122,9 @@ impl Default for OtlpConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 4318)),
             grpc_max_message_size: ByteSize(4 << 20),
             http_max_body_size: ByteSize(20 << 20),
+            max_request_memory: ByteSize(128 << 20),
+            read_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
     }
 }

@@ -1,21 +1,29 @@
-//! The receivers' shared path: convert a decoded export request, encode its spans, and
-//! wait for the batch writer to commit them.
+//! The receivers' shared path for traces: convert a decoded export request, encode its
+//! spans, and wait for the batch writer to commit them.
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
 use crate::otlp::convert::encode_request;
+use crate::otlp::export_decode::Decoded;
+use crate::otlp::request_cost::BadSpan;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::{WriteError, WriterHandle};
 
-/// Converts, encodes and writes one request, answering once it is committed. Room is
-/// reserved before any work, so a full writer costs nothing but the refusal.
+/// Converts, encodes and writes one request, answering once it is committed. A full
+/// writer is refused before any conversion; room in its queue is taken for the accepted
+/// spans only, and the request's memory charge shrinks to what those spans hold.
 pub async fn ingest(
-    request: ExportTraceServiceRequest,
+    decoded: Decoded<ExportTraceServiceRequest>,
     writer: &WriterHandle,
     metrics: &SelfMetrics,
 ) -> Result<ExportTraceServiceResponse, WriteError> {
+    let Decoded {
+        request,
+        mut charge,
+        bad_spans,
+    } = decoded;
     let offered: usize = request
         .resource_spans
         .iter()
@@ -25,11 +33,20 @@ pub async fn ingest(
     if offered == 0 {
         return Ok(ExportTraceServiceResponse::default());
     }
-    // Refuse before doing any work when the writer is full.
-    let reservation = writer.reserve(offered)?;
-    let (encoded, rejections) = encode_request(request);
+    writer.refuse_if_full(offered)?;
+    let (encoded, mut rejections) = encode_request(request);
+    BadSpan::explain(&bad_spans, &mut rejections);
     metrics.spans_rejected(rejections.count);
-    reservation.write(encoded).await?;
+    if !encoded.is_empty() {
+        // The decoded request is gone: keep what its spans hold until they are committed.
+        // (This shrinks the charge; should the estimate ever have been short and the
+        // budget be busy, the larger charge already held stays.)
+        let _ = charge.set(encoded.memory_bytes());
+        writer
+            .reserve(encoded.len())?
+            .write(encoded, charge)
+            .await?;
+    }
     let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
         error_message: rejections.summary(),
