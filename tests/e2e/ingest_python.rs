@@ -33,8 +33,9 @@ fn sender_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/send_spans.py")
 }
 
-/// Runs the Python sender and returns the JSON document it printed about what it sent.
-fn run_python_sender(protocol: &str, endpoint: &str, service: &str) -> Value {
+/// Runs the Python sender and returns the JSON document it printed about what it sent; it
+/// fails the test when any of the SDK's exports failed.
+pub fn run_python_sender(protocol: &str, endpoint: &str, service: &str) -> Value {
     let output = Command::new(python())
         .arg(sender_script())
         .args([protocol, endpoint, service])
