@@ -122,7 +122,7 @@ impl Default for OtlpConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 4318)),
             grpc_max_message_size: ByteSize(4 << 20),
             http_max_body_size: ByteSize(20 << 20),
-            max_request_memory: ByteSize(128 << 20),
+            max_request_memory: ByteSize(96 << 20),
             read_timeout: Duration::from_secs(10),
             max_connections: 256,
         }

@@ -57,7 +57,7 @@ fn no_file_no_env_gives_the_defaults() {
     assert_eq!(config.otlp.http.to_string(), "127.0.0.1:4318");
     assert_eq!(config.otlp.grpc_max_message_size, ByteSize(4 << 20));
     assert_eq!(config.otlp.http_max_body_size, ByteSize(20 << 20));
-    assert_eq!(config.otlp.max_request_memory, ByteSize(128 << 20));
+    assert_eq!(config.otlp.max_request_memory, ByteSize(96 << 20));
     assert_eq!(config.otlp.read_timeout, Duration::from_secs(10));
     assert_eq!(config.otlp.max_connections, 256);
     assert_eq!(config.metrics.addr.to_string(), "127.0.0.1:9464");

@@ -18,7 +18,9 @@ use crate::memory_budget::MemoryBudget;
 use crate::otlp::connection_guard::{ConnectionActivity, GuardedListener, MarkActiveLayer};
 use crate::otlp::grpc_receiver::GrpcTraceService;
 use crate::otlp::http_receiver::{self, HttpReceiver};
-use crate::otlp::limits::{DecodeSlots, MAX_HTTP2_STREAMS, ReceiverLimits};
+use crate::otlp::limits::{
+    DecodeSlots, MAX_HTTP2_HEADER_LIST_BYTES, MAX_HTTP2_STREAMS, ReceiverLimits,
+};
 use crate::otlp::metrics_grpc::GrpcMetricsService;
 use crate::otlp::metrics_http;
 use crate::self_metrics::{self, SelfMetrics};
@@ -122,6 +124,7 @@ impl Collector {
         let grpc = GrpcTraceService::new(writer.clone(), Arc::clone(&metrics), grpc_limits.clone());
         let grpc_server = tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_HTTP2_STREAMS)
+            .http2_max_header_list_size(MAX_HTTP2_HEADER_LIST_BYTES)
             .layer(MarkActiveLayer)
             .add_service(grpc)
             .add_service(GrpcMetricsService::server(lag_store.clone(), grpc_limits))
@@ -141,7 +144,7 @@ impl Collector {
         ))
         .layer(MarkActiveLayer);
         let http_server = axum::serve(
-            guarded(http_listener, "otlp http"),
+            guarded(http_listener, "otlp http").limit_unrequested_bytes(),
             http.into_make_service_with_connect_info::<ConnectionActivity>(),
         )
         .with_graceful_shutdown(until(stopped.clone()));

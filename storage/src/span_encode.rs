@@ -174,6 +174,21 @@ impl EncodedSpans {
         }
     }
 
+    /// An empty batch with room for `spans` spans and `links` links, so that filling it
+    /// never grows (and copies) it.
+    pub fn with_capacity(spans: usize, links: usize) -> EncodedSpans {
+        EncodedSpans {
+            spans: Vec::with_capacity(spans),
+            links: Vec::with_capacity(links),
+            ..EncodedSpans::default()
+        }
+    }
+
+    /// Number of links in the batch.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
     /// Moves every span of `other` into this batch.
     pub fn append(&mut self, other: EncodedSpans) {
         self.spans.extend(other.spans);

@@ -26,8 +26,8 @@ use crate::ingest::{TRACES_PATH, stored_trace};
 use crate::ingest_limits::assert_still_ingests;
 use crate::ingest_otlp::{
     EXPORT_PATH, GRPC_DEADLINE_EXCEEDED, GRPC_OK, GRPC_RESOURCE_EXHAUSTED, GRPC_UNAVAILABLE,
-    grpc_head, grpc_reply, http_post, protobuf, raw_grpc_body, raw_grpc_call, request, span,
-    string_attribute, trace_request, unique_span_id, unique_trace_id,
+    grpc_client, grpc_head, grpc_reply, http_post, protobuf, raw_grpc_body, raw_grpc_call, request,
+    span, string_attribute, trace_request, unique_span_id, unique_trace_id,
 };
 use crate::ingest_python::run_python_sender;
 
@@ -254,6 +254,40 @@ where
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_back_to_back_on_one_connection_are_taken() {
+    // An HTTP/2 server reads a whole message before it starts the call: the limits on
+    // what an idle connection may send must not cut such a client off.
+    let dir = temp_dir();
+    let db = dir.path().join("back-to-back.db");
+    let collector = CollectorProcess::start(&db, &[]);
+    let mut client = grpc_client(collector.grpc_endpoint()).await;
+    for round in 0..4 {
+        let trace_id = unique_trace_id();
+        let spans: Vec<Span> = (0..5_000).map(|i| busy_span(trace_id, i)).collect();
+        let request = request("back-to-back", spans);
+        assert!(protobuf(&request).len() > 1 << 20, "over a mebibyte");
+        client
+            .export(request)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(stored_trace(&db, trace_id).await.len(), 5_000);
+    }
+    // And over HTTP/1, on one keep-alive connection.
+    let http = reqwest::Client::new();
+    let url = format!("{}{TRACES_PATH}", collector.http_endpoint());
+    for round in 0..4 {
+        let reply = http
+            .post(&url)
+            .header("content-type", PROTOBUF)
+            .body(busy_body(2 << 20))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(reply.status(), 200, "round {round}");
+    }
+}
+
 /// A collector whose read timeout and connection cap are small enough to test.
 fn start_strict(db: &Path, read_timeout_secs: u64, max_connections: usize) -> CollectorProcess {
     let config = db.with_extension("toml");
@@ -370,6 +404,25 @@ async fn slow_and_idle_clients_do_not_stop_a_real_exporter() {
             "every slow client still holds its connection"
         );
     }
+
+    // A client that sends more than 64 KiB without finishing a request's headers is cut
+    // off at once, not after the read timeout: connections hold little besides requests.
+    let mut flood = TcpStream::connect(http).await.unwrap();
+    let head = format!(
+        "POST {TRACES_PATH} HTTP/1.1\r\nX-Pad: {}\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let _ = flood.write_all(head.as_bytes()).await;
+    let flood_started = Instant::now();
+    assert!(
+        read_until_closed(&mut flood, READ_TIMEOUT).await.is_some(),
+        "a connection flooding headers is closed"
+    );
+    assert!(
+        flood_started.elapsed() < READ_TIMEOUT / 2,
+        "closed for its size, not its time: {:?}",
+        flood_started.elapsed()
+    );
 
     // Then the collector lets go of every one of them.
     let limit = READ_TIMEOUT + Duration::from_secs(10);

@@ -7,7 +7,9 @@
 //! ending, or it is closed: bytes trickling in do not extend that, so neither idle
 //! connections nor half-sent headers hold a permit for long. While a request is in
 //! progress the connection is the request's (its body has its own timeouts, see
-//! `body_read`). Requests are marked in progress by [`MarkActiveLayer`], from the
+//! `body_read`). Nor may an HTTP/1 connection send more than [`MAX_UNREQUESTED_BYTES`]
+//! outside a request (HTTP/2 bounds header lists and unread data itself), so what
+//! connections hold besides their requests' charged memory stays small. Requests are marked in progress by [`MarkActiveLayer`], from the
 //! [`ConnectionActivity`] each connection hands its requests (a request extension, for
 //! tonic directly and for axum through `ConnectInfo`).
 
@@ -34,6 +36,9 @@ pub struct GuardedListener {
     listener: TcpListener,
     permits: Arc<Semaphore>,
     read_timeout: Duration,
+    /// Most bytes a connection may send outside a request, when the protocol does not
+    /// bound that itself.
+    max_unrequested: Option<usize>,
     what: &'static str,
 }
 
@@ -52,8 +57,18 @@ impl GuardedListener {
                 max_connections.clamp(1, Semaphore::MAX_PERMITS),
             )),
             read_timeout,
+            max_unrequested: None,
             what,
         }
+    }
+
+    /// Also closes a connection that sends more than [`MAX_UNREQUESTED_BYTES`] while it
+    /// has no request in progress. For HTTP/1, where that is a request's headers. (An
+    /// HTTP/2 server reads ahead, a whole message before it starts the call, and bounds
+    /// what it buffers itself: header lists and flow-control windows.)
+    pub fn limit_unrequested_bytes(mut self) -> Self {
+        self.max_unrequested = Some(MAX_UNREQUESTED_BYTES);
+        self
     }
 
     /// The next connection that gets a permit; those that find none are closed.
@@ -83,6 +98,7 @@ impl GuardedListener {
                 )),
                 activity,
                 read_timeout: self.read_timeout,
+                max_unrequested: self.max_unrequested,
             };
             return (io, peer);
         }
@@ -118,13 +134,22 @@ pub struct ConnectionActivity(Arc<ActivityState>);
 struct ActivityState {
     requests: AtomicUsize,
     idle_since: Mutex<Instant>,
+    /// Bytes read since the connection last had a request in progress: the headers of
+    /// the next request, at most [`MAX_UNREQUESTED_BYTES`].
+    unrequested: AtomicUsize,
 }
+
+/// Most bytes a connection may send while no request of its is in progress (a request's
+/// headers; HTTP/2 settings and pings): what a connection holds besides its requests'
+/// charged memory stays small however many connections there are.
+pub const MAX_UNREQUESTED_BYTES: usize = 64 * 1024;
 
 impl Default for ConnectionActivity {
     fn default() -> Self {
         ConnectionActivity(Arc::new(ActivityState {
             requests: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
+            unrequested: AtomicUsize::new(0),
         }))
     }
 }
@@ -133,7 +158,12 @@ impl ConnectionActivity {
     /// Marks a request in progress until the returned guard is dropped.
     pub fn begin(&self) -> ActiveRequest {
         self.0.requests.fetch_add(1, Ordering::SeqCst);
+        self.0.unrequested.store(0, Ordering::SeqCst);
         ActiveRequest(self.clone())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.0.requests.load(Ordering::SeqCst) == 0
     }
 
     fn idle_since(&self) -> Instant {
@@ -169,6 +199,7 @@ pub struct GuardedIo {
     activity: ConnectionActivity,
     idle: Pin<Box<Sleep>>,
     read_timeout: Duration,
+    max_unrequested: Option<usize>,
 }
 
 impl GuardedIo {
@@ -185,6 +216,13 @@ fn timed_out() -> io::Error {
     )
 }
 
+fn too_much_unrequested() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "more than 64 KiB sent on this connection without a request",
+    )
+}
+
 impl AsyncRead for GuardedIo {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -192,7 +230,31 @@ impl AsyncRead for GuardedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        let limit = this.max_unrequested.filter(|_| this.activity.is_idle());
+        let result = if let Some(limit) = limit {
+            // Read no further than what a connection may send without a request.
+            let used = this.activity.0.unrequested.load(Ordering::SeqCst);
+            let allowed = limit.saturating_sub(used);
+            if allowed == 0 {
+                return Poll::Ready(Err(too_much_unrequested()));
+            }
+            let mut scratch = [0_u8; 8192];
+            let room = buf.remaining().min(allowed).min(scratch.len());
+            let mut limited = ReadBuf::new(&mut scratch[..room]);
+            let result = Pin::new(&mut this.stream).poll_read(cx, &mut limited);
+            if let Poll::Ready(Ok(())) = result {
+                let read = limited.filled();
+                this.activity
+                    .0
+                    .unrequested
+                    .fetch_add(read.len(), Ordering::SeqCst);
+                buf.put_slice(read);
+            }
+            result
+        } else {
+            Pin::new(&mut this.stream).poll_read(cx, buf)
+        };
+        match result {
             Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending => {
                 let Some(deadline) = this.activity.deadline(this.read_timeout) else {

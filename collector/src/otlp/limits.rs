@@ -21,6 +21,8 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Most HTTP/2 streams (gRPC calls) open at once on one connection.
 pub const MAX_HTTP2_STREAMS: u32 = 16;
+/// Largest header list of one gRPC call (hyper's default, stated here as a limit).
+pub const MAX_HTTP2_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// What every request of one receiver is held to.
 #[derive(Debug, Clone)]

@@ -239,17 +239,30 @@ async fn apply_retention(store: &Store, policy: &RetentionPolicy) {
 
 async fn commit(store: &Store, pending: Vec<Submission>, metrics: &SelfMetrics) {
     // One merged batch keeps every statement full-size (and its prepared form cached),
-    // however small the submissions were.
-    let mut merged = EncodedSpans::default();
+    // however small the submissions were. It is made the right size at once: growing it
+    // would hold two copies of its rows for a moment, outside the memory budget.
+    let (spans, links) = pending.iter().fold((0, 0), |(spans, links), submission| {
+        (
+            spans + submission.spans.len(),
+            links + submission.spans.link_count(),
+        )
+    });
+    let single = pending.len() == 1;
+    let mut merged: Option<EncodedSpans> = None;
     let mut acks = Vec::with_capacity(pending.len());
     for submission in pending {
-        if merged.is_empty() {
-            merged = submission.spans;
-        } else {
-            merged.append(submission.spans);
+        match &mut merged {
+            None if single => merged = Some(submission.spans),
+            None => {
+                let mut batch = EncodedSpans::with_capacity(spans, links);
+                batch.append(submission.spans);
+                merged = Some(batch);
+            }
+            Some(batch) => batch.append(submission.spans),
         }
         acks.push((submission.ack, submission.permit, submission.charge));
     }
+    let merged = merged.unwrap_or_default();
     let count = merged.len() as u64;
     let started = Instant::now();
     let result = store.write_spans(vec![merged]).await;
