@@ -44,7 +44,8 @@ pub struct Args {
     /// Only flows with an error.
     #[arg(long)]
     pub errors: bool,
-    /// Only flows with a span attribute of this value (`key=value`, repeatable).
+    /// Only flows with a span attribute of this value (`key=value`, repeatable), among the
+    /// newest 500,000 spans.
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_where)]
     pub filters: Vec<(String, String)>,
     /// Most flows to list.
@@ -218,4 +219,26 @@ fn start_time(ns: i64) -> String {
 
 fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn help_states_how_far_where_looks() {
+        use clap::Args as _;
+        let mut command = Args::augment_args(clap::Command::new("flows"));
+        let help = command.render_long_help().to_string();
+        let newest = causeway_storage::ATTRIBUTE_SCAN_SPANS
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|digits| String::from_utf8_lossy(digits).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(help.contains(&format!("newest {newest} spans")), "{help}");
+    }
 }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::memory_budget::{BudgetError, Charge};
 use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
 use crate::otlp::body_read::{ReadError, ReadLimits, read_body};
-use crate::otlp::export_decode::{Decoded, ExportKind, decode_export};
+use crate::otlp::export_decode::{Decoded, ExportKind, decode_export_where_cheap};
 use crate::otlp::limits::{BUSY_DECODING, RETRY_DELAY, ReceiverLimits};
 
 /// Bytes before each gRPC message: a compressed flag and a big-endian length.
@@ -121,18 +121,16 @@ where
     let Some(slot) = limits.decoding.take().await else {
         return Err(unavailable(BUSY_DECODING));
     };
-    let decoded = tokio::task::spawn_blocking(move || {
-        decode_export(
-            kind,
-            message.bytes,
-            message.encoding,
-            BodyFormat::Protobuf,
-            max,
-            charge,
-        )
-    })
+    let decoded = decode_export_where_cheap(
+        kind,
+        message.bytes,
+        message.encoding,
+        BodyFormat::Protobuf,
+        max,
+        charge,
+    )
     .await
-    .map_err(|error| unavailable(format!("request handling failed: {error}")))?
+    .map_err(unavailable)?
     .map_err(|error| status_of_body(&error, max))?;
     drop(slot);
     Ok(decoded)

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::memory_budget::BudgetError;
 use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
 use crate::otlp::body_read::{ReadError, ReadLimits, read_body};
-use crate::otlp::export_decode::{Decoded, ExportKind, TRACES, decode_export};
+use crate::otlp::export_decode::{Decoded, ExportKind, TRACES, decode_export_where_cheap};
 use crate::otlp::ingest::ingest;
 use crate::otlp::limits::{BUSY_DECODING, RETRY_DELAY, ReceiverLimits};
 use crate::self_metrics::SelfMetrics;
@@ -150,12 +150,9 @@ where
     let Some(slot) = limits.decoding.take().await else {
         return Err(Refusal::Retry(BUSY_DECODING.to_owned()));
     };
-    // Decompressing and parsing up to the limit is CPU work: keep it off the IO threads.
-    let decoded = tokio::task::spawn_blocking(move || {
-        decode_export(kind, raw, encoding, format, max, charge)
-    })
-    .await
-    .map_err(|error| Refusal::Retry(format!("request handling failed: {error}")))??;
+    let decoded = decode_export_where_cheap(kind, raw, encoding, format, max, charge)
+        .await
+        .map_err(Refusal::Retry)??;
     drop(slot);
     Ok(decoded)
 }
