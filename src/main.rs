@@ -80,7 +80,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors can quote what a file or a peer sent (a foreign table's name, say).
+            let message = format!("{error:#}");
+            eprintln!("error: {}", causeway_flow::sanitize::clean(&message));
             ExitCode::FAILURE
         }
     }

@@ -70,6 +70,15 @@ pub struct OtlpConfig {
     pub kafka_topic: String,
     /// The consumer group the collectors of a fleet share.
     pub kafka_group: String,
+    /// Memory all requests together may hold: bodies being read, decompressed and
+    /// decoded, and spans waiting to be committed (see `memory_budget`).
+    pub max_request_memory: ByteSize,
+    /// Longest wait for the next part of a request: the headers of a new request on an
+    /// idle connection, or the next piece of a body.
+    #[serde(deserialize_with = "duration_text")]
+    pub read_timeout: Duration,
+    /// Most connections each receiver keeps open; past it new ones are closed at once.
+    pub max_connections: usize,
 }
 
 /// `[writer]`: batching and the bound on spans waiting to be committed.
@@ -132,6 +141,9 @@ impl Default for OtlpConfig {
             kafka: None,
             kafka_topic: DEFAULT_OTLP_TOPIC.to_owned(),
             kafka_group: DEFAULT_OTLP_GROUP.to_owned(),
+            max_request_memory: ByteSize(96 << 20),
+            read_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
     }
 }

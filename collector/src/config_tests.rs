@@ -31,6 +31,9 @@ grpc = "0.0.0.0:14317"
 http = "0.0.0.0:14318"
 grpc_max_message_size = "8MiB"
 http_max_body_size = 1048576
+max_request_memory = "64MiB"
+read_timeout = "3s"
+max_connections = 32
 
 [writer]
 max_batch_spans = 5000
@@ -54,6 +57,9 @@ fn no_file_no_env_gives_the_defaults() {
     assert_eq!(config.otlp.http.to_string(), "127.0.0.1:4318");
     assert_eq!(config.otlp.grpc_max_message_size, ByteSize(4 << 20));
     assert_eq!(config.otlp.http_max_body_size, ByteSize(20 << 20));
+    assert_eq!(config.otlp.max_request_memory, ByteSize(96 << 20));
+    assert_eq!(config.otlp.read_timeout, Duration::from_secs(10));
+    assert_eq!(config.otlp.max_connections, 256);
     assert_eq!(config.metrics.addr.to_string(), "127.0.0.1:9464");
 }
 
@@ -66,6 +72,9 @@ fn every_file_key_is_read() {
     assert_eq!(config.otlp.http.port(), 14318);
     assert_eq!(config.otlp.grpc_max_message_size, ByteSize(8 << 20));
     assert_eq!(config.otlp.http_max_body_size, ByteSize(1 << 20));
+    assert_eq!(config.otlp.max_request_memory, ByteSize(64 << 20));
+    assert_eq!(config.otlp.read_timeout, Duration::from_secs(3));
+    assert_eq!(config.otlp.max_connections, 32);
     assert_eq!(config.writer.max_batch_spans, 5000);
     assert_eq!(config.writer.max_batch_delay, Duration::from_millis(10));
     assert_eq!(config.writer.max_in_flight_spans, 50_000);

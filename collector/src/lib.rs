@@ -9,7 +9,9 @@
 //! - [`alerting`]: alert state, Alertmanager-compatible payloads, and the hooks that
 //!   deliver them (webhooks and commands).
 //!
-//! [`config`], [`service`] and [`self_metrics`] wire them into one running collector.
+//! [`config`], [`service`] and [`self_metrics`] wire them into one running collector;
+//! [`memory_budget`] bounds what the receivers' requests hold, from the first byte read
+//! to the commit.
 
 pub mod alerting;
 pub mod byte_size;
@@ -17,6 +19,7 @@ pub mod config;
 mod duration_text;
 pub mod flows_config;
 pub mod lag;
+pub mod memory_budget;
 pub mod otlp;
 pub mod self_metrics;
 pub mod service;

@@ -6,18 +6,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_storage::{RetentionPolicy, StorageError, Store};
+use causeway_storage::{RetentionPolicy, StorageError, Store, WriterLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::CollectorConfig;
 use crate::lag::config::LagConfigError;
 use crate::lag::service::{LagService, LagServiceError};
+use crate::memory_budget::MemoryBudget;
+use crate::otlp::connection_guard::{ConnectionActivity, GuardedListener, MarkActiveLayer};
 use crate::otlp::grpc_receiver::GrpcTraceService;
 use crate::otlp::http_receiver::{self, HttpReceiver};
 use crate::otlp::kafka_source::{self, KafkaSourceConfig, KafkaSourceError};
+use crate::otlp::limits::{
+    DecodeSlots, MAX_HTTP2_HEADER_LIST_BYTES, MAX_HTTP2_STREAMS, ReceiverLimits,
+};
 use crate::otlp::metrics_grpc::GrpcMetricsService;
 use crate::otlp::metrics_http;
 use crate::self_metrics::{self, SelfMetrics};
@@ -70,6 +74,8 @@ pub struct RunningCollector {
     writer: JoinHandle<()>,
     lag: JoinHandle<()>,
     kafka_source: Option<JoinHandle<()>>,
+    /// Held until the store is closed.
+    writer_lock: WriterLock,
 }
 
 impl Collector {
@@ -78,6 +84,8 @@ impl Collector {
     pub async fn start(config: &CollectorConfig) -> Result<RunningCollector, CollectorError> {
         // A bad lag rule or hook refuses to start before anything is opened.
         let lag_settings = config.lag.validate()?;
+        // One collector per file: a second one stops here, before touching the database.
+        let writer_lock = WriterLock::acquire(&config.db)?;
         let store = Store::open(&config.db).await?;
         let lag_store = store.clone();
         let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;
@@ -99,6 +107,25 @@ impl Collector {
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .spawn(stopped.clone());
 
+        // One memory budget for every request of both receivers; decoding slots and
+        // connection caps per receiver.
+        let budget = MemoryBudget::new(config.otlp.max_request_memory.as_usize());
+        let limits = |max_body_bytes: usize| ReceiverLimits {
+            max_body_bytes,
+            read_timeout: config.otlp.read_timeout,
+            budget: budget.clone(),
+            decoding: DecodeSlots::default(),
+        };
+        let grpc_limits = limits(config.otlp.grpc_max_message_size.as_usize());
+        let http_limits = limits(config.otlp.http_max_body_size.as_usize());
+        let guarded = |listener, what| {
+            GuardedListener::new(
+                listener,
+                config.otlp.max_connections,
+                config.otlp.read_timeout,
+                what,
+            )
+        };
         let messaging = config.flows.messaging_reader();
         let kafka_source = match &config.otlp.kafka {
             Some(brokers) => Some(kafka_source::spawn(
@@ -111,38 +138,40 @@ impl Collector {
                 writer.clone(),
                 Arc::clone(&metrics),
                 messaging.clone(),
+                budget.clone(),
                 stopped.clone(),
             )?),
             None => None,
         };
-        let grpc = GrpcTraceService::new(
-            writer.clone(),
-            Arc::clone(&metrics),
-            config.otlp.grpc_max_message_size.as_usize(),
-        )
-        .with_messaging(messaging.clone());
+        let grpc = GrpcTraceService::new(writer.clone(), Arc::clone(&metrics), grpc_limits.clone())
+            .with_messaging(messaging.clone());
         let grpc_server = tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_HTTP2_STREAMS)
+            .http2_max_header_list_size(MAX_HTTP2_HEADER_LIST_BYTES)
+            .layer(MarkActiveLayer)
             .add_service(grpc)
-            .add_service(GrpcMetricsService::server(
-                lag_store.clone(),
-                config.otlp.grpc_max_message_size.as_usize(),
-            ))
+            .add_service(GrpcMetricsService::server(lag_store.clone(), grpc_limits))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(grpc_listener),
+                guarded(grpc_listener, "otlp grpc").into_incoming(),
                 until(stopped.clone()),
             );
         let http = http_receiver::router(HttpReceiver {
             writer,
             metrics: Arc::clone(&metrics),
-            max_body_bytes: config.otlp.http_max_body_size.as_usize(),
+            limits: http_limits.clone(),
             messaging,
         })
         .merge(metrics_http::router(
             lag_store,
-            config.otlp.http_max_body_size.as_usize(),
-        ));
-        let http_server =
-            axum::serve(http_listener, http).with_graceful_shutdown(until(stopped.clone()));
+            http_limits,
+            Arc::clone(&metrics),
+        ))
+        .layer(MarkActiveLayer);
+        let http_server = axum::serve(
+            guarded(http_listener, "otlp http").limit_unrequested_bytes(),
+            http.into_make_service_with_connect_info::<ConnectionActivity>(),
+        )
+        .with_graceful_shutdown(until(stopped.clone()));
         let metrics_server =
             axum::serve(metrics_listener, self_metrics::router(Arc::clone(&metrics)))
                 .with_graceful_shutdown(until(stopped));
@@ -167,6 +196,7 @@ impl Collector {
             writer: writer_task,
             lag,
             kafka_source,
+            writer_lock,
         })
     }
 }
@@ -223,6 +253,7 @@ impl RunningCollector {
         if let Err(error) = self.writer.await {
             tracing::warn!(error = %error, "batch writer ended abnormally");
         }
+        drop(self.writer_lock);
         tracing::info!(
             spans_accepted = self.metrics.accepted_total(),
             "collector stopped"

@@ -138,3 +138,107 @@ pub fn sample_request(trace: u8, good: u16, bad: u16) -> ExportTraceServiceReque
         }],
     }
 }
+
+/// A string attribute.
+pub fn text_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        key_strindex: 0,
+    }
+}
+
+/// A request of `spans` spans like an instrumented service's: string, number, array and
+/// map attributes, an event, a link and a status on each, under one resource and scope.
+pub fn rich_request(trace: u8, spans: u16) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope, KeyValueList};
+    use opentelemetry_proto::tonic::trace::v1::Status;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+
+    let any = |value| Some(AnyValue { value: Some(value) });
+    let spans = (0..spans)
+        .map(|index| {
+            let [high, low] = index.to_be_bytes();
+            Span {
+                trace_id: vec![trace; 16],
+                span_id: vec![7, 7, 7, 7, 7, 7, high, low],
+                parent_span_id: if index == 0 {
+                    Vec::new()
+                } else {
+                    vec![7, 7, 7, 7, 7, 7, 0, 0]
+                },
+                name: format!("orders process {index}"),
+                kind: 5,
+                start_time_unix_nano: 1_000 + u64::from(index),
+                end_time_unix_nano: 2_000 + u64::from(index),
+                attributes: vec![
+                    text_attribute("messaging.system", "kafka"),
+                    text_attribute("messaging.message.conversation_id", &format!("ord-{index}")),
+                    text_attribute("note", "a \"quoted\"\nline"),
+                    KeyValue {
+                        key: "retries".into(),
+                        value: any(Value::IntValue(i64::from(index))),
+                        key_strindex: 0,
+                    },
+                    KeyValue {
+                        key: "ratio".into(),
+                        value: any(Value::DoubleValue(0.25)),
+                        key_strindex: 0,
+                    },
+                    KeyValue {
+                        key: "tags".into(),
+                        value: any(Value::ArrayValue(ArrayValue {
+                            values: vec![AnyValue {
+                                value: Some(Value::StringValue("a".into())),
+                            }],
+                        })),
+                        key_strindex: 0,
+                    },
+                    KeyValue {
+                        key: "map".into(),
+                        value: any(Value::KvlistValue(KeyValueList {
+                            values: vec![text_attribute("inner", "value")],
+                        })),
+                        key_strindex: 0,
+                    },
+                ],
+                events: vec![Event {
+                    time_unix_nano: 1_500,
+                    name: "enqueued".into(),
+                    attributes: vec![text_attribute("attempt", "1")],
+                    dropped_attributes_count: 0,
+                }],
+                links: vec![Link {
+                    trace_id: vec![trace; 16],
+                    span_id: vec![7, 7, 7, 7, 7, 7, 0, 0],
+                    attributes: vec![text_attribute("link.reason", "creation")],
+                    ..Link::default()
+                }],
+                status: Some(Status {
+                    message: "fine".into(),
+                    code: 1,
+                }),
+                ..Span::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text_attribute("service.name", "orders")],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "orders-scope".into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}

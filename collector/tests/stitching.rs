@@ -20,7 +20,7 @@ fn fixture(dir: &str, name: &str) -> Vec<SpanRecord> {
         .join(format!("{name}.json"));
     let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let request = BodyFormat::Json
-        .decode(&body)
+        .decode(&body, "ExportTraceServiceRequest")
         .expect("the fixture decodes as OTLP/JSON");
     let conversion = convert_request(request, &MessagingReader::default());
     assert_eq!(

@@ -1,5 +1,6 @@
 //! Benchmark: `causeway flow`'s query and reconstruction for 200-span correlations in a
-//! large store, warm and cold, printing p50/p99.
+//! large store, warm and cold, printing p50/p99; then the search behind
+//! `causeway flows --where key=value`.
 //!
 //! The store (10 million spans by default; set `CAUSEWAY_BENCH_SPANS` for another size) is
 //! generated once through the storage API and cached under `target/bench-data/`, so reruns
@@ -64,7 +65,67 @@ fn main() {
             "baseline: own traces only, warm (misses the inherited consumers)",
             baseline,
         );
+        measure_where(&store, flows).await;
     });
+}
+
+/// Runs of each `flows --where` search.
+const WHERE_RUNS: usize = 40;
+/// Rows `flows` asks for (its default `--limit 50` gives a scan cap of 2,000).
+const WHERE_CAP: i64 = 2_000;
+
+/// What `flows --where key=value` adds before it rebuilds the flows it lists: the bounded
+/// attribute search, then the newest-first page of those correlations. Timed warm, for
+/// a value on every span, one on a recent flow's spans, one on an old flow's (past the
+/// searched spans, so the whole window is read for nothing), and one carried by no span.
+async fn measure_where(store: &Store, flows: usize) {
+    let recent = correlation_id(flows - 3);
+    let old = correlation_id(1);
+    let cases = [
+        ("on every span", "messaging.system", "kafka".to_owned()),
+        (
+            "a recent flow's",
+            "messaging.message.conversation_id",
+            recent,
+        ),
+        ("an old flow's", "messaging.message.conversation_id", old),
+        ("on no span", "payment.method", "cheque".to_owned()),
+    ];
+    for (what, key, value) in cases {
+        let filters = vec![(key.to_owned(), value.clone())];
+        let mut times = Vec::with_capacity(WHERE_RUNS);
+        let mut found = 0;
+        for _ in 0..WHERE_RUNS + 1 {
+            let started = Instant::now();
+            let ids = store
+                .correlations_with_attributes(&filters, WHERE_CAP)
+                .await
+                .expect("attribute search");
+            let rows = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let query = causeway_storage::CorrelationQuery {
+                    correlation_ids: Some(ids),
+                    limit: 200,
+                    ..Default::default()
+                };
+                store.recent_correlations(&query).await.expect("page")
+            };
+            times.push(started.elapsed());
+            found = rows.len();
+        }
+        // The first run warms the cache.
+        times.remove(0);
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "flows --where {key}={value} ({what}): {found} flows listed; warm n={} p50={:.2?} p99={:.2?} max={:.2?}",
+            times.len(),
+            at(0.50),
+            at(0.99),
+            at(1.0)
+        );
+    }
 }
 
 fn data_path(flows: usize) -> PathBuf {

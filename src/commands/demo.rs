@@ -23,7 +23,8 @@ use causeway_demo::faults::{
 use causeway_demo::shop::{self, ShopConfig};
 use causeway_demo::telemetry::ShopTelemetry;
 use causeway_demo::transport::Transport;
-use causeway_storage::{DatabaseOwner, Store, database_owner};
+use causeway_flow::sanitize::clean;
+use causeway_storage::{DatabaseOwner, Store, WriterLock, database_owner};
 
 use lag_feed::LagFeed;
 
@@ -168,7 +169,7 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 let target = f.correlation_id.as_deref().or(f.group.as_deref());
-                format!("{} ({})", f.kind.as_str(), target.unwrap_or("-"))
+                format!("{} ({})", f.kind.as_str(), clean(target.unwrap_or("-")))
             })
             .collect();
         eprintln!(
@@ -237,6 +238,9 @@ fn faults_from_stdin(board: &causeway_demo::board::FaultBoard) {
 /// stamped as the demo's. Refuses to replace anything the demo did not create: another
 /// program's file, or a database a collector filled.
 async fn fresh_database(db: &Path) -> anyhow::Result<()> {
+    // Never delete a file a collector is writing; the lock is let go before the demo's own
+    // collector takes it.
+    let _lock = WriterLock::acquire(db)?;
     match database_owner(db).with_context(|| format!("cannot read {}", db.display()))? {
         DatabaseOwner::Nobody | DatabaseOwner::Demo => {}
         DatabaseOwner::NotSqlite => bail!(
@@ -364,5 +368,15 @@ mod tests {
         fresh_database(&db).await.unwrap();
         assert_eq!(database_owner(&db).unwrap(), DatabaseOwner::Demo);
         assert!(!wal.exists() || std::fs::read(&wal).unwrap() != b"stale");
+        // Not even the demo's own database while a collector writes it.
+        let held = WriterLock::acquire(&db).unwrap();
+        let error = fresh_database(&db).await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("another collector"),
+            "{error:#}"
+        );
+        assert_eq!(database_owner(&db).unwrap(), DatabaseOwner::Demo);
+        drop(held);
+        fresh_database(&db).await.unwrap();
     }
 }

@@ -45,7 +45,8 @@ pub struct Args {
     /// Only flows with an error.
     #[arg(long)]
     pub errors: bool,
-    /// Only flows with a span attribute of this value (`key=value`, repeatable).
+    /// Only flows with a span attribute of this value (`key=value`, repeatable), among the
+    /// newest 500,000 spans.
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_where)]
     pub filters: Vec<(String, String)>,
     /// Most flows to list.
@@ -111,12 +112,28 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
     let scan_cap = args.limit.saturating_mul(20).max(2_000);
     let topology = load_topology(store).await.context("cannot read topology")?;
     let options = args.patterns.options();
+    // `--where` first narrows the list to the flows of the newest spans that carry the
+    // values (a bounded scan); each flow is still checked exactly below.
+    let correlation_ids = if args.filters.is_empty() {
+        None
+    } else {
+        let limit = i64::try_from(scan_cap).unwrap_or(i64::MAX);
+        let ids = store
+            .correlations_with_attributes(&args.filters, limit)
+            .await
+            .context("cannot search span attributes")?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Some(ids)
+    };
     let mut query = CorrelationQuery {
         since_ns,
         before: None,
         service: args.service.clone(),
         event_type: args.event_type.clone(),
         errors_only: args.errors,
+        correlation_ids,
         limit: PAGE,
     };
     let mut summaries = Vec::new();
@@ -203,4 +220,26 @@ fn start_time(ns: i64) -> String {
 
 fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn help_states_how_far_where_looks() {
+        use clap::Args as _;
+        let mut command = Args::augment_args(clap::Command::new("flows"));
+        let help = command.render_long_help().to_string();
+        let newest = causeway_storage::ATTRIBUTE_SCAN_SPANS
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|digits| String::from_utf8_lossy(digits).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(help.contains(&format!("newest {newest} spans")), "{help}");
+    }
 }

@@ -53,6 +53,45 @@ pub enum StorageError {
         /// The newest migration this build knows.
         needed: i64,
     },
+    /// Another collector holds the database's writer lock (see `writer_lock`).
+    #[error(
+        "cannot write database {path}: another collector ({}) is writing it; stop it or \
+         give this one another --db",
+        holder_text(.holder)
+    )]
+    InUse {
+        /// The database.
+        path: PathBuf,
+        /// The process holding the lock, when it has written its id yet.
+        holder: Option<u32>,
+    },
+    /// The lock file beside the database could not be created or locked.
+    #[error("cannot lock {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is an SQLite database of another application, which causeway must not add
+    /// its tables to.
+    #[error(
+        "refusing to write {path}: it is not a causeway store but another application's \
+         SQLite database (tables: {tables}); give --db a new file or a causeway store"
+    )]
+    Foreign {
+        /// The database.
+        path: PathBuf,
+        /// Some of the tables found, comma-separated.
+        tables: String,
+    },
+    /// The file is not empty and not an SQLite database at all.
+    #[error("refusing to write {path}: it is not an SQLite database")]
+    NotSqlite {
+        /// The file.
+        path: PathBuf,
+    },
     /// The database is locked by another writer for longer than the busy timeout.
     #[error("database is locked by another process (is a collector already writing to it?)")]
     Locked,
@@ -80,6 +119,13 @@ impl From<sqlx::Error> for StorageError {
             }
         }
         StorageError::Query(error)
+    }
+}
+
+fn holder_text(holder: &Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!("pid {pid}"),
+        None => "pid not yet known".to_owned(),
     }
 }
 

@@ -45,6 +45,9 @@ pub struct CorrelationQuery {
     pub event_type: Option<String>,
     /// Only correlations with a failed span.
     pub errors_only: bool,
+    /// Only these correlations (the result of
+    /// [`Store::correlations_with_attributes`], say); `None` for all.
+    pub correlation_ids: Option<Vec<String>>,
     /// At most this many rows.
     pub limit: i64,
 }
@@ -132,9 +135,15 @@ impl Store {
         &self,
         query: &CorrelationQuery,
     ) -> Result<Vec<CorrelationRow>, StorageError> {
-        let mut sql = String::from(
+        // A given list drives the query: each of its IDs is looked up, then sorted.
+        let from = if query.correlation_ids.is_some() {
+            "json_each(?) ids CROSS JOIN correlations c ON c.correlation_id = ids.value"
+        } else {
+            "correlations c"
+        };
+        let mut sql = format!(
             "SELECT c.correlation_id, c.first_start_ns, c.last_end_ns, c.has_error \
-             FROM correlations c WHERE 1 = 1",
+             FROM {from} WHERE 1 = 1"
         );
         if query.since_ns.is_some() {
             sql.push_str(" AND c.first_start_ns >= ?");
@@ -163,6 +172,9 @@ impl Store {
         }
         sql.push_str(" ORDER BY c.first_start_ns DESC, c.correlation_id DESC LIMIT ?");
         let mut statement = sqlx::query(AssertSqlSafe(sql));
+        if let Some(ids) = &query.correlation_ids {
+            statement = statement.bind(serde_json::Value::from(ids.clone()).to_string());
+        }
         if let Some(since) = query.since_ns {
             statement = statement.bind(since);
         }
@@ -342,6 +354,23 @@ mod tests {
                 },
                 vec!["c"],
                 "since bounds the start (b started at 1004)",
+            ),
+            (
+                CorrelationQuery {
+                    correlation_ids: Some(vec!["a".to_owned(), "c".to_owned(), "z".to_owned()]),
+                    ..all.clone()
+                },
+                vec!["c", "a"],
+                "only the listed correlations, still newest first",
+            ),
+            (
+                CorrelationQuery {
+                    correlation_ids: Some(vec!["a".to_owned(), "c".to_owned()]),
+                    errors_only: true,
+                    ..all.clone()
+                },
+                vec!["c"],
+                "a list combines with the other filters",
             ),
         ];
         for (query, expected, reason) in cases {

@@ -5,6 +5,7 @@
 //! query methods on a read-only [`Store`].
 
 mod alert_query;
+mod attribute_search;
 mod checkpointer;
 mod clock;
 mod connection;
@@ -25,8 +26,10 @@ mod stitch_query;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+mod writer_lock;
 
 pub use alert_query::AlertRow;
+pub use attribute_search::ATTRIBUTE_SCAN_SPANS;
 pub use clock::{duration_ns, now_ns};
 pub use correlation_search::CorrelationSearch;
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
@@ -42,3 +45,4 @@ pub use span_encode::EncodedSpans;
 pub use span_write::WriteSummary;
 pub use stitch_query::{LinkRef, Position};
 pub use store::{SCHEMA_VERSION, Store, schema_sql};
+pub use writer_lock::{WriterLock, lock_path};

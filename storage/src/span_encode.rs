@@ -193,6 +193,21 @@ impl EncodedSpans {
         }
     }
 
+    /// An empty batch with room for `spans` spans and `links` links, so that filling it
+    /// never grows (and copies) it.
+    pub fn with_capacity(spans: usize, links: usize) -> EncodedSpans {
+        EncodedSpans {
+            spans: Vec::with_capacity(spans),
+            links: Vec::with_capacity(links),
+            ..EncodedSpans::default()
+        }
+    }
+
+    /// Number of links in the batch.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
     /// Moves every span of `other` into this batch.
     pub fn append(&mut self, other: EncodedSpans) {
         self.spans.extend(other.spans);
@@ -218,6 +233,60 @@ impl EncodedSpans {
                 })
                 .or_insert((first, last));
         }
+    }
+
+    /// What one span row occupies before its texts (which [`EncodedSpans::memory_bytes`]
+    /// counts apart), for estimating a batch before it exists.
+    pub const SPAN_ROW_BYTES: usize = std::mem::size_of::<SpanRow>();
+    /// What one link row occupies before its attribute text.
+    pub const LINK_ROW_BYTES: usize = std::mem::size_of::<LinkRow>();
+
+    /// About how many bytes of memory the batch holds: its rows, their texts, and the
+    /// summaries, with each allocation's bookkeeping. Receivers charge this to the memory
+    /// budget until the batch is committed.
+    pub fn memory_bytes(&self) -> usize {
+        const ALLOCATION: usize = 16;
+        let text = |s: &String| {
+            if s.capacity() == 0 {
+                0
+            } else {
+                s.capacity() + ALLOCATION
+            }
+        };
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, text);
+        let mut bytes = self.spans.capacity() * Self::SPAN_ROW_BYTES
+            + self.links.capacity() * Self::LINK_ROW_BYTES;
+        let mut last_resource: Option<&Arc<str>> = None;
+        for row in &self.spans {
+            bytes += text(&row.name)
+                + text(&row.service_name)
+                + text(&row.scope_name)
+                + text(&row.status_message)
+                + text(&row.attributes)
+                + text(&row.events)
+                + optional(&row.correlation_id)
+                + optional(&row.message_id)
+                + optional(&row.event_type)
+                + optional(&row.destination)
+                + optional(&row.consumer_group)
+                + optional(&row.operation_type)
+                + optional(&row.message_key);
+            if !last_resource.is_some_and(|last| Arc::ptr_eq(last, &row.resource)) {
+                bytes += row.resource.len() + 2 * ALLOCATION;
+                last_resource = Some(&row.resource);
+            }
+        }
+        for link in &self.links {
+            bytes += text(&link.attributes);
+        }
+        // B-tree nodes hold about one entry per 64 bytes of overhead.
+        for correlation in self.correlations.keys() {
+            bytes += text(correlation) + 64;
+        }
+        for (topic, group) in self.topology.keys() {
+            bytes += text(topic) + text(group) + 64;
+        }
+        bytes
     }
 
     /// Number of spans in the batch.

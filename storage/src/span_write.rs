@@ -154,6 +154,13 @@ fn write_batches(
     let segment = segment_for_insert(&transaction, segment_spans)?;
     let mut summary = WriteSummary::default();
     for batch in batches {
+        // Correlations first: when a span in this batch replaces a copy that carried
+        // another correlation ID, the trigger of migration 0005 then sees that summary
+        // and drops it if no span carries its ID any more.
+        let correlations: Vec<_> = batch.correlations.iter().collect();
+        for chunk in correlations.chunks(CORRELATION_ROWS_PER_STATEMENT) {
+            upsert_correlations(&transaction, chunk, ingested_ns, segment)?;
+        }
         for chunk in batch.spans.chunks(SPAN_ROWS_PER_STATEMENT) {
             insert_spans(&transaction, chunk, ingested_ns, segment)?;
             summary.spans += chunk.len();
@@ -161,10 +168,6 @@ fn write_batches(
         for chunk in batch.links.chunks(LINK_ROWS_PER_STATEMENT) {
             insert_links(&transaction, chunk, segment)?;
             summary.links += chunk.len();
-        }
-        let correlations: Vec<_> = batch.correlations.iter().collect();
-        for chunk in correlations.chunks(CORRELATION_ROWS_PER_STATEMENT) {
-            upsert_correlations(&transaction, chunk, ingested_ns, segment)?;
         }
         let roots: Vec<_> = batch.roots.iter().collect();
         for chunk in roots.chunks(CORRELATION_ROWS_PER_STATEMENT) {
@@ -341,7 +344,92 @@ fn placeholders(rows: usize, columns: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
+    use crate::flow_query::CorrelationQuery;
+    use crate::ids::{SpanId, TraceId};
+    use crate::record::SpanRecord;
+    use crate::testsuite;
+
+    fn span(id: u8, correlation: &str, start_ns: i64, error: bool) -> SpanRecord {
+        let mut span = testsuite::span(TraceId([1; 16]), SpanId([id; 8]))
+            .correlation(correlation)
+            .times(start_ns, start_ns + 10);
+        if error {
+            span = span.error("failed");
+        }
+        span.build()
+    }
+
+    async fn listed(store: &Store) -> Vec<(String, i64, i64, bool)> {
+        let query = CorrelationQuery {
+            limit: 10,
+            ..CorrelationQuery::default()
+        };
+        store
+            .recent_correlations(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.correlation_id,
+                    r.first_start_ns,
+                    r.last_end_ns,
+                    r.has_error,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_retried_span_that_changes_correlation_takes_its_summary_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("moves.db")).await.unwrap();
+        let write = |spans: Vec<SpanRecord>| {
+            let store = store.clone();
+            async move {
+                store
+                    .write_spans(vec![EncodedSpans::encode(&spans)])
+                    .await
+                    .unwrap();
+            }
+        };
+        write(vec![span(1, "old", 100, true), span(2, "old", 500, false)]).await;
+        assert_eq!(listed(&store).await, [("old".into(), 100, 510, true)]);
+
+        // The failed first span is retried carrying another ID: `old` keeps span 2 only.
+        write(vec![span(1, "new", 100, true)]).await;
+        assert_eq!(
+            listed(&store).await,
+            [
+                ("old".into(), 500, 510, false),
+                ("new".into(), 100, 110, true)
+            ],
+            "the old summary is worked out again from the span it still has"
+        );
+
+        // Its last span moves too: `old` is gone, not listed with no spans.
+        write(vec![span(2, "new", 500, false)]).await;
+        assert_eq!(listed(&store).await, [("new".into(), 100, 510, true)]);
+        assert!(
+            store
+                .flow_spans(&["old".into()], 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Both copies in one batch (a quick retry merged with its first try).
+        write(vec![
+            span(3, "first", 900, false),
+            span(3, "second", 900, false),
+        ])
+        .await;
+        let ids: Vec<String> = listed(&store).await.into_iter().map(|r| r.0).collect();
+        assert_eq!(ids, ["second", "new"], "no summary is left for `first`");
+    }
 
     #[test]
     fn placeholders_have_one_group_per_row() {

@@ -9,6 +9,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
 use crate::connection::{sqlx_options, sqlx_writer_options};
+use crate::demo_mark::{DatabaseOwner, database_owner};
 use crate::error::StorageError;
 use crate::span_write::SpanWriter;
 
@@ -27,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0004_lag_groups.sql"),
     ),
     (
+        5,
+        "correlation moves",
+        include_str!("../migrations/0005_correlation_moves.sql"),
+    ),
+    (
         6,
         "flow roots",
         include_str!("../migrations/0006_flow_roots.sql"),
@@ -41,6 +47,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 pub fn schema_sql() -> impl Iterator<Item = &'static str> {
     MIGRATIONS.iter().map(|(_, _, sql)| *sql)
 }
+
+/// The table in which sqlx records applied migrations.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+/// How many of a foreign database's tables a refusal names.
+const FOREIGN_TABLES_SHOWN: usize = 5;
 
 /// Rows a read-only connection may buffer ahead of its reader.
 const READ_ROW_BUFFER: usize = 4096;
@@ -61,8 +72,16 @@ pub struct Store {
 impl Store {
     /// Opens the database at `path` for reading and writing, creating it (mode 0600) and
     /// applying migrations as needed.
+    ///
+    /// A file that is neither empty nor a causeway store (another application's SQLite
+    /// database, or not a database at all) is refused before anything is written to it.
     pub async fn open(path: &Path) -> Result<Store, StorageError> {
         create_owner_only(path)?;
+        if database_owner(path)? == DatabaseOwner::NotSqlite {
+            return Err(StorageError::NotSqlite {
+                path: path.to_owned(),
+            });
+        }
         let options = sqlx_writer_options(path).create_if_missing(true);
         let open_error = |source| StorageError::Open {
             path: path.to_owned(),
@@ -76,6 +95,7 @@ impl Store {
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
+        check_causeway_schema(&writer, path).await?;
         migrator()
             .run(&writer)
             .await
@@ -186,6 +206,44 @@ impl Store {
         }
         self.reader.close().await;
     }
+}
+
+/// Refuses a database that has tables but not causeway's: one without the migrations table,
+/// or whose first migration is not causeway's.
+async fn check_causeway_schema(pool: &SqlitePool, path: &Path) -> Result<(), StorageError> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+         ESCAPE '\\' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let first_migration: Option<String> = if tables.iter().any(|t| t == MIGRATIONS_TABLE) {
+        sqlx::query_scalar("SELECT description FROM _sqlx_migrations WHERE version = 1")
+            .fetch_optional(pool)
+            .await?
+    } else {
+        None
+    };
+    if first_migration.as_deref() == Some(MIGRATIONS[0].1) {
+        return Ok(());
+    }
+    let shown: Vec<&str> = tables
+        .iter()
+        .take(FOREIGN_TABLES_SHOWN)
+        .map(String::as_str)
+        .collect();
+    let more = tables.len().saturating_sub(FOREIGN_TABLES_SHOWN);
+    let mut listed = shown.join(", ");
+    if more > 0 {
+        listed.push_str(&format!(" and {more} more"));
+    }
+    Err(StorageError::Foreign {
+        path: path.to_owned(),
+        tables: listed,
+    })
 }
 
 fn migrator() -> Migrator {
@@ -314,6 +372,44 @@ mod tests {
             .spans_linking_to(TraceId([5; 16]), SpanId([6; 8]))
             .await?;
         assert_eq!(linking, [(TraceId([1; 16]), SpanId([2; 8]))]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn another_applications_file_is_refused_and_left_as_it_was()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("notes.db");
+        let other = rusqlite::Connection::open(&path)?;
+        other.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")?;
+        drop(other);
+        match Store::open(&path).await {
+            Err(error @ StorageError::Foreign { .. }) => {
+                let text = error.to_string();
+                assert!(text.contains("notes"), "the refusal names a table: {text}");
+                assert!(text.contains("notes.db"), "and the file: {text}");
+            }
+            other => panic!("a foreign database must be refused, got {other:?}"),
+        }
+        let after = rusqlite::Connection::open(&path)?;
+        let tables: Vec<String> = after
+            .prepare("SELECT name FROM sqlite_master ORDER BY name")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(tables, ["notes"], "nothing was added to it");
+
+        let text_file = dir.path().join("notes.txt");
+        std::fs::write(&text_file, "my notes\n")?;
+        assert!(matches!(
+            Store::open(&text_file).await,
+            Err(StorageError::NotSqlite { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&text_file)?, "my notes\n");
+
+        // An empty file is a new store.
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, "")?;
+        Store::open(&empty).await?.close().await;
         Ok(())
     }
 

@@ -24,9 +24,12 @@ pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceServ
 pub const GRPC_OK: i32 = 0;
 /// The request was malformed.
 pub const GRPC_INVALID_ARGUMENT: i32 = 3;
-/// Statuses that refuse a too-large message: RESOURCE_EXHAUSTED (8, the gRPC spec's
-/// choice) or OUT_OF_RANGE (11, what tonic answers when its decoded-size limit trips).
-pub const GRPC_TOO_LARGE: [i32; 2] = [8, 11];
+/// A message too large to take, as docs/COLLECTOR.md promises (exporters do not retry it).
+pub const GRPC_RESOURCE_EXHAUSTED: i32 = 8;
+/// Retry later.
+pub const GRPC_UNAVAILABLE: i32 = 14;
+/// A body that did not arrive in time.
+pub const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -138,6 +141,21 @@ pub async fn raw_grpc_call_to(
     compressed: bool,
     payload: &[u8],
 ) -> GrpcReply {
+    let mut frame = BytesMut::with_capacity(payload.len() + 5);
+    frame.put_u8(u8::from(compressed));
+    frame.put_u32(u32::try_from(payload.len()).expect("payload under 4 GiB"));
+    frame.put_slice(payload);
+    raw_grpc_body(addr, path, encoding, frame.freeze()).await
+}
+
+/// Sends one gRPC call to `path` whose request body is `body` exactly (no framing added:
+/// the caller writes the 5-byte message headers, or lies in them).
+pub async fn raw_grpc_body(
+    addr: SocketAddr,
+    path: &str,
+    encoding: Option<&str>,
+    body: Bytes,
+) -> GrpcReply {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
@@ -146,6 +164,19 @@ pub async fn raw_grpc_call_to(
         let _ = connection.await;
     });
     let mut client = client.ready().await.expect("HTTP/2 connection ready");
+    let (response, mut stream) = client
+        .send_request(grpc_head(addr, path, encoding), false)
+        .expect("send gRPC headers");
+    // The server may answer and reset before reading everything; the reply still counts.
+    let _ = stream.send_data(body, true);
+    let response = response
+        .await
+        .unwrap_or_else(|e| panic!("no gRPC response from {addr}: {e}"));
+    grpc_reply(response).await
+}
+
+/// The headers of a gRPC call to `path` on `addr`.
+pub fn grpc_head(addr: SocketAddr, path: &str, encoding: Option<&str>) -> http::Request<()> {
     let mut builder = http::Request::builder()
         .method("POST")
         .uri(format!("http://{addr}{path}"))
@@ -154,18 +185,11 @@ pub async fn raw_grpc_call_to(
     if let Some(encoding) = encoding {
         builder = builder.header("grpc-encoding", encoding);
     }
-    let (response, mut stream) = client
-        .send_request(builder.body(()).expect("valid request"), false)
-        .expect("send gRPC headers");
-    let mut frame = BytesMut::with_capacity(payload.len() + 5);
-    frame.put_u8(u8::from(compressed));
-    frame.put_u32(u32::try_from(payload.len()).expect("payload under 4 GiB"));
-    frame.put_slice(payload);
-    // The server may answer and reset before reading everything; the reply still counts.
-    let _ = stream.send_data(frame.freeze(), true);
-    let response = response
-        .await
-        .unwrap_or_else(|e| panic!("no gRPC response from {addr}: {e}"));
+    builder.body(()).expect("valid request")
+}
+
+/// Reads a gRPC answer: its status (headers or trailers), message and response message.
+pub async fn grpc_reply(response: http::Response<h2::RecvStream>) -> GrpcReply {
     let (parts, mut body) = response.into_parts();
     let mut data = BytesMut::new();
     while let Some(chunk) = body.data().await {

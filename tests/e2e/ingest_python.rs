@@ -10,8 +10,9 @@ use serde_json::Value;
 use crate::harness::{CollectorProcess, python, python_script, temp_dir};
 use crate::ingest::{TRACES_PATH, stored_trace};
 
-/// Runs the Python sender and returns the JSON document it printed about what it sent.
-fn run_python_sender(protocol: &str, endpoint: &str, service: &str) -> Value {
+/// Runs the Python sender and returns the JSON document it printed about what it sent; it
+/// fails the test when any of the SDK's exports failed.
+pub fn run_python_sender(protocol: &str, endpoint: &str, service: &str) -> Value {
     let output = Command::new(python())
         .arg(python_script("send_spans.py"))
         .args([protocol, endpoint, service])

@@ -9,6 +9,7 @@ mod harness;
 mod hooks;
 mod ingest;
 mod ingest_backpressure;
+mod ingest_hostile;
 mod ingest_kill;
 mod ingest_limits;
 mod ingest_otlp;

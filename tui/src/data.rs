@@ -13,6 +13,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::model::{AlertRow, FlowRow, FlowSpans, LagRow, badge};
+use crate::sanitize::clean;
 use crate::state::{Loaded, Request, ViewId};
 use causeway_flow::{FlowOptions, FlowStatus, FlowSummary, Topology, reconstruct};
 
@@ -246,14 +247,7 @@ impl Reader {
                     .annotations
                     .get(annotation::SUMMARY)
                     .cloned()
-                    .unwrap_or_else(|| {
-                        alert
-                            .annotations
-                            .iter()
-                            .map(|(key, value)| format!("{key}={value}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    });
+                    .unwrap_or_else(|| annotations_text(&alert.annotations));
                 AlertRow {
                     firing: alert.status != "resolved",
                     group: alert.labels.get(label::CONSUMER_GROUP).cloned(),
@@ -277,6 +271,16 @@ impl Reader {
         });
         Ok(Loaded::Alerts(rows))
     }
+}
+
+/// An alert's annotations as `key=value` pairs, each key and value cleaned before they are
+/// joined: one value's unfinished escape sequence cannot hide the pairs after it.
+fn annotations_text(annotations: &BTreeMap<String, String>) -> String {
+    annotations
+        .iter()
+        .map(|(key, value)| format!("{}={}", clean(key), clean(value)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn unavailable(view: ViewId, error: &StorageError) -> Loaded {
@@ -307,5 +311,25 @@ pub fn flow_row(
             .keys()
             .map(|kind| badge(*kind).to_owned())
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_annotation_is_cleaned_before_they_are_joined() {
+        let annotations: BTreeMap<String, String> = [
+            ("a".to_owned(), "cut \u{1b}[31".to_owned()),
+            ("b".to_owned(), "ord-1\u{200d}".to_owned()),
+            ("c".to_owned(), "line\u{2028}break".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            annotations_text(&annotations),
+            "a=cut \u{fffd} b=ord-1\u{fffd} c=line break"
+        );
     }
 }

@@ -266,6 +266,36 @@ fn alerts_firing_and_resolved() {
 }
 
 #[test]
+fn an_alert_names_its_flow_whatever_its_group_is_called() {
+    let mut state = State::new("causeway.db", (120, 24));
+    update(&mut state, Action::StartCommand);
+    for c in "alerts".chars() {
+        update(&mut state, Action::Input(c));
+    }
+    update(&mut state, Action::Submit);
+    let rows = vec![AlertRow {
+        firing: true,
+        rule: "group-lag\u{2028}seconds".into(),
+        group: Some("ship\u{1b}[31".into()),
+        evidence: "behind".into(),
+        correlation_id: Some("ord-7\u{200d}".into()),
+        started_ns: BASE_NS,
+        resolved_ns: None,
+    }];
+    update(&mut state, Action::Loaded(Loaded::Alerts(rows)));
+    let text = screen(&state);
+    assert!(!text.contains('\u{1b}'), "no escape reaches the screen");
+    assert!(
+        text.contains("flow ord-7\u{fffd}"),
+        "the group's unfinished escape does not hide the flow, and the joiner shows:\n{text}"
+    );
+    assert!(
+        text.contains("group-lag seconds"),
+        "the line separator is a space"
+    );
+}
+
+#[test]
 fn help_overlay() {
     snapshot_both("help", |size| {
         let mut state = flows_state(size);

@@ -1,10 +1,13 @@
-//! HTTP request bodies: content types, content encodings, and decompression with a hard
-//! limit enforced while decompressing, so a compression bomb costs at most the limit.
+//! Request bodies of both receivers: content types, content encodings, and decompression
+//! with a hard limit enforced while decompressing, charged to the memory budget as it
+//! grows, so a compression bomb costs at most the limit.
 
 use std::io::Read;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use serde::de::DeserializeOwned;
+
+use crate::memory_budget::{BudgetError, Charge};
 
 /// `Content-Type` of OTLP protobuf bodies.
 pub const PROTOBUF: &str = "application/x-protobuf";
@@ -55,8 +58,16 @@ pub enum BodyError {
         reason: String,
     },
     /// The body is not a valid export request in its format.
-    #[error("malformed ExportTraceServiceRequest: {0}")]
-    Malformed(String),
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// The request type expected (`ExportTraceServiceRequest`).
+        what: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The memory budget cannot hold what decoding the body would take.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
 }
 
 impl BodyFormat {
@@ -81,13 +92,19 @@ impl BodyFormat {
         }
     }
 
-    /// Decodes an export request from an uncompressed body.
-    pub fn decode(self, body: &[u8]) -> Result<ExportTraceServiceRequest, BodyError> {
+    /// Decodes a `what` message (`ExportTraceServiceRequest`, say) from an uncompressed
+    /// body.
+    pub fn decode<T: Message + Default + DeserializeOwned>(
+        self,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<T, BodyError> {
+        let malformed = |reason: String| BodyError::Malformed { what, reason };
         match self {
-            BodyFormat::Protobuf => ExportTraceServiceRequest::decode(body)
-                .map_err(|error| BodyError::Malformed(error.to_string())),
-            BodyFormat::Json => serde_json::from_slice(body)
-                .map_err(|error| BodyError::Malformed(error.to_string())),
+            BodyFormat::Protobuf => T::decode(body).map_err(|error| malformed(error.to_string())),
+            BodyFormat::Json => {
+                serde_json::from_slice(body).map_err(|error| malformed(error.to_string()))
+            }
         }
     }
 }
@@ -104,40 +121,63 @@ impl BodyEncoding {
         }
     }
 
-    /// Decompresses `body`, failing as soon as the output would pass `limit` bytes.
-    pub fn decompress(self, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, BodyError> {
-        match self {
-            BodyEncoding::Identity if body.len() > limit => Err(BodyError::TooLarge { limit }),
-            BodyEncoding::Identity => Ok(body),
+    /// Decompresses `body`, failing as soon as the output would pass `limit` bytes. The
+    /// output is charged to `charge` as it grows; the compressed body is given back.
+    pub fn decompress(
+        self,
+        body: Vec<u8>,
+        limit: usize,
+        charge: &mut Charge,
+    ) -> Result<Vec<u8>, BodyError> {
+        let plain = match self {
+            BodyEncoding::Identity if body.len() > limit => {
+                return Err(BodyError::TooLarge { limit });
+            }
+            BodyEncoding::Identity => return Ok(body),
             BodyEncoding::Gzip => read_limited(
                 flate2::read::MultiGzDecoder::new(body.as_slice()),
                 "gzip",
                 limit,
-            ),
+                charge,
+            )?,
             BodyEncoding::Zstd => {
                 let decoder = zstd::stream::read::Decoder::with_buffer(body.as_slice())
                     .map_err(|error| corrupt("zstd", &error))?;
-                read_limited(decoder, "zstd", limit)
+                read_limited(decoder, "zstd", limit, charge)?
             }
-        }
+        };
+        charge.shrink(body.capacity());
+        Ok(plain)
     }
 }
 
+/// Bytes decompressed at a time, each charged before it is written.
+const DECOMPRESS_STEP: usize = 256 * 1024;
+
 fn read_limited(
-    reader: impl Read,
+    mut reader: impl Read,
     encoding: &'static str,
     limit: usize,
+    charge: &mut Charge,
 ) -> Result<Vec<u8>, BodyError> {
-    let mut output = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(cap)
-        .read_to_end(&mut output)
-        .map_err(|error| corrupt(encoding, &error))?;
-    if output.len() > limit {
-        return Err(BodyError::TooLarge { limit });
+    let mut output: Vec<u8> = Vec::new();
+    loop {
+        let room = limit.saturating_add(1).saturating_sub(output.len());
+        if room == 0 {
+            return Err(BodyError::TooLarge { limit });
+        }
+        let step = room.min(DECOMPRESS_STEP);
+        let before = output.capacity();
+        output.reserve(step);
+        charge.grow(output.capacity() - before)?;
+        let read = (&mut reader)
+            .take(step as u64)
+            .read_to_end(&mut output)
+            .map_err(|error| corrupt(encoding, &error))?;
+        if read == 0 {
+            return Ok(output);
+        }
     }
-    Ok(output)
 }
 
 fn corrupt(encoding: &'static str, error: &std::io::Error) -> BodyError {

@@ -4,7 +4,19 @@
 use std::io::Write;
 
 use super::*;
+use crate::memory_budget::MemoryBudget;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use proptest::prelude::*;
+
+const WHAT: &str = "ExportTraceServiceRequest";
+
+fn charge() -> Charge {
+    MemoryBudget::new(64 << 20).charge()
+}
+
+fn decode(format: BodyFormat, body: &[u8]) -> Result<ExportTraceServiceRequest, BodyError> {
+    format.decode(body, WHAT)
+}
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -115,10 +127,27 @@ fn decompression_stops_at_the_limit() {
         ),
     ];
     for (encoding, body, limit, expected, reason) in cases {
-        let result = encoding.decompress(body, limit).map(|output| output.len());
+        let budget = MemoryBudget::new(64 << 20);
+        let mut charge = budget.charge();
+        // The receiver charged the body as it arrived.
+        charge.grow(body.capacity()).unwrap();
+        let result = encoding
+            .decompress(body, limit, &mut charge)
+            .map(|output| output.len());
         assert_eq!(result, expected, "{reason}");
+        if let Ok(length) = result {
+            assert!(
+                charge.bytes() >= length || encoding == BodyEncoding::Identity,
+                "{reason}: the output is charged"
+            );
+        }
     }
-    let corrupt = BodyEncoding::Gzip.decompress(b"not gzip at all".to_vec(), 1024);
+    // A bomb costs at most the limit: the charge stops it even below the body limit.
+    let small = MemoryBudget::new(256 * 1024);
+    let refused = BodyEncoding::Gzip.decompress(gzip(&bomb), 8 << 20, &mut small.charge());
+    assert!(matches!(refused, Err(BodyError::Budget(_))), "{refused:?}");
+    assert_eq!(small.available(), small.limit());
+    let corrupt = BodyEncoding::Gzip.decompress(b"not gzip at all".to_vec(), 1024, &mut charge());
     assert!(
         matches!(
             corrupt,
@@ -136,7 +165,7 @@ fn json_bodies_use_the_otlp_mapping() {
     let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"orders"}}]},
         "scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7",
         "name":"send","kind":4,"startTimeUnixNano":"1000","endTimeUnixNano":"2000"}]}]}]}"#;
-    let request = BodyFormat::Json.decode(body).unwrap();
+    let request = decode(BodyFormat::Json, body).unwrap();
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(
         hex::encode(&span.trace_id),
@@ -144,12 +173,12 @@ fn json_bodies_use_the_otlp_mapping() {
     );
     assert_eq!(span.start_time_unix_nano, 1000);
     assert!(matches!(
-        BodyFormat::Json.decode(b"{not json"),
-        Err(BodyError::Malformed(_))
+        decode(BodyFormat::Json, b"{not json"),
+        Err(BodyError::Malformed { what: WHAT, .. })
     ));
     assert!(matches!(
-        BodyFormat::Protobuf.decode(&[0xff, 0xff]),
-        Err(BodyError::Malformed(_))
+        decode(BodyFormat::Protobuf, &[0xff, 0xff]),
+        Err(BodyError::Malformed { what: WHAT, .. })
     ));
 }
 
@@ -157,9 +186,9 @@ proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
         for encoding in [BodyEncoding::Identity, BodyEncoding::Gzip, BodyEncoding::Zstd] {
-            if let Ok(plain) = encoding.decompress(body.clone(), 4096) {
-                let _ = BodyFormat::Protobuf.decode(&plain);
-                let _ = BodyFormat::Json.decode(&plain);
+            if let Ok(plain) = encoding.decompress(body.clone(), 4096, &mut charge()) {
+                let _ = decode(BodyFormat::Protobuf, &plain);
+                let _ = decode(BodyFormat::Json, &plain);
             }
         }
     }

@@ -1,25 +1,24 @@
-//! The OTLP/gRPC trace receiver: a thin shell that decodes, converts, and waits for the
-//! batch writer's commit before answering.
+//! The OTLP/gRPC trace receiver: a thin shell that reads a call's message, decodes it,
+//! and waits for the batch writer's commit before answering.
 //!
-//! It is served by hand rather than through the generated `TraceServiceServer`, with the
-//! codec of `grpc_export`, so that a body that is not valid protobuf is answered
-//! `INVALID_ARGUMENT`, and a request waits for a decoding slot before it is decoded.
+//! It is served by hand rather than through the generated `TraceServiceServer` (see
+//! `grpc_export`): the message is read in full, within the read timeout and charged to
+//! the memory budget, before a decoding slot is taken; decoding is costed first
+//! (`export_decode`); and every refusal has the status docs/COLLECTOR.md promises.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
-use tonic::server::{NamedService, UnaryService};
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::server::NamedService;
 
-use crate::otlp::grpc_export::{export_server, unknown_method};
+use crate::otlp::export_decode::TRACES;
+use crate::otlp::grpc_export::{
+    decode_unary, grpc_error, grpc_ok, refuses_request, unavailable, unknown_method,
+};
 use crate::otlp::ingest::ingest;
-use crate::otlp::limits::{DECODE_SLOT_WAIT, MAX_CONCURRENT_DECODES, RETRY_DELAY};
+use crate::otlp::limits::ReceiverLimits;
 use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::{WriteError, WriterHandle};
@@ -32,24 +31,19 @@ pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceServ
 pub struct GrpcTraceService {
     writer: WriterHandle,
     metrics: Arc<SelfMetrics>,
-    max_message_bytes: usize,
+    limits: ReceiverLimits,
     /// How messaging fields and correlation IDs are read from spans.
     messaging: MessagingReader,
-    /// Requests read and decoded at once, shared by every clone: each may hold up to the
-    /// message limit twice (compressed and plain), so this bounds the receiver's memory.
-    decoding: Arc<Semaphore>,
 }
 
 impl GrpcTraceService {
-    /// A service that writes through `writer` and accepts messages up to
-    /// `max_message_bytes` after decompression.
-    pub fn new(writer: WriterHandle, metrics: Arc<SelfMetrics>, max_message_bytes: usize) -> Self {
+    /// A service that writes through `writer`, holding requests to `limits`.
+    pub fn new(writer: WriterHandle, metrics: Arc<SelfMetrics>, limits: ReceiverLimits) -> Self {
         GrpcTraceService {
             writer,
             metrics,
-            max_message_bytes,
+            limits,
             messaging: MessagingReader::default(),
-            decoding: Arc::new(Semaphore::new(MAX_CONCURRENT_DECODES)),
         }
     }
 
@@ -59,12 +53,19 @@ impl GrpcTraceService {
         self
     }
 
-    async fn export(
+    async fn export<B>(
         &self,
-        request: ExportTraceServiceRequest,
-    ) -> Result<ExportTraceServiceResponse, Status> {
-        let response = ingest(request, &self.writer, &self.metrics, &self.messaging).await;
-        response.map_err(|error| status_of(&error))
+        request: http::Request<B>,
+    ) -> Result<http::Response<tonic::body::Body>, Status>
+    where
+        B: Body,
+        B::Error: std::fmt::Display,
+    {
+        let decoded = decode_unary(&TRACES, request, &self.limits).await?;
+        let response = ingest(decoded, &self.writer, &self.metrics, &self.messaging)
+            .await
+            .map_err(|error| status_of(&error))?;
+        Ok(grpc_ok(&response))
     }
 }
 
@@ -73,51 +74,14 @@ fn status_of(error: &WriteError) -> Status {
     unavailable(error.to_string())
 }
 
-/// `UNAVAILABLE` with retry info: exporters back off and send the batch again.
-fn unavailable(message: impl Into<String>) -> Status {
-    Status::with_error_details(
-        Code::Unavailable,
-        message,
-        ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
-    )
-}
-
-/// Every decoding slot stayed taken for [`DECODE_SLOT_WAIT`]: retryable, like a full writer.
-fn busy_decoding() -> Status {
-    unavailable("collector is busy decoding other requests, retry later")
-}
-
 impl NamedService for GrpcTraceService {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-
-/// The export handler, called once tonic has decoded the request; it frees the decoding
-/// slot before waiting for the commit.
-struct ExportMethod {
-    service: GrpcTraceService,
-    decoding_slot: Option<OwnedSemaphorePermit>,
-}
-
-impl UnaryService<ExportTraceServiceRequest> for ExportMethod {
-    type Response = ExportTraceServiceResponse;
-    type Future = BoxFuture<Response<Self::Response>, Status>;
-
-    fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
-        drop(self.decoding_slot.take());
-        let service = self.service.clone();
-        Box::pin(async move {
-            service
-                .export(request.into_inner())
-                .await
-                .map(Response::new)
-        })
-    }
 }
 
 impl<B> Service<http::Request<B>> for GrpcTraceService
 where
     B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
+    B::Error: Into<StdError> + std::fmt::Display + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -131,52 +95,30 @@ where
         if request.uri().path() != EXPORT_PATH {
             return unknown_method(request.uri().path());
         }
-        let mut grpc = export_server::<ExportTraceServiceRequest, ExportTraceServiceResponse>(
-            "ExportTraceServiceRequest",
-            self.max_message_bytes,
-        );
         let service = self.clone();
         Box::pin(async move {
-            let slot = tokio::time::timeout(
-                DECODE_SLOT_WAIT,
-                Arc::clone(&service.decoding).acquire_owned(),
-            )
-            .await;
-            let Ok(Ok(slot)) = slot else {
-                return Ok(busy_decoding().into_http());
-            };
-            let metrics = Arc::clone(&service.metrics);
-            let method = ExportMethod {
-                service,
-                decoding_slot: Some(slot),
-            };
-            let response = grpc.unary(method, request).await;
-            if is_refused_body(&response) {
-                metrics.request_invalid();
-            }
-            Ok(response)
+            Ok(match service.export(request).await {
+                Ok(response) => response,
+                Err(status) => {
+                    if refuses_request(&status) {
+                        service.metrics.request_invalid();
+                    }
+                    grpc_error(status)
+                }
+            })
         })
     }
-}
-
-/// Whether tonic refused the request body itself: not protobuf, too large, or a
-/// decompression that passed the limit. Such answers carry `grpc-status` in the headers;
-/// the handler's own answers are `OK` or `UNAVAILABLE`.
-fn is_refused_body<B>(response: &http::Response<B>) -> bool {
-    let refused = [
-        Code::InvalidArgument,
-        Code::ResourceExhausted,
-        Code::OutOfRange,
-    ];
-    Status::from_header_map(response.headers())
-        .is_some_and(|status| refused.contains(&status.code()))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
     use super::*;
+    use crate::otlp::limits::RETRY_DELAY;
 
     #[test]
     fn write_failures_ask_exporters_to_retry() {

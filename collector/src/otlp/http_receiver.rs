@@ -10,14 +10,15 @@ use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures::StreamExt;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tokio::sync::Semaphore;
+use serde::Serialize;
 
+use crate::memory_budget::BudgetError;
 use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
+use crate::otlp::body_read::{ReadError, ReadLimits, read_body};
+use crate::otlp::export_decode::{Decoded, ExportKind, TRACES, decode_export_where_cheap};
 use crate::otlp::ingest::ingest;
-use crate::otlp::limits::{DECODE_SLOT_WAIT, MAX_CONCURRENT_DECODES, RETRY_DELAY};
+use crate::otlp::limits::{BUSY_DECODING, RETRY_DELAY, ReceiverLimits};
 use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::WriterHandle;
@@ -32,58 +33,153 @@ pub struct HttpReceiver {
     pub writer: WriterHandle,
     /// Counters.
     pub metrics: Arc<SelfMetrics>,
-    /// Largest body, as received and after decompression.
-    pub max_body_bytes: usize,
+    /// What requests are held to.
+    pub limits: ReceiverLimits,
     /// How messaging fields and correlation IDs are read from spans.
     pub messaging: MessagingReader,
 }
 
-/// The receiver's router. Body size is enforced by the handler, not by axum's default.
+/// The receiver's router. Body size is enforced while reading, not by axum's default.
 pub fn router(receiver: HttpReceiver) -> Router {
     Router::new()
         .route(TRACES_PATH, post(export))
         .layer(DefaultBodyLimit::disable())
-        .with_state(Arc::new(Shared {
-            receiver,
-            decoding: Semaphore::new(MAX_CONCURRENT_DECODES),
-        }))
+        .with_state(Arc::new(receiver))
 }
 
-struct Shared {
-    receiver: HttpReceiver,
-    decoding: Semaphore,
-}
-
-async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let receiver = &shared.receiver;
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let format = match BodyFormat::from_content_type(header(CONTENT_TYPE)) {
+async fn export(
+    State(receiver): State<Arc<HttpReceiver>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let format = match BodyFormat::from_content_type(header(&headers, CONTENT_TYPE)) {
         Ok(format) => format,
-        Err(error) => return plain_error(receiver, StatusCode::UNSUPPORTED_MEDIA_TYPE, &error),
-    };
-    match handle(&shared, format, header(CONTENT_ENCODING), body).await {
-        Ok(response) => encode_response(format, &response),
-        Err(Refusal::Body(error)) => {
+        Err(error) => {
             receiver.metrics.request_invalid();
-            let status = match error {
-                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                BodyError::UnsupportedType(_) | BodyError::UnsupportedEncoding(_) => {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE
-                }
-                BodyError::Corrupt { .. } | BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
-            };
-            error_response(
-                format,
-                status,
-                tonic::Code::InvalidArgument,
-                &error.to_string(),
-            )
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, error.to_string()).into_response();
         }
-        Err(Refusal::Write(message)) => {
+    };
+    let decoded = decode_http(&TRACES, &receiver.limits, format, &headers, body).await;
+    let result = match decoded {
+        Ok(decoded) => ingest(
+            decoded,
+            &receiver.writer,
+            &receiver.metrics,
+            &receiver.messaging,
+        )
+        .await
+        .map_err(|error| Refusal::Retry(error.to_string())),
+        Err(refusal) => Err(refusal),
+    };
+    match result {
+        Ok(response) => encode_response(format, &response),
+        Err(refusal) => refusal_response(format, refusal, &receiver.metrics),
+    }
+}
+
+/// The value of header `name`, if it is text.
+fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
+/// Why a request was not taken.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The request itself is wrong: this status, this message.
+    Invalid(StatusCode, String),
+    /// The body did not arrive in time.
+    TimedOut(String),
+    /// The collector is busy or stopping: retry later.
+    Retry(String),
+}
+
+impl From<BudgetError> for Refusal {
+    fn from(error: BudgetError) -> Self {
+        match error {
+            BudgetError::Busy { .. } => Refusal::Retry(error.to_string()),
+            BudgetError::TooLarge { .. } => {
+                Refusal::Invalid(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<ReadError> for Refusal {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::TooLarge { .. } => {
+                Refusal::Invalid(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            ReadError::Budget(budget) => budget.into(),
+            ReadError::TimedOut(_) => Refusal::TimedOut(error.to_string()),
+            ReadError::Invalid(_) | ReadError::Broken(_) => {
+                Refusal::Invalid(StatusCode::BAD_REQUEST, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<BodyError> for Refusal {
+    fn from(error: BodyError) -> Self {
+        let status = match error {
+            BodyError::Budget(budget) => return budget.into(),
+            BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::UnsupportedType(_) | BodyError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            BodyError::Corrupt { .. } | BodyError::Malformed { .. } => StatusCode::BAD_REQUEST,
+        };
+        Refusal::Invalid(status, error.to_string())
+    }
+}
+
+/// Reads and decodes one OTLP/HTTP body of `kind`: read whole (within the read timeout,
+/// charged), then a decoding slot, then decoded on a blocking thread.
+pub async fn decode_http<T>(
+    kind: &'static ExportKind<T>,
+    limits: &ReceiverLimits,
+    format: BodyFormat,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Decoded<T>, Refusal>
+where
+    T: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static,
+{
+    let encoding = BodyEncoding::from_header(header(headers, CONTENT_ENCODING))?;
+    let max = limits.max_body_bytes;
+    let mut charge = limits.budget.charge();
+    let read_limits = ReadLimits {
+        max_bytes: max,
+        read_timeout: limits.read_timeout,
+    };
+    let raw = read_body(body, read_limits, &mut charge, |_| Ok(())).await?;
+    let Some(slot) = limits.decoding.take().await else {
+        return Err(Refusal::Retry(BUSY_DECODING.to_owned()));
+    };
+    let decoded = decode_export_where_cheap(kind, raw, encoding, format, max, charge)
+        .await
+        .map_err(Refusal::Retry)??;
+    drop(slot);
+    Ok(decoded)
+}
+
+/// The answer to a refused request, in the request's format; refusals of the request
+/// itself are counted.
+pub fn refusal_response(format: BodyFormat, refusal: Refusal, metrics: &SelfMetrics) -> Response {
+    match refusal {
+        Refusal::Invalid(status, message) => {
+            metrics.request_invalid();
+            error_response(format, status, tonic::Code::InvalidArgument, &message)
+        }
+        Refusal::TimedOut(message) => error_response(
+            format,
+            StatusCode::REQUEST_TIMEOUT,
+            tonic::Code::DeadlineExceeded,
+            &message,
+        ),
+        Refusal::Retry(message) => {
             let mut response = error_response(
                 format,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -98,61 +194,8 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
     }
 }
 
-enum Refusal {
-    Body(BodyError),
-    Write(String),
-}
-
-async fn handle(
-    shared: &Shared,
-    format: BodyFormat,
-    encoding: Option<&str>,
-    body: Body,
-) -> Result<ExportTraceServiceResponse, Refusal> {
-    let receiver = &shared.receiver;
-    let encoding = BodyEncoding::from_header(encoding).map_err(Refusal::Body)?;
-    let limit = receiver.max_body_bytes;
-    let busy = || Refusal::Write("collector is busy decoding other requests, retry later".into());
-    let slot = tokio::time::timeout(DECODE_SLOT_WAIT, shared.decoding.acquire())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
-    let raw = read_body(body, limit).await.map_err(Refusal::Body)?;
-    // Decompressing and parsing up to the limit is CPU work: keep it off the IO threads.
-    let request = tokio::task::spawn_blocking(move || {
-        let plain = encoding.decompress(raw, limit)?;
-        format.decode(&plain)
-    })
-    .await
-    .map_err(|error| Refusal::Write(format!("request handling failed: {error}")))?
-    .map_err(Refusal::Body)?;
-    drop(slot);
-    ingest(
-        request,
-        &receiver.writer,
-        &receiver.metrics,
-        &receiver.messaging,
-    )
-    .await
-    .map_err(|error| Refusal::Write(error.to_string()))
-}
-
-/// Reads the body, failing as soon as it passes `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
-    let mut stream = body.into_data_stream();
-    let mut collected = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|error| BodyError::Malformed(format!("cannot read body: {error}")))?;
-        if collected.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        collected.extend_from_slice(&chunk);
-    }
-    Ok(collected)
-}
-
-fn encode_response(format: BodyFormat, response: &ExportTraceServiceResponse) -> Response {
+/// A successful answer: `response` in the request's format.
+pub fn encode_response<M: Message + Serialize>(format: BodyFormat, response: &M) -> Response {
     let body = match format {
         BodyFormat::Protobuf => response.encode_to_vec(),
         // Serialising a generated message with string keys cannot fail.
@@ -162,7 +205,7 @@ fn encode_response(format: BodyFormat, response: &ExportTraceServiceResponse) ->
 }
 
 /// An error body as OTLP/HTTP asks: a `google.rpc.Status` in the request's format.
-fn error_response(
+pub fn error_response(
     format: BodyFormat,
     status: StatusCode,
     code: tonic::Code,
@@ -180,11 +223,6 @@ fn error_response(
             .into_bytes(),
     };
     (status, [(CONTENT_TYPE, format.content_type())], body).into_response()
-}
-
-fn plain_error(receiver: &HttpReceiver, status: StatusCode, error: &BodyError) -> Response {
-    receiver.metrics.request_invalid();
-    (status, error.to_string()).into_response()
 }
 
 #[cfg(test)]

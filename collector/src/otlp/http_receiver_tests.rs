@@ -3,10 +3,13 @@
 
 use std::io::Write;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use super::*;
 use crate::byte_size::ByteSize;
+use crate::otlp::limits::MAX_CONCURRENT_DECODES;
 use crate::test_support::{http, sample_request, start_collector};
 use crate::writer::batch_writer::{WriterOptions, spawn_writer};
 
@@ -191,7 +194,12 @@ async fn a_full_writer_answers_503_with_retry_after() {
         messaging: MessagingReader::default(),
         writer,
         metrics,
-        max_body_bytes: 1 << 20,
+        limits: ReceiverLimits {
+            max_body_bytes: 1 << 20,
+            read_timeout: std::time::Duration::from_secs(5),
+            budget: crate::memory_budget::MemoryBudget::new(16 << 20),
+            decoding: crate::otlp::limits::DecodeSlots::default(),
+        },
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -212,14 +220,17 @@ async fn a_full_writer_answers_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn bodies_in_memory_are_bounded_by_decoding_slots() {
-    use tokio::io::AsyncWriteExt;
+async fn stalled_bodies_hold_no_decoding_slot_and_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let collector = start_collector(|_| {}).await;
+    let collector = start_collector(|config| {
+        config.otlp.read_timeout = std::time::Duration::from_millis(800);
+    })
+    .await;
     let addr = collector.running.http_addr();
-    // Clients that announce a body and never finish it each hold a decoding slot.
+    // More clients than decoding slots announce a body and never finish it.
     let mut stalled = Vec::new();
-    for _ in 0..MAX_CONCURRENT_DECODES {
+    for _ in 0..2 * MAX_CONCURRENT_DECODES {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
             "POST {TRACES_PATH} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\n\
@@ -229,20 +240,28 @@ async fn bodies_in_memory_are_bounded_by_decoding_slots() {
         stalled.push(stream);
     }
     let body = protobuf(&sample_request(1, 2, 0));
+    let started = std::time::Instant::now();
     let reply = http(addr, "POST", TRACES_PATH, &[PROTOBUF_TYPE], &body).await;
-    assert_eq!(reply.status, 503, "no slot frees up within the wait");
-    assert!(reply.headers.contains_key("retry-after"));
-    drop(stalled);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let reply = http(addr, "POST", TRACES_PATH, &[PROTOBUF_TYPE], &body).await;
-        if reply.status == 200 {
-            break;
-        }
+    assert_eq!(reply.status, 200, "a whole request is decoded at once");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(700),
+        "without waiting for a slot: {:?}",
+        started.elapsed()
+    );
+    // Each stalled client is answered 408 once the read timeout passes.
+    for mut stream in stalled {
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut reply),
+        )
+        .await;
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "slots never came back"
+            read.is_ok(),
+            "the stalled connection is answered and closed"
         );
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     }
     collector.running.shutdown().await;
 }

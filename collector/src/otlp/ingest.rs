@@ -1,30 +1,50 @@
-//! The receivers' shared path: convert a decoded export request, encode its spans, and
-//! wait for the batch writer to commit them.
+//! The receivers' shared path for traces: convert a decoded export request, encode its
+//! spans, and wait for the batch writer to commit them.
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-use crate::otlp::convert::encode_request;
+use causeway_storage::EncodedSpans;
+
+use crate::otlp::convert::{Rejections, encode_request};
+use crate::otlp::export_decode::Decoded;
 use crate::otlp::messaging_fields::MessagingReader;
+use crate::otlp::request_cost::BadSpan;
 use crate::self_metrics::SelfMetrics;
 use crate::writer::batch_writer::{Reservation, WriteError, WriterHandle};
 
-/// Converts, encodes and writes one request, answering once it is committed. Room is
-/// reserved before any work, so a full writer costs nothing but the refusal.
+/// Converts, encodes and writes one request, answering once it is committed. A full
+/// writer is refused before any conversion; room in its queue is taken for the accepted
+/// spans only, and the request's memory charge shrinks to what those spans hold.
 pub async fn ingest(
-    request: ExportTraceServiceRequest,
+    decoded: Decoded<ExportTraceServiceRequest>,
     writer: &WriterHandle,
     metrics: &SelfMetrics,
     messaging: &MessagingReader,
 ) -> Result<ExportTraceServiceResponse, WriteError> {
+    let Decoded {
+        request,
+        mut charge,
+        bad_spans,
+    } = decoded;
     let offered = span_count(&request);
     if offered == 0 {
         return Ok(ExportTraceServiceResponse::default());
     }
-    // Refuse before doing any work when the writer is full.
-    let reservation = writer.reserve(offered)?;
-    ingest_reserved(request, reservation, metrics, messaging).await
+    writer.refuse_if_full(offered)?;
+    let (encoded, rejections) = encode(request, &bad_spans, metrics, messaging);
+    if !encoded.is_empty() {
+        // The decoded request is gone: keep what its spans hold until they are committed.
+        // (This shrinks the charge; should the estimate ever have been short and the
+        // budget be busy, the larger charge already held stays.)
+        let _ = charge.set(encoded.memory_bytes());
+        writer
+            .reserve(encoded.len())?
+            .write(encoded, charge)
+            .await?;
+    }
+    Ok(response(&rejections))
 }
 
 /// The spans a request offers.
@@ -40,17 +60,40 @@ pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
 /// [`ingest`] with room already reserved (by a caller that keeps the request while the
 /// writer is full, such as the Kafka source).
 pub async fn ingest_reserved(
-    request: ExportTraceServiceRequest,
+    decoded: Decoded<ExportTraceServiceRequest>,
     reservation: Reservation,
     metrics: &SelfMetrics,
     messaging: &MessagingReader,
 ) -> Result<ExportTraceServiceResponse, WriteError> {
-    let (encoded, rejections) = encode_request(request, messaging);
+    let Decoded {
+        request,
+        mut charge,
+        bad_spans,
+    } = decoded;
+    let (encoded, rejections) = encode(request, &bad_spans, metrics, messaging);
+    let _ = charge.set(encoded.memory_bytes());
+    reservation.write(encoded, charge).await?;
+    Ok(response(&rejections))
+}
+
+/// Converts and encodes a request's spans, counting the ones rejected while decoding or
+/// converting.
+fn encode(
+    request: ExportTraceServiceRequest,
+    bad_spans: &[BadSpan],
+    metrics: &SelfMetrics,
+    messaging: &MessagingReader,
+) -> (EncodedSpans, Rejections) {
+    let (encoded, mut rejections) = encode_request(request, messaging);
+    BadSpan::explain(bad_spans, &mut rejections);
     metrics.spans_rejected(rejections.count);
-    reservation.write(encoded).await?;
+    (encoded, rejections)
+}
+
+fn response(rejections: &Rejections) -> ExportTraceServiceResponse {
     let partial_success = (rejections.count > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(rejections.count).unwrap_or(i64::MAX),
         error_message: rejections.summary(),
     });
-    Ok(ExportTraceServiceResponse { partial_success })
+    ExportTraceServiceResponse { partial_success }
 }

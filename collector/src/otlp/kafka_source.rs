@@ -26,7 +26,9 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::otlp::body_decode::BodyFormat;
+use crate::memory_budget::{BudgetError, Charge, MemoryBudget};
+use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
+use crate::otlp::export_decode::{Decoded, TRACES, decode_export};
 use crate::otlp::ingest::{ingest_reserved, span_count};
 use crate::otlp::messaging_fields::MessagingReader;
 use crate::self_metrics::SelfMetrics;
@@ -83,17 +85,36 @@ pub enum RecordError {
     /// Neither OTLP protobuf nor OTLP JSON.
     #[error("not an ExportTraceServiceRequest in otlp_proto or otlp_json: {0}")]
     Malformed(String),
+    /// Decoding it alone would need more than the whole memory budget.
+    #[error("{0}")]
+    TooCostly(String),
+}
+
+/// What became of one record's value.
+#[derive(Debug)]
+pub enum RecordDecode {
+    /// Decoded, holding its memory charge; its bad spans are left out.
+    Decoded(Decoded<ExportTraceServiceRequest>),
+    /// The memory budget is held by other requests: try this record again later.
+    Busy,
+    /// Never decodable: count it and skip it.
+    Skip(RecordError),
 }
 
 /// Decodes one record's value: OTLP/JSON when it starts with `{` (after whitespace), else
-/// OTLP protobuf.
+/// OTLP protobuf. The value is charged to `charge` by what decoding it will cost before
+/// the cost exists, as the receivers charge a request body; spans that cannot be stored
+/// (text that is not UTF-8, ids that are not hex) are left out alone.
 pub fn decode_record(
     value: Option<&[u8]>,
     max_record_bytes: usize,
-) -> Result<ExportTraceServiceRequest, RecordError> {
-    let value = value.filter(|v| !v.is_empty()).ok_or(RecordError::Empty)?;
+    mut charge: Charge,
+) -> RecordDecode {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return RecordDecode::Skip(RecordError::Empty);
+    };
     if value.len() > max_record_bytes {
-        return Err(RecordError::TooLarge {
+        return RecordDecode::Skip(RecordError::TooLarge {
             size: value.len(),
             limit: max_record_bytes,
         });
@@ -107,9 +128,27 @@ pub fn decode_record(
     } else {
         BodyFormat::Protobuf
     };
-    format
-        .decode(value)
-        .map_err(|error| RecordError::Malformed(error.to_string()))
+    let budget = |error: BudgetError| match error {
+        BudgetError::Busy { .. } => RecordDecode::Busy,
+        BudgetError::TooLarge { .. } => {
+            RecordDecode::Skip(RecordError::TooCostly(error.to_string()))
+        }
+    };
+    if let Err(error) = charge.grow(value.len()) {
+        return budget(error);
+    }
+    match decode_export(
+        &TRACES,
+        value.to_vec(),
+        BodyEncoding::Identity,
+        format,
+        max_record_bytes,
+        charge,
+    ) {
+        Ok(decoded) => RecordDecode::Decoded(decoded),
+        Err(BodyError::Budget(error)) => budget(error),
+        Err(error) => RecordDecode::Skip(RecordError::Malformed(error.to_string())),
+    }
 }
 
 /// Starts consuming: the task runs until `stop` turns true, then commits the offsets of
@@ -119,6 +158,7 @@ pub fn spawn(
     writer: WriterHandle,
     metrics: Arc<SelfMetrics>,
     messaging: MessagingReader,
+    budget: MemoryBudget,
     stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, KafkaSourceError> {
     let consumer_error = |source| KafkaSourceError::Consumer {
@@ -143,6 +183,7 @@ pub fn spawn(
         .subscribe(&[config.topic.as_str()])
         .map_err(consumer_error)?;
     let source = Source {
+        budget,
         consumer,
         writer,
         metrics,
@@ -153,6 +194,8 @@ pub fn spawn(
 }
 
 struct Source {
+    /// The receivers' memory budget: spans waiting for their commit are charged to it.
+    budget: MemoryBudget,
     consumer: StreamConsumer,
     writer: WriterHandle,
     metrics: Arc<SelfMetrics>,
@@ -194,9 +237,20 @@ impl Source {
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
         loop {
-            let request = match decode_record(message.payload(), self.max_record_bytes) {
-                Ok(request) => request,
-                Err(error) => {
+            let decoded = match decode_record(
+                message.payload(),
+                self.max_record_bytes,
+                self.budget.charge(),
+            ) {
+                RecordDecode::Decoded(decoded) => decoded,
+                RecordDecode::Busy => {
+                    // Other requests hold the memory budget: wait, keeping the record.
+                    if self.pause(stop, PAUSE_WHEN_FULL).await {
+                        return false;
+                    }
+                    continue;
+                }
+                RecordDecode::Skip(error) => {
                     self.metrics.kafka_record_invalid();
                     tracing::warn!(
                         topic = message.topic(),
@@ -209,7 +263,7 @@ impl Source {
                     return true;
                 }
             };
-            let offered = span_count(&request).max(1);
+            let offered = span_count(&decoded.request).max(1);
             let reservation = loop {
                 match self.writer.reserve(offered) {
                     Ok(reservation) => break reservation,
@@ -223,7 +277,7 @@ impl Source {
                     Err(_) => return false,
                 }
             };
-            match ingest_reserved(request, reservation, &self.metrics, &self.messaging).await {
+            match ingest_reserved(decoded, reservation, &self.metrics, &self.messaging).await {
                 Ok(_) => {
                     self.metrics.kafka_record_stored();
                     self.done(message);
@@ -276,12 +330,20 @@ mod tests {
     use super::*;
     use prost::Message as _;
 
+    fn decode(value: Option<&[u8]>, limit: usize) -> Result<usize, RecordError> {
+        match decode_record(value, limit, MemoryBudget::new(64 << 20).charge()) {
+            RecordDecode::Decoded(decoded) => Ok(span_count(&decoded.request)),
+            RecordDecode::Busy => panic!("nothing else holds the budget"),
+            RecordDecode::Skip(error) => Err(error),
+        }
+    }
+
     #[test]
     fn records_decode_as_protobuf_or_json_and_bad_ones_are_named() {
         let request = ExportTraceServiceRequest::default();
         let protobuf = request.encode_to_vec();
         // An empty request is zero bytes of protobuf: an empty record, refused as such.
-        assert_eq!(decode_record(Some(&protobuf), 100), Err(RecordError::Empty));
+        assert_eq!(decode(Some(&protobuf), 100), Err(RecordError::Empty));
         type Case<'a> = (Option<&'a [u8]>, Result<(), &'a str>, &'a str);
         let cases: Vec<Case> = vec![
             (Some(b"{\"resourceSpans\": []}"), Ok(()), "otlp_json"),
@@ -309,7 +371,7 @@ mod tests {
             (Some(&[b'{'; 200]), Err("more than the limit"), "too large"),
         ];
         for (value, expected, reason) in cases {
-            let got = decode_record(value, 100);
+            let got = decode(value, 100);
             match expected {
                 Ok(()) => assert!(got.is_ok(), "{reason}: {got:?}"),
                 Err(text) => {
@@ -318,5 +380,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A record of empty spans is small on the wire and large once decoded: it is charged
+    /// by what it will cost, so one that alone needs more than the budget is skipped
+    /// before the cost exists, and one that fits only later waits.
+    #[test]
+    fn records_are_charged_by_what_decoding_will_cost() {
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let spans = vec![Span::default(); 200_000];
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = request.encode_to_vec();
+        assert!(bytes.len() < 1 << 20, "{} bytes on the wire", bytes.len());
+        let small = MemoryBudget::new(4 << 20);
+        match decode_record(Some(&bytes), 20 << 20, small.charge()) {
+            RecordDecode::Skip(RecordError::TooCostly(reason)) => {
+                assert!(reason.contains("max_request_memory"), "{reason}")
+            }
+            other => panic!("a record costing more than the budget is skipped: {other:?}"),
+        }
+        let roomy = MemoryBudget::new(1 << 30);
+        let mut held = roomy.charge();
+        held.grow((1 << 30) - (1 << 20)).unwrap();
+        assert!(
+            matches!(
+                decode_record(Some(&bytes), 20 << 20, roomy.charge()),
+                RecordDecode::Busy
+            ),
+            "a record that fits once others are done waits"
+        );
+        drop(held);
+        assert!(matches!(
+            decode_record(Some(&bytes), 20 << 20, roomy.charge()),
+            RecordDecode::Decoded(_)
+        ));
     }
 }

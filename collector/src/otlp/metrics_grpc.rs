@@ -1,9 +1,10 @@
 //! The OTLP/gRPC metrics service: lag gauges reported by services, stored beside the
 //! poller's samples. Other metrics are accepted and dropped.
 //!
-//! Served by hand, like the trace receiver, with the codec of `grpc_export`: a body that is
-//! not valid protobuf is answered `INVALID_ARGUMENT`, never `INTERNAL` (which exporters
-//! retry forever).
+//! Served by hand, like the trace receiver (see `grpc_export`): the message is read with
+//! the read timeout and charged to the memory budget, costed before decoding, and a body
+//! that is not valid protobuf is answered `INVALID_ARGUMENT`, never `INTERNAL` (which
+//! exporters retry forever).
 
 use std::convert::Infallible;
 
@@ -11,11 +12,13 @@ use causeway_storage::{Store, now_ns};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use tonic::Status;
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
-use tonic::server::{NamedService, UnaryService};
-use tonic::{Request, Response, Status};
+use tonic::server::NamedService;
 
-use crate::otlp::grpc_export::{export_server, unknown_method};
+use crate::otlp::export_decode::METRICS;
+use crate::otlp::grpc_export::{decode_unary, grpc_error, grpc_ok, unknown_method};
+use crate::otlp::limits::ReceiverLimits;
 use crate::otlp::metrics_ingest::lag_samples;
 
 /// The OTLP metrics export method's path.
@@ -25,17 +28,32 @@ pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.Metrics
 #[derive(Debug, Clone)]
 pub struct GrpcMetricsService {
     store: Store,
-    max_message_bytes: usize,
+    limits: ReceiverLimits,
 }
 
 impl GrpcMetricsService {
-    /// The service writing to `store`, accepting messages up to `max_message_bytes` after
-    /// decompression (gzip or zstd).
-    pub fn server(store: Store, max_message_bytes: usize) -> Self {
-        GrpcMetricsService {
-            store,
-            max_message_bytes,
-        }
+    /// The service writing to `store`, holding requests to `limits` (gzip or zstd
+    /// accepted).
+    pub fn server(store: Store, limits: ReceiverLimits) -> Self {
+        GrpcMetricsService { store, limits }
+    }
+
+    async fn export<B>(
+        &self,
+        request: http::Request<B>,
+    ) -> Result<http::Response<tonic::body::Body>, Status>
+    where
+        B: Body,
+        B::Error: std::fmt::Display,
+    {
+        let decoded = decode_unary(&METRICS, request, &self.limits).await?;
+        let response = store_metrics(&self.store, &decoded.request)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "cannot store lag samples");
+                Status::unavailable(format!("cannot store lag samples: {error}"))
+            })?;
+        Ok(grpc_ok(&response))
     }
 }
 
@@ -62,33 +80,10 @@ impl NamedService for GrpcMetricsService {
     const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
 }
 
-/// The export handler, called once tonic has decoded the request.
-struct ExportMethod {
-    store: Store,
-}
-
-impl UnaryService<ExportMetricsServiceRequest> for ExportMethod {
-    type Response = ExportMetricsServiceResponse;
-    type Future = BoxFuture<Response<Self::Response>, Status>;
-
-    fn call(&mut self, request: Request<ExportMetricsServiceRequest>) -> Self::Future {
-        let store = self.store.clone();
-        Box::pin(async move {
-            store_metrics(&store, request.get_ref())
-                .await
-                .map(Response::new)
-                .map_err(|error| {
-                    tracing::warn!(%error, "cannot store lag samples");
-                    Status::unavailable(format!("cannot store lag samples: {error}"))
-                })
-        })
-    }
-}
-
 impl<B> Service<http::Request<B>> for GrpcMetricsService
 where
     B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
+    B::Error: Into<StdError> + std::fmt::Display + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -102,13 +97,12 @@ where
         if request.uri().path() != EXPORT_PATH {
             return unknown_method(request.uri().path());
         }
-        let mut grpc = export_server::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(
-            "ExportMetricsServiceRequest",
-            self.max_message_bytes,
-        );
-        let method = ExportMethod {
-            store: self.store.clone(),
-        };
-        Box::pin(async move { Ok(grpc.unary(method, request).await) })
+        let service = self.clone();
+        Box::pin(async move {
+            Ok(match service.export(request).await {
+                Ok(response) => response,
+                Err(status) => grpc_error(status),
+            })
+        })
     }
 }

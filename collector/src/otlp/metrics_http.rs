@@ -4,94 +4,66 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use causeway_storage::Store;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use prost::Message;
 
-use crate::otlp::body_decode::{BodyEncoding, BodyError, BodyFormat};
+use crate::otlp::body_decode::BodyFormat;
+use crate::otlp::export_decode::METRICS;
+use crate::otlp::http_receiver::{Refusal, decode_http, encode_response, refusal_response};
+use crate::otlp::limits::ReceiverLimits;
 use crate::otlp::metrics_grpc::store_metrics;
+use crate::self_metrics::SelfMetrics;
 
 /// Path of the OTLP/HTTP metrics endpoint.
 pub const METRICS_PATH: &str = "/v1/metrics";
 
 struct MetricsReceiver {
     store: Store,
-    max_body_bytes: usize,
+    limits: ReceiverLimits,
+    metrics: Arc<SelfMetrics>,
 }
 
 /// A router serving [`METRICS_PATH`], to merge beside the trace receiver.
-pub fn router(store: Store, max_body_bytes: usize) -> Router {
+pub fn router(store: Store, limits: ReceiverLimits, metrics: Arc<SelfMetrics>) -> Router {
     Router::new()
         .route(METRICS_PATH, post(export))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::disable())
         .with_state(Arc::new(MetricsReceiver {
             store,
-            max_body_bytes,
+            limits,
+            metrics,
         }))
 }
 
 async fn export(
     State(receiver): State<Arc<MetricsReceiver>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let refused =
-        |status: StatusCode, error: BodyError| (status, error.to_string()).into_response();
-    let format = match BodyFormat::from_content_type(header(CONTENT_TYPE)) {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = match BodyFormat::from_content_type(content_type) {
         Ok(format) => format,
-        Err(error) => return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, error),
-    };
-    let encoding = match BodyEncoding::from_header(header(CONTENT_ENCODING)) {
-        Ok(encoding) => encoding,
-        Err(error) => return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, error),
-    };
-    let limit = receiver.max_body_bytes;
-    let decoded = tokio::task::spawn_blocking(move || {
-        let plain = encoding.decompress(body.to_vec(), limit)?;
-        match format {
-            BodyFormat::Protobuf => ExportMetricsServiceRequest::decode(plain.as_slice())
-                .map_err(|error| BodyError::Malformed(error.to_string())),
-            BodyFormat::Json => serde_json::from_slice(&plain)
-                .map_err(|error| BodyError::Malformed(error.to_string())),
-        }
-    })
-    .await;
-    let request = match decoded {
-        Ok(Ok(request)) => request,
-        Ok(Err(error @ BodyError::TooLarge { .. })) => {
-            return refused(StatusCode::PAYLOAD_TOO_LARGE, error);
-        }
-        Ok(Err(error)) => return refused(StatusCode::BAD_REQUEST, error),
         Err(error) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("request handling failed: {error}"),
-            )
-                .into_response();
+            receiver.metrics.request_invalid();
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, error.to_string()).into_response();
         }
     };
-    match store_metrics(&receiver.store, &request).await {
-        Ok(response) => {
-            let body = match format {
-                BodyFormat::Protobuf => response.encode_to_vec(),
-                BodyFormat::Json => {
-                    serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec())
-                }
-            };
-            ([(CONTENT_TYPE, format.content_type())], body).into_response()
-        }
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot store lag samples: {error}"),
-        )
-            .into_response(),
+    let decoded = match decode_http(&METRICS, &receiver.limits, format, &headers, body).await {
+        Ok(decoded) => decoded,
+        Err(refusal) => return refusal_response(format, refusal, &receiver.metrics),
+    };
+    match store_metrics(&receiver.store, &decoded.request).await {
+        Ok(response) => encode_response(format, &response),
+        Err(error) => refusal_response(
+            format,
+            Refusal::Retry(format!("cannot store lag samples: {error}")),
+            &receiver.metrics,
+        ),
     }
 }
 
@@ -103,6 +75,17 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::memory_budget::MemoryBudget;
+    use crate::otlp::limits::DecodeSlots;
+
+    fn test_limits() -> ReceiverLimits {
+        ReceiverLimits {
+            max_body_bytes: 1 << 20,
+            read_timeout: std::time::Duration::from_secs(5),
+            budget: MemoryBudget::new(16 << 20),
+            decoding: DecodeSlots::default(),
+        }
+    }
 
     const LAG_EXPORT: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[
         {"key":"service.name","value":{"stringValue":"billing"}}]},
@@ -116,11 +99,15 @@ mod tests {
             .header(CONTENT_TYPE, content_type)
             .body(Body::from(body))
             .unwrap();
-        router(store.clone(), 1 << 20)
-            .oneshot(request)
-            .await
-            .unwrap()
-            .status()
+        router(
+            store.clone(),
+            test_limits(),
+            Arc::new(SelfMetrics::default()),
+        )
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status()
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, onesho
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::memory_budget::Charge;
 use crate::self_metrics::SelfMetrics;
 
 /// How the writer batches and how much it holds.
@@ -52,6 +53,8 @@ struct Submission {
     spans: EncodedSpans,
     ack: oneshot::Sender<Result<(), WriteError>>,
     permit: OwnedSemaphorePermit,
+    /// The memory the spans hold, given back once they are committed.
+    charge: Charge,
 }
 
 /// The receivers' side of the writer. Cheap to clone.
@@ -71,6 +74,21 @@ pub struct Reservation {
 }
 
 impl WriterHandle {
+    /// Refuses at once when no room at all is left, before a request of `offered` spans
+    /// is converted.
+    pub fn refuse_if_full(&self, offered: usize) -> Result<(), WriteError> {
+        if self.room.is_closed() {
+            return Err(WriteError::Stopped);
+        }
+        if self.room.available_permits() == 0 {
+            self.metrics.spans_refused(offered as u64);
+            return Err(WriteError::Busy {
+                in_flight_limit: self.max_in_flight_spans,
+            });
+        }
+        Ok(())
+    }
+
     /// Reserves room for `spans` spans, or refuses at once when the writer is full. A
     /// request larger than the whole bound reserves the whole bound.
     pub fn reserve(&self, spans: usize) -> Result<Reservation, WriteError> {
@@ -93,8 +111,9 @@ impl WriterHandle {
 }
 
 impl Reservation {
-    /// Queues the spans and waits until the transaction holding them has committed.
-    pub async fn write(self, spans: EncodedSpans) -> Result<(), WriteError> {
+    /// Queues the spans and waits until the transaction holding them has committed; the
+    /// memory `charge` they hold is given back then.
+    pub async fn write(self, spans: EncodedSpans, charge: Charge) -> Result<(), WriteError> {
         if spans.is_empty() {
             return Ok(());
         }
@@ -106,6 +125,7 @@ impl Reservation {
             spans,
             ack,
             permit: self.permit,
+            charge,
         };
         if self.handle.sender.send(submission).is_err() {
             metrics.queue_shrank(count);
@@ -219,17 +239,30 @@ async fn apply_retention(store: &Store, policy: &RetentionPolicy) {
 
 async fn commit(store: &Store, pending: Vec<Submission>, metrics: &SelfMetrics) {
     // One merged batch keeps every statement full-size (and its prepared form cached),
-    // however small the submissions were.
-    let mut merged = EncodedSpans::default();
+    // however small the submissions were. It is made the right size at once: growing it
+    // would hold two copies of its rows for a moment, outside the memory budget.
+    let (spans, links) = pending.iter().fold((0, 0), |(spans, links), submission| {
+        (
+            spans + submission.spans.len(),
+            links + submission.spans.link_count(),
+        )
+    });
+    let single = pending.len() == 1;
+    let mut merged: Option<EncodedSpans> = None;
     let mut acks = Vec::with_capacity(pending.len());
     for submission in pending {
-        if merged.is_empty() {
-            merged = submission.spans;
-        } else {
-            merged.append(submission.spans);
+        match &mut merged {
+            None if single => merged = Some(submission.spans),
+            None => {
+                let mut batch = EncodedSpans::with_capacity(spans, links);
+                batch.append(submission.spans);
+                merged = Some(batch);
+            }
+            Some(batch) => batch.append(submission.spans),
         }
-        acks.push((submission.ack, submission.permit));
+        acks.push((submission.ack, submission.permit, submission.charge));
     }
+    let merged = merged.unwrap_or_default();
     let count = merged.len() as u64;
     let started = Instant::now();
     let result = store.write_spans(vec![merged]).await;
@@ -246,10 +279,11 @@ async fn commit(store: &Store, pending: Vec<Submission>, metrics: &SelfMetrics) 
         }
     };
     metrics.queue_shrank(count);
-    for (ack, permit) in acks {
+    for (ack, permit, charge) in acks {
         // The receiver may have gone (client hung up); the spans are stored either way.
         let _ = ack.send(outcome.clone());
         drop(permit);
+        drop(charge);
     }
 }
 

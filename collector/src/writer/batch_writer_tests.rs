@@ -19,6 +19,11 @@ fn encoded(trace: u8, spans: u16) -> EncodedSpans {
     EncodedSpans::encode(&records)
 }
 
+/// A charge of nothing, for tests about spans only.
+fn no_charge() -> Charge {
+    crate::memory_budget::MemoryBudget::new(1 << 20).charge()
+}
+
 fn options(max_in_flight_spans: usize) -> WriterOptions {
     WriterOptions {
         max_batch_spans: 1_000,
@@ -39,7 +44,9 @@ async fn concurrent_submissions_are_acknowledged_after_commit() {
     let mut writes = Vec::new();
     for trace in 1..=20u8 {
         let reservation = handle.reserve(50).unwrap();
-        writes.push(tokio::spawn(reservation.write(encoded(trace, 50))));
+        writes.push(tokio::spawn(
+            reservation.write(encoded(trace, 50), no_charge()),
+        ));
     }
     for write in writes {
         write.await.unwrap().unwrap();
@@ -47,6 +54,31 @@ async fn concurrent_submissions_are_acknowledged_after_commit() {
     }
     assert_eq!(reader.span_count().await.unwrap(), 1_000);
     assert_eq!(metrics.accepted_total(), 1_000);
+    drop(handle);
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_of_queued_spans_is_given_back_after_their_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("charge.db")).await.unwrap();
+    let (handle, task) = spawn_writer(store, options(1_000), Arc::new(SelfMetrics::default()));
+    let budget = crate::memory_budget::MemoryBudget::new(1 << 20);
+    let spans = encoded(7, 10);
+    let mut charge = budget.charge();
+    charge.set(spans.memory_bytes()).unwrap();
+    assert!(budget.available() < budget.limit(), "the spans are charged");
+    handle
+        .reserve(spans.len())
+        .unwrap()
+        .write(spans, charge)
+        .await
+        .unwrap();
+    assert_eq!(
+        budget.available(),
+        budget.limit(),
+        "given back once committed"
+    );
     drop(handle);
     task.await.unwrap();
 }
@@ -71,12 +103,12 @@ async fn a_full_writer_refuses_at_once_and_recovers() {
             .contains("causeway_collector_spans_refused_total 30")
     );
     let small = handle.reserve(20).unwrap();
-    held.write(encoded(1, 80)).await.unwrap();
-    small.write(encoded(2, 20)).await.unwrap();
+    held.write(encoded(1, 80), no_charge()).await.unwrap();
+    small.write(encoded(2, 20), no_charge()).await.unwrap();
     let again = handle.reserve(100).unwrap();
-    again.write(encoded(3, 100)).await.unwrap();
+    again.write(encoded(3, 100), no_charge()).await.unwrap();
     let oversized = handle.reserve(500).unwrap();
-    oversized.write(encoded(4, 500)).await.unwrap();
+    oversized.write(encoded(4, 500), no_charge()).await.unwrap();
     assert_eq!(
         metrics.accepted_total(),
         700,
@@ -94,7 +126,11 @@ async fn a_failed_commit_is_answered_with_an_error() {
     let read_only = Store::open_read_only(&path).await.unwrap();
     let metrics = Arc::new(SelfMetrics::default());
     let (handle, task) = spawn_writer(read_only, options(100), Arc::clone(&metrics));
-    let result = handle.reserve(5).unwrap().write(encoded(1, 5)).await;
+    let result = handle
+        .reserve(5)
+        .unwrap()
+        .write(encoded(1, 5), no_charge())
+        .await;
     assert!(matches!(result, Err(WriteError::Commit(_))), "{result:?}");
     assert_eq!(metrics.accepted_total(), 0);
     assert!(
@@ -113,7 +149,14 @@ async fn dropping_every_handle_drains_the_queue_before_closing() {
     let metrics = Arc::new(SelfMetrics::default());
     let (handle, task) = spawn_writer(store, options(10_000), metrics);
     let writes: Vec<_> = (1..=5u8)
-        .map(|trace| tokio::spawn(handle.reserve(100).unwrap().write(encoded(trace, 100))))
+        .map(|trace| {
+            tokio::spawn(
+                handle
+                    .reserve(100)
+                    .unwrap()
+                    .write(encoded(trace, 100), no_charge()),
+            )
+        })
         .collect();
     drop(handle);
     for write in writes {
@@ -143,7 +186,7 @@ async fn retention_runs_beside_the_writer_and_writes_keep_committing() {
         handle
             .reserve(500)
             .unwrap()
-            .write(encoded(trace, 500))
+            .write(encoded(trace, 500), no_charge())
             .await
             .unwrap();
     }
@@ -155,7 +198,7 @@ async fn retention_runs_beside_the_writer_and_writes_keep_committing() {
         handle
             .reserve(1)
             .unwrap()
-            .write(encoded(41, 1))
+            .write(encoded(41, 1), no_charge())
             .await
             .unwrap();
         if reader.span_count().await.unwrap() <= 1 {

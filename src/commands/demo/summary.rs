@@ -10,6 +10,7 @@ use causeway_conventions::alert::{annotation, label};
 use causeway_demo::faults::InjectedFault;
 use causeway_demo::shop::ShopReport;
 use causeway_demo::verdict::{FaultVerdict, Findings, LagAlertSeen, judge};
+use causeway_flow::sanitize::clean;
 use causeway_flow::{FlowOptions, load_listed, load_topology, reconstruct};
 use causeway_storage::{CorrelationQuery, Store};
 use serde::Serialize;
@@ -160,12 +161,16 @@ pub fn text(summary: &Summary) -> String {
     let alerts: Vec<String> = summary
         .alerts
         .iter()
-        .map(|a| match &a.oldest_waiting {
-            Some(event) => format!(
-                "{} on {} ({}; oldest waiting event {event})",
-                a.rule, a.group, a.status
-            ),
-            None => format!("{} on {} ({})", a.rule, a.group, a.status),
+        .map(|a| {
+            // Each stored name cleaned on its own before it is joined to the others.
+            let (rule, group, status) = (clean(&a.rule), clean(&a.group), clean(&a.status));
+            match &a.oldest_waiting {
+                Some(event) => format!(
+                    "{rule} on {group} ({status}; oldest waiting event {})",
+                    clean(event)
+                ),
+                None => format!("{rule} on {group} ({status})"),
+            }
         })
         .collect();
     let _ = writeln!(out, "alerts: {}", or_none(&alerts.join(", ")));
@@ -187,9 +192,9 @@ pub fn text(summary: &Summary) -> String {
             "  {:<8} {:<20} {:<14} at {:>6.1}s  {}{}",
             if verdict.found { "found" } else { "MISSING" },
             verdict.fault.kind.as_str(),
-            target,
+            clean(target),
             verdict.fault.at_ms as f64 / 1000.0,
-            verdict.evidence,
+            clean(&verdict.evidence),
             resolved
         );
     }
@@ -258,6 +263,24 @@ mod tests {
         assert!(
             text.contains("MISSING  slow-consumer        shipping"),
             "{text}"
+        );
+
+        // Names from the store are cleaned one by one: an unfinished escape in the group
+        // does not hide the event after it, and invisible characters show.
+        let mut hostile = summary;
+        hostile.alerts = vec![LagAlertSeen {
+            rule: "group-lag-seconds".into(),
+            group: "ship\u{1b}[31".into(),
+            status: "firing".into(),
+            fired: true,
+            resolved: false,
+            oldest_waiting: Some("ord-7\u{200b}".into()),
+        }];
+        let text = super::text(&hostile);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(
+            text.contains("oldest waiting event ord-7\u{fffd}"),
+            "{text:?}"
         );
     }
 }

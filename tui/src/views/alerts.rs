@@ -45,7 +45,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             ),
             None => format!("since {}", format::clock(alert.started_ns)),
         };
-        let target = match (&alert.group, &alert.correlation_id) {
+        // Each piece cleaned before they are joined: an unfinished escape in a group name
+        // cannot hide the flow after it.
+        let group = alert.group.as_deref().map(sanitize::clean);
+        let id = alert.correlation_id.as_deref().map(sanitize::clean);
+        let target = match (group, id) {
             (Some(group), Some(id)) => format!("group {group}, flow {id}"),
             (Some(group), None) => format!("group {group}"),
             (None, Some(id)) => format!("flow {id}"),
@@ -56,7 +60,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             Span::styled(badge, badge_style),
             Span::raw("  "),
             Span::styled(
-                sanitize::fit(&format!("{}  {target}", alert.rule), head_room),
+                sanitize::fit(
+                    &format!("{}  {target}", sanitize::clean(&alert.rule)),
+                    head_room,
+                ),
                 theme.header,
             ),
             Span::raw("  "),
