@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// One episode of an alert as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

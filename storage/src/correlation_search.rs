@@ -5,7 +5,7 @@ use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
 use crate::segments::{LIVE_SEGMENTS, correlation_segments};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Characters that `LIKE` treats specially, escaped with this one.
 const LIKE_ESCAPE: char = '\\';

@@ -65,6 +65,12 @@ pub enum StorageError {
     /// Writing spans failed.
     #[error("cannot write spans: {0}")]
     Write(#[source] rusqlite::Error),
+    /// This build cannot open the kind of database named.
+    #[error("database {database}: postgres databases are not supported by this build")]
+    Unsupported {
+        /// The database, password hidden.
+        database: String,
+    },
     /// A stored row could not be decoded (corrupt or written by a newer version).
     #[error("stored row is invalid: {0}")]
     Corrupt(String),

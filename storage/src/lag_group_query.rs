@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::error::StorageError;
 use crate::lag_query::push_placeholders;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Rows per insert statement (4 columns each).
 const ROWS_PER_STATEMENT: usize = 1_000;

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Sample rows per insert statement (10 columns each, well under SQLite's variable limit).
 const SAMPLE_ROWS_PER_STATEMENT: usize = 1_000;

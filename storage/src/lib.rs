@@ -5,14 +5,17 @@
 //! query methods on a read-only [`Store`].
 
 mod alert_query;
+mod backend;
 mod checkpointer;
 mod clock;
 mod connection;
 mod correlation_search;
+mod database;
 mod demo_mark;
 mod error;
 mod flow_query;
 mod ids;
+pub mod interface;
 mod lag_group_query;
 mod lag_query;
 mod record;
@@ -21,14 +24,17 @@ mod segments;
 mod span_encode;
 mod span_query;
 mod span_write;
+mod sqlite_backend;
 mod stitch_query;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
 pub use alert_query::AlertRow;
+pub use backend::Store;
 pub use clock::{duration_ns, now_ns};
 pub use correlation_search::CorrelationSearch;
+pub use database::{Database, DatabaseError, PostgresUrl};
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
@@ -41,4 +47,4 @@ pub use segments::SEGMENT_SPANS;
 pub use span_encode::EncodedSpans;
 pub use span_write::WriteSummary;
 pub use stitch_query::{LinkRef, Position};
-pub use store::{SCHEMA_VERSION, Store, schema_sql};
+pub use store::{SCHEMA_VERSION, schema_sql};

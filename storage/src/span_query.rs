@@ -9,7 +9,7 @@ use crate::error::StorageError;
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
 use crate::segments::LIVE_SEGMENTS;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 pub(crate) const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
     s.service_name, s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, \

@@ -18,7 +18,7 @@ use crate::connection::open_rusqlite;
 use crate::error::StorageError;
 use crate::segments::{SEGMENT_SPANS, segment_for_insert};
 use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Columns bound per span row (must match [`insert_spans`]).
 const SPAN_COLUMNS: usize = 25;

@@ -14,7 +14,7 @@ use crate::ids::{SpanId, TraceId};
 use crate::record::SpanRecord;
 use crate::segments::LIVE_SEGMENTS;
 use crate::span_query::{SPAN_COLUMNS, assemble, span_id_at, trace_id_at};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Most traces or positions bound in one statement.
 const KEYS_PER_STATEMENT: usize = 200;
