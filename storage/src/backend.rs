@@ -10,9 +10,13 @@ use crate::database::Database;
 use crate::error::StorageError;
 use crate::flow_query::{CorrelationQuery, CorrelationRow};
 use crate::ids::{SpanId, TraceId};
-use crate::interface::Backend;
+use crate::interface::{
+    AlertStore, Backend, FlowListStore, FlowStore, LagStore, RetentionStore, SpanStore,
+    TopologyStore,
+};
 use crate::lag_group_query::LagGroupTopic;
 use crate::lag_query::{LagSample, LagStatusRow, WaitingEvent};
+use crate::postgres::PgStore;
 use crate::record::SpanRecord;
 use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::span_encode::EncodedSpans;
@@ -32,6 +36,7 @@ pub struct Store {
 #[derive(Clone, Debug)]
 enum Inner {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// Calls one backend method on whichever backend the store holds.
@@ -39,6 +44,7 @@ macro_rules! on_backend {
     ($store:expr, $backend:ident => $call:expr) => {
         match &$store.inner {
             Inner::Sqlite($backend) => $call.await,
+            Inner::Postgres($backend) => $call.await,
         }
     };
 }
@@ -65,8 +71,8 @@ impl Store {
             Database::Sqlite(path) => Ok(Store {
                 inner: Inner::Sqlite(SqliteStore::open(&path).await?),
             }),
-            Database::Postgres(url) => Err(StorageError::Unsupported {
-                database: url.to_string(),
+            Database::Postgres(url) => Ok(Store {
+                inner: Inner::Postgres(PgStore::open(&url).await?),
             }),
         }
     }
@@ -78,8 +84,8 @@ impl Store {
             Database::Sqlite(path) => Ok(Store {
                 inner: Inner::Sqlite(SqliteStore::open_read_only(&path).await?),
             }),
-            Database::Postgres(url) => Err(StorageError::Unsupported {
-                database: url.to_string(),
+            Database::Postgres(url) => Ok(Store {
+                inner: Inner::Postgres(PgStore::open_read_only(&url).await?),
             }),
         }
     }
@@ -88,6 +94,7 @@ impl Store {
     pub fn path(&self) -> Option<&Path> {
         match &self.inner {
             Inner::Sqlite(store) => Some(store.path()),
+            Inner::Postgres(_) => None,
         }
     }
 
@@ -96,6 +103,7 @@ impl Store {
     pub fn set_segment_spans(&self, spans: i64) {
         match &self.inner {
             Inner::Sqlite(store) => store.set_segment_spans(spans),
+            Inner::Postgres(_) => {}
         }
     }
 
@@ -103,6 +111,7 @@ impl Store {
     pub async fn close(self) {
         match self.inner {
             Inner::Sqlite(store) => Backend::close(store).await,
+            Inner::Postgres(store) => Backend::close(store).await,
         }
     }
 }

@@ -194,7 +194,7 @@ fn migrator() -> Migrator {
     migrator_of(MIGRATIONS)
 }
 
-fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+pub(crate) fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = migrations
         .iter()
         .map(|(version, description, sql)| {
