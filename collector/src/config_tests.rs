@@ -60,7 +60,10 @@ fn no_file_no_env_gives_the_defaults() {
 #[test]
 fn every_file_key_is_read() {
     let config = resolve(Some(FULL_FILE), &[], &Overrides::default()).unwrap();
-    assert_eq!(config.db, PathBuf::from("/var/lib/causeway.db"));
+    assert_eq!(
+        config.db,
+        Database::from(PathBuf::from("/var/lib/causeway.db"))
+    );
     assert_eq!(config.kafka.as_deref(), Some("file-broker:9092"));
     assert_eq!(config.otlp.grpc.port(), 14317);
     assert_eq!(config.otlp.http.port(), 14318);
@@ -100,7 +103,11 @@ fn cli_beats_env_beats_file_beats_defaults() {
         Some("env-broker:9092"),
         "env beats the file"
     );
-    assert_eq!(config.db, PathBuf::from("/env.db"), "env beats the file");
+    assert_eq!(
+        config.db,
+        Database::from(PathBuf::from("/env.db")),
+        "env beats the file"
+    );
     assert_eq!(config.otlp.http.port(), 14318, "the file beats the default");
     assert_eq!(
         config.writer.max_batch_spans, 5000,
