@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use causeway_storage::{Database, DatabaseError};
+use causeway_storage::{Database, DatabaseError, hide_passwords};
 use serde::{Deserialize, Deserializer};
 
 use crate::byte_size::ByteSize;
@@ -248,7 +248,7 @@ impl CollectorConfig {
         let mut config = match file_text {
             Some(text) => toml::from_str(text).map_err(|error| ConfigError::Parse {
                 path: file_path.to_owned(),
-                message: error.to_string().trim().replace('\n', " "),
+                message: hide_passwords(error.to_string().trim()).replace('\n', " "),
             })?,
             None => CollectorConfig::default(),
         };

@@ -191,3 +191,32 @@ fn retention_age_can_be_turned_off() {
     .unwrap();
     assert_eq!(config.retention.max_age, None);
 }
+
+#[test]
+fn db_may_be_a_postgres_url_and_its_password_is_never_shown() {
+    let file = "db = \"postgres://causeway:secret@db.internal/causeway\"\n";
+    let config = resolve(Some(file), &[], &Overrides::default()).unwrap();
+    assert!(config.db.sqlite_path().is_none(), "{:?}", config.db);
+    assert_eq!(
+        config.db.to_string(),
+        "postgres://causeway:***@db.internal/causeway"
+    );
+    let error = resolve(
+        None,
+        &[(
+            ENV_DB,
+            "postgres://causeway:secret@db.internal:port/causeway",
+        )],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("CAUSEWAY_DB"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
+    let bad_file = "db = \"postgres://causeway:secret@db.internal:port/causeway\"\n";
+    let error = resolve(Some(bad_file), &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("invalid postgres database URL"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
+}

@@ -114,6 +114,28 @@ fn password_of(url: &str) -> Option<&str> {
     user_info.split_once(':').map(|(_, password)| password)
 }
 
+/// `text` with the password of every `postgres://` URL in it replaced by `***`: for
+/// messages that quote their input (a config file's parse error quotes the line).
+pub fn hide_passwords(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(start) = POSTGRES_SCHEMES
+        .iter()
+        .filter_map(|scheme| lower[at..].find(scheme).map(|i| at + i))
+        .min()
+    {
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .map_or(text.len(), |i| start + i);
+        out.push_str(&text[at..start]);
+        out.push_str(&redact(&text[start..end]));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 impl Database {
     /// Parses a `--db` value: a `postgres://` or `postgresql://` URL, or else a file path.
     pub fn parse(text: &str) -> Result<Database, DatabaseError> {
@@ -235,6 +257,16 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn passwords_in_quoted_text_are_hidden() {
+        let text = "line 1: db = \"postgres://u:pw@h/db\" and POSTGRESQL://v:pw2@h2/db2 end";
+        assert_eq!(
+            hide_passwords(text),
+            "line 1: db = \"postgres://u:***@h/db\" and POSTGRESQL://v:***@h2/db2 end"
+        );
+        assert_eq!(hide_passwords("no url here"), "no url here");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use alert_query::AlertRow;
 pub use backend::Store;
 pub use clock::{duration_ns, now_ns};
 pub use correlation_search::CorrelationSearch;
-pub use database::{Database, DatabaseError, PostgresUrl};
+pub use database::{Database, DatabaseError, PostgresUrl, hide_passwords};
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};

@@ -86,6 +86,11 @@ async fn commands_refuse_an_unmigrated_postgres_database() {
         );
         assert!(!stderr.contains("panicked"), "{command}: {stderr}");
     }
+    // The demo writes its own SQLite file.
+    let demo = causeway(&["--db", &schema.url, "demo", "--headless"], None);
+    let stderr = String::from_utf8_lossy(&demo.stderr);
+    assert!(!demo.status.success(), "{stderr}");
+    assert!(stderr.contains("--db must be a file path"), "{stderr}");
     let bad = causeway(
         &["--db", "postgres://u:secret@h:notaport/db", "flows"],
         None,
