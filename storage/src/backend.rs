@@ -107,6 +107,20 @@ impl Store {
         }
     }
 
+    /// Writes spans as [`Store::write_spans`] does, recorded as stored at `ingested_ns`
+    /// instead of now: for tests of retention by age.
+    #[cfg(any(test, feature = "testsuite"))]
+    pub async fn write_spans_ingested_at(
+        &self,
+        batches: Vec<EncodedSpans>,
+        ingested_ns: i64,
+    ) -> Result<WriteSummary, StorageError> {
+        match &self.inner {
+            Inner::Sqlite(store) => store.write_spans_at(batches, ingested_ns).await,
+            Inner::Postgres(store) => store.write_spans_at(batches, ingested_ns).await,
+        }
+    }
+
     /// Closes every connection (an SQLite store checkpoints its log first).
     pub async fn close(self) {
         match self.inner {

@@ -32,6 +32,7 @@ enum Kind {
 struct Case {
     store: Store,
     database: Database,
+    kind: Kind,
 }
 
 /// Runs `case` on a fresh store of `kind`.
@@ -45,7 +46,12 @@ where
             let dir = tempfile::tempdir().unwrap();
             let database = Database::from(dir.path().join("conformance.db"));
             let store = Store::open(&database).await.unwrap();
-            case(Case { store, database }).await;
+            case(Case {
+                store,
+                database,
+                kind,
+            })
+            .await;
         }
         Kind::Postgres => {
             let url = std::env::var(PG_VARIABLE).unwrap_or_else(|_| {
@@ -59,7 +65,12 @@ where
             let database =
                 Database::parse(&format!("{url}{separator}options[search_path]={schema}")).unwrap();
             let store = Store::open(&database).await.unwrap();
-            case(Case { store, database }).await;
+            case(Case {
+                store,
+                database,
+                kind,
+            })
+            .await;
             let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
                 .execute(&mut admin)
@@ -122,6 +133,7 @@ conformance!(
     lag_samples_statuses_and_groups,
     alerts_upsert_and_list_firing_first,
     retention_by_age,
+    retention_of_older_days,
     read_only_handles_read_and_refuse_writes,
 );
 
@@ -785,6 +797,74 @@ async fn retention_by_age(case: Case) {
     // The store goes on taking spans.
     write(store, &[order_span(5, 5, "ord-5", "checkout", 500)]).await;
     assert_eq!(store.span_count().await.unwrap(), 1);
+}
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+async fn retention_of_older_days(case: Case) {
+    let store = &case.store;
+    let now = causeway_storage::now_ns();
+    let old = now - 3 * DAY_NS;
+    // Spans stored three days ago (a day of their own on PostgreSQL), then spans now.
+    let old_spans = [
+        order_span(1, 1, "ord-1", "checkout", old),
+        order_span(2, 2, "ord-2", "checkout", old + 10),
+    ];
+    store
+        .write_spans_ingested_at(vec![EncodedSpans::encode(&old_spans)], old)
+        .await
+        .unwrap();
+    let new_span = order_span(3, 3, "ord-3", "checkout", now);
+    write(store, std::slice::from_ref(&new_span)).await;
+    let report = store
+        .apply_retention(&RetentionPolicy {
+            max_age_ns: Some(DAY_NS),
+            max_bytes: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.deleted_by_age, 2);
+    assert!(store.spans_by_trace(trace(1), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.spans_by_trace(trace(3), 10).await.unwrap(),
+        vec![new_span.clone()]
+    );
+    let all = CorrelationQuery {
+        limit: 10,
+        ..CorrelationQuery::default()
+    };
+    assert_eq!(
+        ids(&store.recent_correlations(&all).await.unwrap()),
+        [("ord-3", false)]
+    );
+
+    // By size: SQLite deletes the oldest rows until the file is small enough; PostgreSQL
+    // drops whole days, oldest first, and never the newest day.
+    store
+        .write_spans_ingested_at(vec![EncodedSpans::encode(&old_spans)], old)
+        .await
+        .unwrap();
+    let report = store
+        .apply_retention(&RetentionPolicy {
+            max_age_ns: None,
+            max_bytes: Some(1),
+        })
+        .await
+        .unwrap();
+    match case.kind {
+        Kind::Sqlite => {
+            assert_eq!(report.deleted_by_size, 3);
+            assert_eq!(store.span_count().await.unwrap(), 0);
+        }
+        Kind::Postgres => {
+            assert_eq!(report.deleted_by_size, 2);
+            assert_eq!(
+                store.spans_by_trace(trace(3), 10).await.unwrap(),
+                vec![new_span]
+            );
+            assert_eq!(store.span_count().await.unwrap(), 1);
+        }
+    }
 }
 
 async fn read_only_handles_read_and_refuse_writes(case: Case) {

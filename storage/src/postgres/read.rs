@@ -34,7 +34,7 @@ fn ids(traces: &[TraceId]) -> Vec<&[u8]> {
 
 impl SpanStore for PgStore {
     async fn write_spans(&self, batches: Vec<EncodedSpans>) -> Result<WriteSummary, StorageError> {
-        self.write_spans_now(batches).await
+        self.write_spans_at(batches, crate::clock::now_ns()).await
     }
 
     async fn spans_by_correlation(

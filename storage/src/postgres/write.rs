@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::clock::now_ns;
 use crate::error::StorageError;
 use crate::postgres::PgStore;
 use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
@@ -147,13 +146,14 @@ impl<'a> Merged<'a> {
 }
 
 impl PgStore {
-    /// Upserts every span of every batch in one transaction (see the trait method).
-    pub(crate) async fn write_spans_now(
+    /// Upserts every span of every batch in one transaction (see the trait method),
+    /// recording them as stored at `ingested_ns`.
+    pub(crate) async fn write_spans_at(
         &self,
         batches: Vec<EncodedSpans>,
+        ingested_ns: i64,
     ) -> Result<WriteSummary, StorageError> {
         let pool = self.writable()?;
-        let ingested_ns = now_ns();
         let day = ingested_ns.div_euclid(DAY_NS);
         self.ensure_day(day).await?;
         let merged = Merged::of(&batches);
