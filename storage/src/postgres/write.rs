@@ -190,40 +190,20 @@ impl PgStore {
         }
         let correlations: Vec<_> = merged.correlations.iter().collect();
         for chunk in correlations.chunks(ROWS_PER_STATEMENT) {
-            sqlx::query(CORRELATION_UPSERT)
-                .bind(chunk.iter().map(|(id, _)| **id).collect::<Vec<_>>())
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|(_, c)| c.first_start_ns)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(chunk.iter().map(|(_, c)| c.last_end_ns).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|(_, c)| c.has_error).collect::<Vec<_>>())
-                .bind(ingested_ns)
-                .execute(&mut *transaction)
-                .await?;
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| **id).collect();
+            upsert_summaries(
+                &mut transaction,
+                CORRELATION_UPSERT,
+                ids,
+                chunk,
+                ingested_ns,
+            )
+            .await?;
         }
         let roots: Vec<_> = merged.roots.iter().collect();
         for chunk in roots.chunks(ROWS_PER_STATEMENT) {
-            sqlx::query(ROOT_UPSERT)
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|(trace, _)| &trace[..])
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|(_, c)| c.first_start_ns)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(chunk.iter().map(|(_, c)| c.last_end_ns).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|(_, c)| c.has_error).collect::<Vec<_>>())
-                .bind(ingested_ns)
-                .execute(&mut *transaction)
-                .await?;
+            let traces: Vec<&[u8]> = chunk.iter().map(|(trace, _)| &trace[..]).collect();
+            upsert_summaries(&mut transaction, ROOT_UPSERT, traces, chunk, ingested_ns).await?;
         }
         if !merged.topology.is_empty() {
             let topology: Vec<_> = merged.topology.iter().collect();
@@ -274,6 +254,34 @@ impl PgStore {
             .lock()
             .map_err(|_| StorageError::Corrupt("partition cache poisoned".into()))
     }
+}
+
+/// Upserts one summary per key (correlation ID or root trace) with `sql`, which binds the
+/// keys, first starts, last ends, error flags and the ingest time.
+async fn upsert_summaries<K, T>(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    sql: &'static str,
+    keys: Vec<K>,
+    rows: &[(T, &CorrelationSummary)],
+    ingested_ns: i64,
+) -> Result<(), StorageError>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    K: sqlx::postgres::PgHasArrayType + Send,
+{
+    sqlx::query(sql)
+        .bind(keys)
+        .bind(
+            rows.iter()
+                .map(|(_, c)| c.first_start_ns)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(_, c)| c.last_end_ns).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, c)| c.has_error).collect::<Vec<_>>())
+        .bind(ingested_ns)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }
 
 async fn insert_spans(
