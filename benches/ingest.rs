@@ -14,7 +14,10 @@
 //! - `CAUSEWAY_BENCH_IDS=sequential` makes trace and span ids grow per client instead of
 //!   looking random as W3C ids do (shows what id locality is worth to the indexes);
 //! - `CAUSEWAY_BENCH_CORRELATIONS=uuid` makes correlation IDs random UUIDs instead of
-//!   order ids that grow per client.
+//!   order ids that grow per client;
+//! - `CAUSEWAY_BENCH_PG=postgres://…` (or `CAUSEWAY_TEST_PG`) also runs the full-rate phase
+//!   with the collector writing to that PostgreSQL database (in a schema of its own,
+//!   dropped afterwards) and prints its rate beside SQLite's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/e2e/harness.rs"]
@@ -295,6 +298,11 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 
+    let postgres_rate = std::env::var("CAUSEWAY_BENCH_PG")
+        .or_else(|_| std::env::var("CAUSEWAY_TEST_PG"))
+        .ok()
+        .map(|url| runtime.block_on(postgres_full_rate(&url, total_spans, clients)));
+
     let raw_db = dir.path().join("raw.db");
     let raw_rate = raw_sqlite::insert_rate(&raw_db, total_spans, SPANS_PER_REQUEST);
     println!("raw sqlite: {raw_rate:.0} span rows/s (same rows, schema and indexes)");
@@ -302,4 +310,37 @@ fn main() {
         "ratio: collector / raw sqlite = {:.0}%",
         100.0 * collector_rate / raw_rate.max(1.0)
     );
+    match postgres_rate {
+        Some(rate) => println!(
+            "postgres collector: {rate:.0} spans/s committed = {:.0}% of the sqlite collector's \
+             {collector_rate:.0} (same spans, clients and machine)",
+            100.0 * rate / collector_rate.max(1.0)
+        ),
+        None => println!("postgres collector: not measured (set CAUSEWAY_BENCH_PG)"),
+    }
+}
+
+/// The full-rate phase again, with the collector writing to PostgreSQL: a schema of its
+/// own in the database `url` names, dropped afterwards.
+async fn postgres_full_rate(url: &str, total_spans: u64, clients: u64) -> f64 {
+    use sqlx::Connection;
+    let schema = format!("bench_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the bench database: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{separator}options[search_path]={schema}");
+    println!("postgres: the same full-rate phase, collector on PostgreSQL");
+    let collector = CollectorProcess::start(std::path::Path::new(&db), &[]);
+    let rate = full_rate(&collector, total_spans, clients).await;
+    drop(collector);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    rate
 }

@@ -6,23 +6,27 @@ mod allocator;
 mod commands;
 mod logging;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use causeway_storage::Database;
 use clap::{Parser, Subcommand};
 
 /// Trace event flows across Kafka services, consumer groups and topics, from a terminal.
 #[derive(Debug, Parser)]
 #[command(name = "causeway", version, about, long_about = None)]
 struct Cli {
-    /// SQLite database the collector writes and the other commands read.
+    /// The store the collector writes and the other commands read: an SQLite file, or a
+    /// PostgreSQL database as postgres://user:password@host/database (the demo takes a
+    /// file only).
     #[arg(
         long,
         global = true,
         env = "CAUSEWAY_DB",
         default_value = "./causeway.db"
     )]
-    db: PathBuf,
+    db: OsString,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,7 +69,18 @@ fn main() -> ExitCode {
     if !matches!(command, Command::Tui(_) | Command::Demo(_)) {
         logging::to_stderr();
     }
-    let db = cli.db;
+    // Parsed here, not by clap: clap's message would repeat the value, password included.
+    let db = match cli.db.to_str() {
+        Some(text) => Database::parse(text),
+        None => Ok(Database::Sqlite(PathBuf::from(&cli.db))),
+    };
+    let db = match db {
+        Ok(db) => db,
+        Err(error) => {
+            eprintln!("error: invalid value for '--db': {error}");
+            return ExitCode::from(2);
+        }
+    };
     let result = runtime.block_on(async move {
         match command {
             Command::Demo(args) => commands::demo::run(args, &db).await,

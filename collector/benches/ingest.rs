@@ -136,7 +136,7 @@ fn main() {
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let config = CollectorConfig {
-            db: dir.path().join("bench.db"),
+            db: dir.path().join("bench.db").into(),
             otlp: causeway_collector::config::OtlpConfig {
                 grpc: "127.0.0.1:0".parse().unwrap(),
                 http: "127.0.0.1:0".parse().unwrap(),

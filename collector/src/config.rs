@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use causeway_storage::{Database, DatabaseError, hide_passwords};
 use serde::{Deserialize, Deserializer};
 
 use crate::byte_size::ByteSize;
@@ -34,8 +35,8 @@ pub const DEFAULT_OTLP_GROUP: &str = "causeway-collector";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
-    /// The SQLite database the collector writes.
-    pub db: PathBuf,
+    /// The store the collector writes: an SQLite file, or a `postgres://` URL.
+    pub db: Database,
     /// Kafka bootstrap brokers (`host:port,host:port`), for the lag poller.
     pub kafka: Option<String>,
     /// The OTLP receivers.
@@ -119,7 +120,7 @@ pub struct MetricsConfig {
 impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
-            db: PathBuf::from("./causeway.db"),
+            db: Database::from(PathBuf::from("./causeway.db")),
             kafka: None,
             otlp: OtlpConfig::default(),
             writer: WriterConfig::default(),
@@ -180,7 +181,7 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
     /// `--db`.
-    pub db: Option<PathBuf>,
+    pub db: Option<Database>,
     /// `--otlp-grpc`.
     pub otlp_grpc: Option<SocketAddr>,
     /// `--otlp-http`.
@@ -259,12 +260,20 @@ impl CollectorConfig {
         let mut config = match file_text {
             Some(text) => toml::from_str(text).map_err(|error| ConfigError::Parse {
                 path: file_path.to_owned(),
-                message: error.to_string().trim().replace('\n', " "),
+                message: hide_passwords(error.to_string().trim()).replace('\n', " "),
             })?,
             None => CollectorConfig::default(),
         };
         if let Some(db) = env(ENV_DB).filter(|v| !v.is_empty()) {
-            config.db = PathBuf::from(db);
+            config.db = Database::parse(&db).map_err(|error| ConfigError::Environment {
+                variable: ENV_DB,
+                // Shown without its password, as the reason shows it.
+                value: match &error {
+                    DatabaseError::Url { url, .. } => url.clone(),
+                    DatabaseError::Empty => String::new(),
+                },
+                reason: error.to_string(),
+            })?;
         }
         if let Some(kafka) = env(ENV_KAFKA).filter(|v| !v.is_empty()) {
             config.kafka = Some(kafka);

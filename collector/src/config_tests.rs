@@ -66,7 +66,10 @@ fn no_file_no_env_gives_the_defaults() {
 #[test]
 fn every_file_key_is_read() {
     let config = resolve(Some(FULL_FILE), &[], &Overrides::default()).unwrap();
-    assert_eq!(config.db, PathBuf::from("/var/lib/causeway.db"));
+    assert_eq!(
+        config.db,
+        Database::from(PathBuf::from("/var/lib/causeway.db"))
+    );
     assert_eq!(config.kafka.as_deref(), Some("file-broker:9092"));
     assert_eq!(config.otlp.grpc.port(), 14317);
     assert_eq!(config.otlp.http.port(), 14318);
@@ -109,7 +112,11 @@ fn cli_beats_env_beats_file_beats_defaults() {
         Some("env-broker:9092"),
         "env beats the file"
     );
-    assert_eq!(config.db, PathBuf::from("/env.db"), "env beats the file");
+    assert_eq!(
+        config.db,
+        Database::from(PathBuf::from("/env.db")),
+        "env beats the file"
+    );
     assert_eq!(config.otlp.http.port(), 14318, "the file beats the default");
     assert_eq!(
         config.writer.max_batch_spans, 5000,
@@ -192,4 +199,33 @@ fn retention_age_can_be_turned_off() {
     )
     .unwrap();
     assert_eq!(config.retention.max_age, None);
+}
+
+#[test]
+fn db_may_be_a_postgres_url_and_its_password_is_never_shown() {
+    let file = "db = \"postgres://causeway:secret@db.internal/causeway\"\n";
+    let config = resolve(Some(file), &[], &Overrides::default()).unwrap();
+    assert!(config.db.sqlite_path().is_none(), "{:?}", config.db);
+    assert_eq!(
+        config.db.to_string(),
+        "postgres://causeway:***@db.internal/causeway"
+    );
+    let error = resolve(
+        None,
+        &[(
+            ENV_DB,
+            "postgres://causeway:secret@db.internal:port/causeway",
+        )],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("CAUSEWAY_DB"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
+    let bad_file = "db = \"postgres://causeway:secret@db.internal:port/causeway\"\n";
+    let error = resolve(Some(bad_file), &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("invalid postgres database URL"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
 }

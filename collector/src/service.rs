@@ -74,8 +74,8 @@ pub struct RunningCollector {
     writer: JoinHandle<()>,
     lag: JoinHandle<()>,
     kafka_source: Option<JoinHandle<()>>,
-    /// Held until the store is closed.
-    writer_lock: WriterLock,
+    /// Held until the store is closed (SQLite only: PostgreSQL takes several writers).
+    writer_lock: Option<WriterLock>,
 }
 
 impl Collector {
@@ -85,7 +85,10 @@ impl Collector {
         // A bad lag rule or hook refuses to start before anything is opened.
         let lag_settings = config.lag.validate()?;
         // One collector per file: a second one stops here, before touching the database.
-        let writer_lock = WriterLock::acquire(&config.db)?;
+        let writer_lock = match config.db.sqlite_path() {
+            Some(path) => Some(WriterLock::acquire(path)?),
+            None => None,
+        };
         let store = Store::open(&config.db).await?;
         let lag_store = store.clone();
         let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;

@@ -15,7 +15,7 @@ async fn client(addr: std::net::SocketAddr) -> TraceServiceClient<Channel> {
         .unwrap()
 }
 
-async fn stored(db: &std::path::Path) -> i64 {
+async fn stored(db: &causeway_storage::Database) -> i64 {
     Store::open_read_only(db)
         .await
         .unwrap()

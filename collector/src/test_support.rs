@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -19,14 +18,14 @@ use crate::service::{Collector, RunningCollector};
 /// A collector on free loopback ports, writing to a database in its own temp dir.
 pub struct TestCollector {
     pub running: RunningCollector,
-    pub db: PathBuf,
+    pub db: causeway_storage::Database,
     _dir: tempfile::TempDir,
 }
 
 pub async fn start_collector(adjust: impl FnOnce(&mut CollectorConfig)) -> TestCollector {
     let dir = tempfile::tempdir().unwrap();
     let mut config = CollectorConfig {
-        db: dir.path().join("collector.db"),
+        db: dir.path().join("collector.db").into(),
         ..CollectorConfig::default()
     };
     config.otlp.grpc = SocketAddr::from(([127, 0, 0, 1], 0));

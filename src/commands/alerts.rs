@@ -3,13 +3,12 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use causeway_collector::alerting::payload::rfc3339;
 use causeway_conventions::alert::annotation;
 use causeway_flow::sanitize::clean;
-use causeway_storage::AlertRow;
+use causeway_storage::{AlertRow, Database};
 use serde::Serialize;
 
 use super::flow::open_store;
@@ -42,7 +41,7 @@ struct Document<'a> {
 }
 
 /// Runs `causeway alerts`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     if args.limit < 1 {
         bail!("--limit must be at least 1");
     }
@@ -50,7 +49,7 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     let alerts = store
         .alerts(args.limit)
         .await
-        .with_context(|| format!("cannot read alerts from {}", db.display()))?;
+        .with_context(|| format!("cannot read alerts from {}", db))?;
     let output = match args.format {
         AlertsFormat::Json => {
             let document = Document {

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use causeway_storage::Database;
+
 use anyhow::Context;
 use causeway_collector::config::{ENV_DB, Overrides};
 use causeway_collector::{Collector, CollectorConfig};
@@ -41,12 +43,13 @@ pub struct Args {
 }
 
 /// Runs `causeway collector`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     // `--db` is global with a default, so "not given" looks like the default path; in that
     // case (and without CAUSEWAY_DB) let the config file choose.
-    let db_given = db != Path::new(DEFAULT_DB) || std::env::var_os(ENV_DB).is_some();
+    let db_given =
+        db.sqlite_path() != Some(Path::new(DEFAULT_DB)) || std::env::var_os(ENV_DB).is_some();
     let overrides = Overrides {
-        db: db_given.then(|| db.to_owned()),
+        db: db_given.then(|| db.clone()),
         otlp_grpc: args.otlp_grpc,
         otlp_http: args.otlp_http,
         kafka: args.kafka,
@@ -59,14 +62,14 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
     }
     let running = Collector::start(&config)
         .await
-        .with_context(|| format!("cannot start the collector on {}", config.db.display()))?;
+        .with_context(|| format!("cannot start the collector on {}", config.db))?;
     eprintln!(
         "listening otlp_grpc={} otlp_http={} metrics={}",
         running.grpc_addr(),
         running.http_addr(),
         running.metrics_addr()
     );
-    tracing::info!(db = %config.db.display(), "collector running; SIGTERM or Ctrl-C stops it");
+    tracing::info!(db = %config.db, "collector running; SIGTERM or Ctrl-C stops it");
     wait_for_stop_signal().await?;
     tracing::info!("stopping: draining queued spans");
     running.shutdown().await;

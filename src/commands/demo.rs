@@ -24,7 +24,7 @@ use causeway_demo::shop::{self, ShopConfig};
 use causeway_demo::telemetry::ShopTelemetry;
 use causeway_demo::transport::Transport;
 use causeway_flow::sanitize::clean;
-use causeway_storage::{DatabaseOwner, Store, WriterLock, database_owner};
+use causeway_storage::{Database, DatabaseOwner, Store, WriterLock, database_owner};
 
 use lag_feed::LagFeed;
 
@@ -84,11 +84,17 @@ fn parse_fault(flag: &str) -> Result<ScheduledFault, String> {
 }
 
 /// Runs `causeway demo`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, database: &Database) -> anyhow::Result<()> {
+    let Some(db) = database.sqlite_path() else {
+        bail!(
+            "the demo recreates its own SQLite file: --db must be a file path such as demo.db, \
+             not {database}"
+        );
+    };
     if args.headless {
         crate::logging::to_stderr();
     } else {
-        crate::logging::to_file(&super::tui::log_path(db))?;
+        crate::logging::to_file(&super::tui::log_path(database))?;
     }
     let file = match &args.config {
         Some(path) => Some(DemoConfig::load(path)?),
@@ -152,7 +158,7 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
         }
     } else {
         let options = causeway_tui::RunOptions::default();
-        causeway_tui::run(db, options)
+        causeway_tui::run(database, options)
             .await
             .map_err(anyhow::Error::from)?;
     }
@@ -279,7 +285,7 @@ async fn fresh_database(db: &Path) -> anyhow::Result<()> {
 /// Starts the collector on the default loopback ports, or free ones when they are taken.
 async fn start_collector(db: &Path) -> anyhow::Result<RunningCollector> {
     let mut config = CollectorConfig {
-        db: db.to_owned(),
+        db: db.to_owned().into(),
         ..CollectorConfig::default()
     };
     config.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));

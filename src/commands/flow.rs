@@ -2,12 +2,11 @@
 //! text, JSON, dot or mermaid.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use causeway_flow::render::{self, Format};
 use causeway_flow::{FlowOptions, load_flow};
-use causeway_storage::Store;
+use causeway_storage::{Database, Store};
 
 /// Output formats of `causeway flow`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -101,12 +100,12 @@ fn parse_key(text: &str) -> Result<String, String> {
 }
 
 /// Runs `causeway flow`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     let (_, flow) = load_flow(&store, &args.id, &args.patterns.options())
         .await
-        .with_context(|| format!("cannot read flow {} from {}", args.id, db.display()))?
-        .with_context(|| format!("no spans found for {} in {}", args.id, db.display()))?;
+        .with_context(|| format!("cannot read flow {} from {}", args.id, db))?
+        .with_context(|| format!("no spans found for {} in {}", args.id, db))?;
     let output = render::render(&flow, args.format.into());
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -117,16 +116,16 @@ pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
 }
 
 /// Opens `db` read-only and checks that it holds causeway's schema.
-pub async fn open_store(db: &Path) -> anyhow::Result<Store> {
+pub async fn open_store(db: &Database) -> anyhow::Result<Store> {
     let store = Store::open_read_only(db).await?;
     if !store
         .has_schema()
         .await
-        .with_context(|| format!("cannot read database {}", db.display()))?
+        .with_context(|| format!("cannot read database {}", db))?
     {
         bail!(
             "database {} has no causeway schema (has a collector written to it?)",
-            db.display()
+            db
         );
     }
     Ok(store)

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -12,7 +11,7 @@ use causeway_flow::sanitize::clean;
 use causeway_flow::{
     FlowFilter, FlowSummary, load_listed, load_topology, parse_attribute_filter, reconstruct,
 };
-use causeway_storage::{CorrelationQuery, Store, now_ns};
+use causeway_storage::{CorrelationQuery, Database, Store, now_ns};
 use serde::Serialize;
 
 use super::flow::{PatternArgs, open_store};
@@ -71,7 +70,7 @@ struct Document {
 }
 
 /// Runs `causeway flows`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     let summaries = list(&store, &args).await?;
     let output = match args.format {

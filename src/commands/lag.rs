@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use causeway_conventions::LagState;
 use causeway_flow::duration::human_duration;
 use causeway_flow::sanitize::clean;
-use causeway_storage::LagStatusRow;
+use causeway_storage::{Database, LagStatusRow};
 use serde::Serialize;
 
 use super::flow::open_store;
@@ -55,17 +54,17 @@ struct Document<'a> {
 }
 
 /// Runs `causeway lag`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     let rows = store
         .lag_status()
         .await
-        .with_context(|| format!("cannot read lag from {}", db.display()))?;
+        .with_context(|| format!("cannot read lag from {}", db))?;
     if rows.is_empty() {
         bail!(
             "no consumer lag in {} yet (run `causeway collector --kafka BROKERS`, or report \
              kafka.consumer_group.lag over OTLP)",
-            db.display()
+            db
         );
     }
     let output = match args.format {

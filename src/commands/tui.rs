@@ -2,6 +2,8 @@
 //! database, never to the screen.
 
 use std::path::{Path, PathBuf};
+
+use causeway_storage::Database;
 use std::time::Duration;
 
 /// Arguments of `causeway tui`.
@@ -18,16 +20,18 @@ pub struct Args {
     pub patterns: super::flow::PatternArgs,
 }
 
-/// Where the dashboard logs: `causeway-tui.log` in the database's directory.
-pub fn log_path(db: &Path) -> PathBuf {
-    db.parent()
+/// Where the dashboard logs: `causeway-tui.log` in the database file's directory (the
+/// working directory for a PostgreSQL database).
+pub fn log_path(db: &Database) -> PathBuf {
+    db.sqlite_path()
+        .and_then(Path::parent)
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .join("causeway-tui.log")
 }
 
 /// Runs `causeway tui`.
-pub async fn run(args: Args, db: &Path) -> anyhow::Result<()> {
+pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
     let log = log_path(db);
     // A missing directory means a missing database: let the dashboard say so clearly.
     if log.parent().is_some_and(Path::is_dir) {

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// One episode of an alert as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,31 +74,15 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let labels: String = row.try_get(4)?;
-                let annotations: String = row.try_get(5)?;
-                Ok(AlertRow {
-                    fingerprint: row.try_get(0)?,
-                    starts_ns: row.try_get(1)?,
-                    rule: row.try_get(2)?,
-                    status: row.try_get(3)?,
-                    labels: from_json(&labels)?,
-                    annotations: from_json(&annotations)?,
-                    ends_ns: row.try_get(6)?,
-                    updated_ns: row.try_get(7)?,
-                    notified_ns: row.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::row_decode::alert).collect()
     }
 }
 
-fn to_json(map: &BTreeMap<String, String>) -> Result<String, StorageError> {
+pub(crate) fn to_json(map: &BTreeMap<String, String>) -> Result<String, StorageError> {
     serde_json::to_string(map).map_err(|e| StorageError::Corrupt(format!("alert labels: {e}")))
 }
 
-fn from_json(text: &str) -> Result<BTreeMap<String, String>, StorageError> {
+pub(crate) fn from_json(text: &str) -> Result<BTreeMap<String, String>, StorageError> {
     serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("alert labels: {e}")))
 }
 

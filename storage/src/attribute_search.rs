@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// How many of the newest spans an attribute search reads. On the 10M-span benchmark
 /// store a search over this many spans takes well under 200 ms warm (docs/DECISIONS.md).
@@ -105,7 +105,7 @@ impl Store {
 /// The texts whose presence in a span's serialised attributes shows that it may carry
 /// `key` = `value`: the key and the value as a string, and, when `value` reads as another
 /// JSON value, the key and that value.
-fn attribute_needles(key: &str, value: &str) -> Vec<String> {
+pub(crate) fn attribute_needles(key: &str, value: &str) -> Vec<String> {
     let key = Value::from(key).to_string();
     let mut needles = vec![format!("{key}:{}", Value::from(value))];
     if let Ok(parsed) = serde_json::from_str::<Value>(value)

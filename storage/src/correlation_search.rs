@@ -5,7 +5,7 @@ use crate::error::StorageError;
 use crate::flow_query::CorrelationRow;
 use crate::ids::TraceId;
 use crate::segments::{LIVE_SEGMENTS, correlation_segments};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Characters that `LIKE` treats specially, escaped with this one.
 const LIKE_ESCAPE: char = '\\';
@@ -36,22 +36,14 @@ impl Store {
             return self.search_correlation_window(search).await;
         }
         // Flows without a correlation ID are few: the window is cut from both lists, merged.
-        let mut rows = self
+        let rows = self
             .search_correlation_window(&CorrelationSearch {
                 text: search.text.clone(),
                 offset: 0,
                 limit: reach,
             })
             .await?;
-        rows.extend(roots);
-        rows.sort_by(|a, b| {
-            (b.first_start_ns, &b.correlation_id).cmp(&(a.first_start_ns, &a.correlation_id))
-        });
-        Ok(rows
-            .into_iter()
-            .skip(usize::try_from(search.offset.max(0)).unwrap_or(usize::MAX))
-            .take(usize::try_from(search.limit.max(0)).unwrap_or(usize::MAX))
-            .collect())
+        Ok(merge_window(rows, roots, search))
     }
 
     /// The first `reach` flows without a correlation ID that match `search`, newest first.
@@ -126,8 +118,23 @@ impl Store {
     }
 }
 
+/// The window `search` asks for out of the first rows of both lists (correlations and
+/// flows without one), merged newest first.
+pub(crate) fn merge_window(
+    mut rows: Vec<CorrelationRow>,
+    roots: Vec<CorrelationRow>,
+    search: &CorrelationSearch,
+) -> Vec<CorrelationRow> {
+    rows.extend(roots);
+    crate::stitch_query::sort_newest_first(&mut rows);
+    rows.into_iter()
+        .skip(usize::try_from(search.offset.max(0)).unwrap_or(usize::MAX))
+        .take(usize::try_from(search.limit.max(0)).unwrap_or(usize::MAX))
+        .collect()
+}
+
 /// `text` with `%`, `_` and the escape character escaped for `LIKE … ESCAPE '\'`.
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_') || c == LIKE_ESCAPE {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// SQLite `application_id` the demo stamps on its databases ("CWDM").
 pub const DEMO_APPLICATION_ID: u32 = 0x4357_444d;

@@ -104,6 +104,47 @@ pub enum StorageError {
     /// Writing spans failed.
     #[error("cannot write spans: {0}")]
     Write(#[source] rusqlite::Error),
+    /// A PostgreSQL database could not be reached or logged into.
+    #[error("cannot connect to database {database}: {source}")]
+    Connect {
+        /// The database URL, password hidden.
+        database: String,
+        /// The underlying cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying the schema migrations to a PostgreSQL database failed.
+    #[error("cannot migrate database {database}: {source}")]
+    MigrateDatabase {
+        /// The database URL, password hidden.
+        database: String,
+        /// The underlying cause.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A PostgreSQL database without this build's schema, opened for reading (readers
+    /// never migrate).
+    #[error(
+        "database {database} has schema version {found}, this causeway reads version {needed}; \
+         run this version's collector on it once to migrate it \
+         (`causeway --db {database} collector`)"
+    )]
+    NotMigrated {
+        /// The database URL, password hidden.
+        database: String,
+        /// The newest migration applied (0 for none).
+        found: i64,
+        /// The newest migration this build knows.
+        needed: i64,
+    },
+    /// The database's backend does not do this.
+    #[error("database {database} does not support {what}")]
+    NotSupported {
+        /// The database, password hidden.
+        database: String,
+        /// What was asked.
+        what: &'static str,
+    },
     /// A stored row could not be decoded (corrupt or written by a newer version).
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
@@ -111,7 +152,9 @@ pub enum StorageError {
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &error {
+        if let sqlx::Error::Database(db) = &error
+            && db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        {
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
             let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
             if code & 0xff == 5 || code & 0xff == 6 {

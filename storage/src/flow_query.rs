@@ -9,7 +9,7 @@ use crate::ids::TraceId;
 use crate::record::SpanRecord;
 use crate::segments::{LIVE_SEGMENTS, correlation_segments};
 use crate::span_query::{SPAN_COLUMNS, assemble};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// At most this many correlation IDs are stitched into one flow.
 pub const MAX_FLOW_CORRELATIONS: usize = 64;

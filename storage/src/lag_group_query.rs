@@ -2,11 +2,10 @@
 //! restarted collector carries on, and what goes when a group is gone from the broker.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::error::StorageError;
 use crate::lag_query::push_placeholders;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Rows per insert statement (4 columns each).
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -34,16 +33,7 @@ impl Store {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LagGroupTopic {
-                    consumer_group: row.try_get(0)?,
-                    topic: row.try_get(1)?,
-                    committed: row.try_get(2)?,
-                    found_ns: row.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::row_decode::lag_group).collect()
     }
 
     /// In one transaction: replaces the found groups with `known`, and for each group in

@@ -3,11 +3,9 @@
 
 use causeway_conventions::LagState;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::error::StorageError;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Sample rows per insert statement (10 columns each, well under SQLite's variable limit).
 const SAMPLE_ROWS_PER_STATEMENT: usize = 1_000;
@@ -125,7 +123,7 @@ impl Store {
         .bind(since_ns)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(decode_sample).collect()
+        rows.iter().map(crate::row_decode::lag_sample).collect()
     }
 
     /// Replaces the stored status of every partition in `rows` in one transaction.
@@ -172,23 +170,7 @@ impl Store {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LagStatusRow {
-                    consumer_group: row.try_get(0)?,
-                    topic: row.try_get(1)?,
-                    partition: row.try_get(2)?,
-                    state: decode_state(row.try_get(3)?)?,
-                    committed_offset: row.try_get(4)?,
-                    high_watermark: row.try_get(5)?,
-                    lag: row.try_get(6)?,
-                    time_lag_ms: row.try_get(7)?,
-                    rate_per_s: row.try_get(8)?,
-                    catch_up_ms: row.try_get(9)?,
-                    updated_ns: row.try_get(10)?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::row_decode::lag_status).collect()
     }
 
     /// Downsamples samples older than `older_than_ns`: in each bucket of `bucket_ns` per
@@ -246,22 +228,15 @@ impl Store {
         .bind(committed_offset)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            let trace_id: Vec<u8> = row.try_get(2)?;
-            Ok(WaitingEvent {
-                kafka_offset: row.try_get(0)?,
-                correlation_id: row.try_get(1)?,
-                trace_id: hex::encode(trace_id),
-                sent_ns: row.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref()
+            .map(crate::row_decode::waiting_event)
+            .transpose()
     }
 }
 
 /// A stored state name back to its [`LagState`]; a name this build does not know is a
 /// corrupt row, not a guess.
-fn decode_state(name: String) -> Result<LagState, StorageError> {
+pub(crate) fn decode_state(name: String) -> Result<LagState, StorageError> {
     name.parse()
         .map_err(|error| StorageError::Corrupt(format!("lag_status.state: {error}")))
 }
@@ -279,21 +254,6 @@ mod lag_state_text {
         let name = String::deserialize(deserializer)?;
         name.parse().map_err(serde::de::Error::custom)
     }
-}
-
-fn decode_sample(row: &SqliteRow) -> Result<LagSample, StorageError> {
-    Ok(LagSample {
-        sampled_ns: row.try_get(0)?,
-        consumer_group: row.try_get(1)?,
-        topic: row.try_get(2)?,
-        partition: row.try_get(3)?,
-        committed_offset: row.try_get(4)?,
-        low_watermark: row.try_get(5)?,
-        high_watermark: row.try_get(6)?,
-        lag: row.try_get(7)?,
-        members: row.try_get(8)?,
-        source: row.try_get(9)?,
-    })
 }
 
 /// Appends `rows` groups of `columns` placeholders: `(?, ?), (?, ?)`.

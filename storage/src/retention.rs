@@ -3,7 +3,7 @@
 use crate::clock::now_ns;
 use crate::error::StorageError;
 use crate::segments::FORGET_EMPTY_SEGMENTS;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Spans deleted per statement, so that the writer is never blocked for long.
 const DELETE_CHUNK: i64 = 5_000;

@@ -73,9 +73,10 @@ pub(crate) const FORGET_EMPTY_SEGMENTS: &str = "DELETE FROM span_segments WHERE 
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use crate::store::SqliteStore as Store;
     use crate::{
         CorrelationQuery, CorrelationSearch, EncodedSpans, RetentionPolicy, SpanId, SpanKind,
-        SpanRecord, Store, TraceId, testsuite,
+        SpanRecord, TraceId, testsuite,
     };
 
     fn span(trace: u8, id: u8, name: &str) -> SpanRecord {

@@ -56,7 +56,7 @@ pub(crate) struct CorrelationSummary {
 }
 
 impl CorrelationSummary {
-    fn merge(&mut self, other: CorrelationSummary) {
+    pub(crate) fn merge(&mut self, other: CorrelationSummary) {
         self.first_start_ns = self.first_start_ns.min(other.first_start_ns);
         self.last_end_ns = self.last_end_ns.max(other.last_end_ns);
         self.has_error |= other.has_error;

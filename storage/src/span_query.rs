@@ -2,23 +2,35 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::StorageError;
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
 use crate::segments::LIVE_SEGMENTS;
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
-pub(crate) const SPAN_COLUMNS: &str = "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, \
-    s.service_name, s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, \
-    s.attributes, s.resource, s.events, s.correlation_id, s.message_id, s.event_type, \
-    s.destination, s.partition_id, s.kafka_offset, s.consumer_group, s.operation_type, \
-    s.message_key, s.rowid";
+/// The span columns every backend selects, in the order [`decode_span`] reads them; a
+/// backend appends the column that orders copies of one span ([`ROWID_COLUMN`]).
+macro_rules! span_columns {
+    ($order:literal) => {
+        concat!(
+            "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.service_name, ",
+            "s.scope_name, s.start_ns, s.end_ns, s.status_code, s.status_message, ",
+            "s.attributes, s.resource, s.events, s.correlation_id, s.message_id, ",
+            "s.event_type, s.destination, s.partition_id, s.kafka_offset, s.consumer_group, ",
+            "s.operation_type, s.message_key, ",
+            $order
+        )
+    };
+}
+pub(crate) use span_columns;
 
-/// The column of [`SPAN_COLUMNS`] that holds the row's rowid (newest copy wins).
-const ROWID_COLUMN: usize = 23;
+pub(crate) const SPAN_COLUMNS: &str = span_columns!("s.rowid");
+
+/// The column of [`SPAN_COLUMNS`] that orders copies of one span (the SQLite rowid, the
+/// PostgreSQL ingest time): the newest copy wins.
+pub(crate) const ROWID_COLUMN: usize = 23;
 
 impl Store {
     /// Every span whose correlation ID is `correlation_id`, at most `limit`, oldest first,
@@ -105,10 +117,14 @@ impl Store {
 /// Joins span rows (selected with [`SPAN_COLUMNS`], in the order to return) with their
 /// link rows. A span stored in two segments (a retry after its segment closed) is returned
 /// once, as its newest copy, and its links once each.
-pub(crate) fn assemble(
-    rows: Vec<SqliteRow>,
-    links: Vec<SqliteRow>,
-) -> Result<Vec<SpanRecord>, StorageError> {
+pub(crate) fn assemble<R>(rows: Vec<R>, links: Vec<R>) -> Result<Vec<SpanRecord>, StorageError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let mut links_by_span: HashMap<(TraceId, SpanId), Vec<SpanLink>> = HashMap::new();
     for row in &links {
         let key = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
@@ -152,7 +168,14 @@ pub(crate) fn assemble(
 }
 
 /// Decodes a row selected with [`SPAN_COLUMNS`] (links are filled in by the caller).
-pub(crate) fn decode_span(row: &SqliteRow) -> Result<SpanRecord, StorageError> {
+pub(crate) fn decode_span<R>(row: &R) -> Result<SpanRecord, StorageError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let parent: Option<Vec<u8>> = row.try_get(2)?;
     Ok(SpanRecord {
         trace_id: trace_id_at(row, 0)?,
@@ -187,20 +210,32 @@ pub(crate) fn decode_span(row: &SqliteRow) -> Result<SpanRecord, StorageError> {
     })
 }
 
-pub(crate) fn trace_id_at(row: &SqliteRow, index: usize) -> Result<TraceId, StorageError> {
+pub(crate) fn trace_id_at<R>(row: &R, index: usize) -> Result<TraceId, StorageError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let bytes: Vec<u8> = row.try_get(index)?;
     TraceId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("trace id: {e}")))
 }
 
-pub(crate) fn span_id_at(row: &SqliteRow, index: usize) -> Result<SpanId, StorageError> {
+pub(crate) fn span_id_at<R>(row: &R, index: usize) -> Result<SpanId, StorageError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let bytes: Vec<u8> = row.try_get(index)?;
     SpanId::from_bytes(&bytes).map_err(|e| StorageError::Corrupt(format!("span id: {e}")))
 }
 
-fn json_at<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    index: usize,
-) -> Result<T, StorageError> {
+fn json_at<T: serde::de::DeserializeOwned, R>(row: &R, index: usize) -> Result<T, StorageError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
     let text: String = row.try_get(index)?;
     serde_json::from_str(&text)
         .map_err(|e| StorageError::Corrupt(format!("json column {index}: {e}")))

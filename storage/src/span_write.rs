@@ -18,7 +18,7 @@ use crate::connection::open_rusqlite;
 use crate::error::StorageError;
 use crate::segments::{SEGMENT_SPANS, segment_for_insert};
 use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Columns bound per span row (must match [`insert_spans`]).
 const SPAN_COLUMNS: usize = 25;
@@ -119,8 +119,16 @@ impl Store {
         &self,
         batches: Vec<EncodedSpans>,
     ) -> Result<WriteSummary, StorageError> {
+        self.write_spans_at(batches, now_ns()).await
+    }
+
+    /// [`Store::write_spans`], recording the spans as stored at `ingested_ns`.
+    pub(crate) async fn write_spans_at(
+        &self,
+        batches: Vec<EncodedSpans>,
+        ingested_ns: i64,
+    ) -> Result<WriteSummary, StorageError> {
         let writer = Arc::clone(self.span_writer.as_ref().ok_or(StorageError::ReadOnly)?);
-        let ingested_ns = now_ns();
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
             // back on drop), so a poisoned connection is still usable.

@@ -14,7 +14,7 @@ use crate::ids::{SpanId, TraceId};
 use crate::record::SpanRecord;
 use crate::segments::LIVE_SEGMENTS;
 use crate::span_query::{SPAN_COLUMNS, assemble, span_id_at, trace_id_at};
-use crate::store::Store;
+use crate::store::SqliteStore as Store;
 
 /// Most traces or positions bound in one statement.
 const KEYS_PER_STATEMENT: usize = 200;
@@ -265,17 +265,31 @@ impl Store {
         &self,
         query: &crate::CorrelationQuery,
     ) -> Result<Vec<CorrelationRow>, StorageError> {
-        let (mut rows, roots) = tokio::try_join!(
+        let (rows, roots) = tokio::try_join!(
             self.recent_correlations(query),
             self.recent_flow_roots(query)
         )?;
-        rows.extend(roots);
-        rows.sort_by(|a, b| {
-            (b.first_start_ns, &b.correlation_id).cmp(&(a.first_start_ns, &a.correlation_id))
-        });
-        rows.truncate(usize::try_from(query.limit.max(0)).unwrap_or(usize::MAX));
-        Ok(rows)
+        Ok(merge_flows(rows, roots, query.limit))
     }
+}
+
+/// Correlations and flows without one merged newest first, at most `limit`.
+pub(crate) fn merge_flows(
+    mut rows: Vec<CorrelationRow>,
+    roots: Vec<CorrelationRow>,
+    limit: i64,
+) -> Vec<CorrelationRow> {
+    rows.extend(roots);
+    sort_newest_first(&mut rows);
+    rows.truncate(usize::try_from(limit.max(0)).unwrap_or(usize::MAX));
+    rows
+}
+
+/// Sorts flows-list rows newest first, by (start, ID) descending.
+pub(crate) fn sort_newest_first(rows: &mut [CorrelationRow]) {
+    rows.sort_by(|a, b| {
+        (b.first_start_ns, &b.correlation_id).cmp(&(a.first_start_ns, &a.correlation_id))
+    });
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The SQL of every migration, in order: the whole schema, for tools that build it without
-/// a [`Store`] (the raw-SQLite baseline of the ingest benchmark).
+/// a [`crate::Store`] (the raw-SQLite baseline of the ingest benchmark).
 pub fn schema_sql() -> impl Iterator<Item = &'static str> {
     MIGRATIONS.iter().map(|(_, _, sql)| *sql)
 }
@@ -56,26 +56,28 @@ const FOREIGN_TABLES_SHOWN: usize = 5;
 /// Rows a read-only connection may buffer ahead of its reader.
 const READ_ROW_BUFFER: usize = 4096;
 
-/// A handle on one causeway database file.
+/// A handle on one causeway SQLite database file: the SQLite backend of [`crate::Store`].
+/// The files that implement its queries name it `Store` locally
+/// (`use crate::store::SqliteStore as Store`).
 ///
 /// A read-write store has one writer connection (SQLite allows one writer at a time, and
 /// one connection keeps transactions large) and a small pool of readers. A read-only
 /// store never writes, not even the schema.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct SqliteStore {
     pub(crate) path: PathBuf,
     pub(crate) reader: SqlitePool,
     pub(crate) writer: Option<SqlitePool>,
     pub(crate) span_writer: Option<Arc<SpanWriter>>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens the database at `path` for reading and writing, creating it (mode 0600) and
     /// applying migrations as needed.
     ///
     /// A file that is neither empty nor a causeway store (another application's SQLite
     /// database, or not a database at all) is refused before anything is written to it.
-    pub async fn open(path: &Path) -> Result<Store, StorageError> {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StorageError> {
         create_owner_only(path)?;
         if database_owner(path)? == DatabaseOwner::NotSqlite {
             return Err(StorageError::NotSqlite {
@@ -109,7 +111,7 @@ impl Store {
             .await
             .map_err(open_error)?;
         let span_writer = SpanWriter::open(path)?;
-        Ok(Store {
+        Ok(SqliteStore {
             path: path.to_owned(),
             reader,
             writer: Some(writer),
@@ -119,7 +121,7 @@ impl Store {
 
     /// Opens an existing database for reading only. A missing file is an error, and the
     /// store is never modified through this handle.
-    pub async fn open_read_only(path: &Path) -> Result<Store, StorageError> {
+    pub async fn open_read_only(path: &Path) -> Result<SqliteStore, StorageError> {
         if !path.exists() {
             return Err(StorageError::Missing {
                 path: path.to_owned(),
@@ -138,7 +140,7 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
-        let store = Store {
+        let store = SqliteStore {
             path: path.to_owned(),
             reader,
             writer: None,
@@ -149,7 +151,7 @@ impl Store {
     }
 
     /// Fails with [`StorageError::OldSchema`] when the file's applied migrations stop short
-    /// of this build's. A file without causeway's schema passes (see [`Store::has_schema`]).
+    /// of this build's. A file without causeway's schema passes (see [`SqliteStore::has_schema`]).
     async fn check_not_older(&self) -> Result<(), StorageError> {
         let tracked: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -250,7 +252,7 @@ fn migrator() -> Migrator {
     migrator_of(MIGRATIONS)
 }
 
-fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+pub(crate) fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = migrations
         .iter()
         .map(|(version, description, sql)| {
@@ -288,6 +290,7 @@ fn create_owner_only(path: &Path) -> Result<(), StorageError> {
 
 #[cfg(test)]
 mod tests {
+    use super::SqliteStore as Store;
     use super::*;
 
     #[tokio::test]

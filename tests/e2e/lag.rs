@@ -219,25 +219,25 @@ async fn poller_lag_matches_commits_and_states_follow_the_group() {
     );
 
     // The commands read the same store, read-only, while it is open for writing.
-    let lag = run_causeway(&["lag", "--format", "json"], store.path());
+    let lag = run_causeway(&["lag", "--format", "json"], sqlite_path(&store));
     assert!(lag.status.success(), "{lag:?}");
     let document: serde_json::Value = serde_json::from_slice(&lag.stdout).unwrap();
     assert_eq!(document["groups"][0]["consumer_group"], GROUP);
     assert_eq!(document["groups"][0]["state"], "STOP");
     assert_eq!(document["groups"][0]["lag"], 2);
     assert_eq!(document["partitions"][0]["lag"], 2);
-    let table = run_causeway(&["lag"], store.path());
+    let table = run_causeway(&["lag"], sqlite_path(&store));
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
         text.lines()
             .any(|l| l.starts_with("billing") && l.contains("STOP")),
         "{text}"
     );
-    let alerts = run_causeway(&["alerts", "--format", "json"], store.path());
+    let alerts = run_causeway(&["alerts", "--format", "json"], sqlite_path(&store));
     let document: serde_json::Value = serde_json::from_slice(&alerts.stdout).unwrap();
     assert_eq!(document["alerts"][0]["status"], "firing");
     assert_eq!(document["alerts"].as_array().unwrap().len(), 3);
-    let table = String::from_utf8(run_causeway(&["alerts"], store.path()).stdout).unwrap();
+    let table = String::from_utf8(run_causeway(&["alerts"], sqlite_path(&store)).stdout).unwrap();
     assert!(table.starts_with("FIRING"), "{table}");
     assert!(table.contains("consumer_group=billing"), "{table}");
 }
@@ -436,4 +436,9 @@ fn collector_refuses_a_bad_rule_by_name() {
         stderr.contains("lag rule too-eager: warn_after"),
         "{stderr}"
     );
+}
+
+/// The file of a store the test opened on an SQLite file.
+fn sqlite_path(store: &Store) -> &std::path::Path {
+    store.path().expect("the test store is an sqlite file")
 }

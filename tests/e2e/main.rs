@@ -21,4 +21,5 @@ mod lag;
 mod lag_groups;
 mod lag_view;
 mod otlp_kafka;
+mod postgres;
 mod tui;

@@ -2,10 +2,9 @@
 //! panic or signal), then turns inputs, data answers and ticks into actions, actions into
 //! state and requests, and state into frames.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use causeway_storage::{StorageError, Store};
+use causeway_storage::{Database, StorageError, Store};
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -40,28 +39,29 @@ impl Default for RunOptions {
     }
 }
 
-/// Opens the store at `db_path` read-only, checking it exists and holds causeway data.
-pub async fn open_store(db_path: &Path) -> Result<Store, TuiError> {
-    let store = match Store::open_read_only(db_path).await {
+/// Opens the store `db` names read-only, checking it exists and holds causeway data.
+pub async fn open_store(db: impl Into<Database>) -> Result<Store, TuiError> {
+    let db = db.into();
+    let store = match Store::open_read_only(&db).await {
         Ok(store) => store,
         Err(StorageError::Missing { path }) => return Err(TuiError::MissingDatabase { path }),
         Err(error) => return Err(error.into()),
     };
     if !store.has_schema().await? {
         return Err(TuiError::EmptyDatabase {
-            path: PathBuf::from(db_path),
+            database: db.to_string(),
         });
     }
     Ok(store)
 }
 
-/// Runs the dashboard on the database at `db_path` until the user quits or a signal
-/// arrives. The terminal is restored on every way out, panics included.
-pub async fn run(db_path: &Path, options: RunOptions) -> Result<(), TuiError> {
-    let store = open_store(db_path).await?;
+/// Runs the dashboard on the store `db` names until the user quits or a signal arrives.
+/// The terminal is restored on every way out, panics included.
+pub async fn run(db: &Database, options: RunOptions) -> Result<(), TuiError> {
+    let store = open_store(db).await?;
     let theme = Theme::from_env();
     let mut terminal = TerminalGuard::enter()?;
-    let result = run_loop(&mut terminal.terminal, store, db_path, &options, &theme).await;
+    let result = run_loop(&mut terminal.terminal, store, db, &options, &theme).await;
     drop(terminal);
     result
 }
@@ -69,12 +69,12 @@ pub async fn run(db_path: &Path, options: RunOptions) -> Result<(), TuiError> {
 async fn run_loop(
     terminal: &mut DefaultTerminal,
     store: Store,
-    db_path: &Path,
+    db: &Database,
     options: &RunOptions,
     theme: &Theme,
 ) -> Result<(), TuiError> {
     let size = terminal.size()?;
-    let mut state = State::new(db_path.display().to_string(), (size.width, size.height));
+    let mut state = State::new(db.to_string(), (size.width, size.height));
     let (request_sender, request_receiver) = unbounded_channel();
     let (answer_sender, mut answers) = unbounded_channel();
     let data_task = data::spawn(store, options.flow.clone(), request_receiver, answer_sender);

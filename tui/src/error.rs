@@ -16,14 +16,14 @@ pub enum TuiError {
         /// The path that was asked for.
         path: PathBuf,
     },
-    /// The file exists but holds no causeway schema (an empty or foreign file).
+    /// The database exists but holds no causeway schema (an empty or foreign file, or a
+    /// PostgreSQL database no collector has written to).
     #[error(
-        "database {path} has no causeway data: fill it with `causeway demo --db {path}` or `causeway collector --db {path}`",
-        path = path.display()
+        "database {database} has no causeway data: fill it with `causeway collector --db {database}` (or, for a file, `causeway demo --db {database}`)"
     )]
     EmptyDatabase {
-        /// The path that was asked for.
-        path: PathBuf,
+        /// The database, password hidden.
+        database: String,
     },
     /// Opening or reading the store failed.
     #[error(transparent)]
