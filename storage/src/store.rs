@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flow roots",
         include_str!("../migrations/0006_flow_roots.sql"),
     ),
+    (
+        7,
+        "flow rules",
+        include_str!("../migrations/0007_flow_rules.sql"),
+    ),
 ];
 
 /// The newest migration this build applies (and the oldest schema it reads).
