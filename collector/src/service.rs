@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::CollectorConfig;
+use crate::flow_rules::service::{FlowRuleService, FlowRuleServiceError};
+use crate::flows_config::FlowsConfigError;
 use crate::lag::config::LagConfigError;
 use crate::lag::service::{LagService, LagServiceError};
 use crate::otlp::grpc_receiver::GrpcTraceService;
@@ -48,6 +50,12 @@ pub enum CollectorError {
     /// The lag service could not start.
     #[error(transparent)]
     Lag(#[from] LagServiceError),
+    /// The `[flows]` section is invalid (a bad rule or setting, named in the message).
+    #[error(transparent)]
+    FlowsConfig(#[from] FlowsConfigError),
+    /// The flow rule service could not start.
+    #[error(transparent)]
+    FlowRules(#[from] FlowRuleServiceError),
 }
 
 /// Entry point of the collector library.
@@ -65,14 +73,16 @@ pub struct RunningCollector {
     servers: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
     lag: JoinHandle<()>,
+    flow_rules: JoinHandle<()>,
 }
 
 impl Collector {
     /// Opens the store, starts the writer and binds every endpoint (port 0 picks a free
     /// port; see the `*_addr` methods for what was bound).
     pub async fn start(config: &CollectorConfig) -> Result<RunningCollector, CollectorError> {
-        // A bad lag rule or hook refuses to start before anything is opened.
+        // A bad lag rule, flow rule or hook refuses to start before anything is opened.
         let lag_settings = config.lag.validate()?;
+        let flow_settings = config.flows.rule_settings()?;
         let store = Store::open(&config.db).await?;
         let lag_store = store.clone();
         let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;
@@ -91,6 +101,11 @@ impl Collector {
         let (writer, writer_task) =
             spawn_writer(store, writer_options(config), Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
+        // Flow alerts go to the same hooks as lag alerts.
+        let flow_rules =
+            FlowRuleService::new(lag_store.clone(), flow_settings, lag_settings.hooks.clone())
+                .await?
+                .spawn(stopped.clone());
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .spawn(stopped.clone());
 
@@ -146,6 +161,7 @@ impl Collector {
             servers,
             writer: writer_task,
             lag,
+            flow_rules,
         })
     }
 }
@@ -175,9 +191,12 @@ impl RunningCollector {
     /// queued, and closes the store. Returns once the store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        // The lag service stops before the writer closes the store they share.
+        // The lag and flow rule services stop before the writer closes the store they share.
         if let Err(error) = self.lag.await {
             tracing::warn!(error = %error, "lag service ended abnormally");
+        }
+        if let Err(error) = self.flow_rules.await {
+            tracing::warn!(error = %error, "flow rule service ended abnormally");
         }
         for (what, mut server) in self.servers {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
