@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use causeway_conventions::attribute;
+use causeway_conventions::messaging::Operation;
 
 use crate::alert_query::{ALERT_UPSERT, AlertRow};
 use crate::connection::open_rusqlite;
@@ -39,16 +40,12 @@ pub struct RuleSpan {
     pub parent_span_id: Option<SpanId>,
     /// Span kind.
     pub kind: SpanKind,
-    /// Span name.
-    pub name: String,
     /// `service.name`.
     pub service: String,
     /// Start, in nanoseconds since the Unix epoch.
     pub start_ns: i64,
     /// Status code.
     pub status: StatusCode,
-    /// Status message (empty when none).
-    pub status_message: String,
     /// Correlation ID.
     pub correlation_id: Option<String>,
     /// Message id.
@@ -63,9 +60,9 @@ pub struct RuleSpan {
     pub offset: Option<i64>,
     /// Consumer group.
     pub consumer_group: Option<String>,
-    /// Messaging operation, as stored (its v1.26+ type).
-    pub operation_type: Option<String>,
-    /// `causeway.propagation.break`, when the span recorded one.
+    /// Messaging operation (`None` for a value no generation names).
+    pub operation: Option<Operation>,
+    /// `causeway.propagation.break`, when the span recorded one (and it was asked for).
     pub propagation_break: Option<String>,
     /// When the collector stored it, in nanoseconds since the Unix epoch.
     pub ingested_ns: i64,
@@ -165,15 +162,23 @@ pub struct FlowRuleStore {
     connection: Arc<Mutex<Connection>>,
 }
 
-/// The columns of [`RuleSpan`], in order.
-fn rule_span_columns() -> String {
+/// The columns of [`RuleSpan`], in order; the propagation break (read from the attributes)
+/// only when `breaks`.
+fn rule_span_columns(breaks: bool) -> String {
     let key = attribute::PROPAGATION_BREAK;
+    let propagation_break = if breaks {
+        format!(
+            "CASE WHEN instr(attributes, '{key}') > 0 \
+             THEN CAST(json_extract(attributes, '$.\"{key}\"') AS TEXT) END"
+        )
+    } else {
+        "NULL".to_owned()
+    };
     format!(
-        "rowid, segment, trace_id, span_id, parent_span_id, kind, name, service_name, start_ns, \
-         status_code, status_message, correlation_id, message_id, event_type, destination, \
-         partition_id, kafka_offset, consumer_group, operation_type, \
-         CASE WHEN instr(attributes, '{key}') > 0 \
-         THEN CAST(json_extract(attributes, '$.\"{key}\"') AS TEXT) END, ingested_ns"
+        "rowid, segment, trace_id, span_id, parent_span_id, kind, service_name, start_ns, \
+         status_code, correlation_id, message_id, event_type, destination, \
+         partition_id, kafka_offset, consumer_group, operation_type, {propagation_break}, \
+         ingested_ns"
     )
 }
 
@@ -188,41 +193,39 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> rusqlite::Error {
     )
 }
 
+// Ids and the operation are read in place (no copy): a pass reads hundreds of thousands.
 fn trace_at(row: &Row<'_>, index: usize) -> rusqlite::Result<TraceId> {
-    let bytes: Vec<u8> = row.get(index)?;
-    TraceId::from_bytes(&bytes).map_err(|e| corrupt("trace id", e))
+    TraceId::from_bytes(row.get_ref(index)?.as_blob()?).map_err(|e| corrupt("trace id", e))
 }
 
 fn span_at(row: &Row<'_>, index: usize) -> rusqlite::Result<SpanId> {
-    let bytes: Vec<u8> = row.get(index)?;
-    SpanId::from_bytes(&bytes).map_err(|e| corrupt("span id", e))
+    SpanId::from_bytes(row.get_ref(index)?.as_blob()?).map_err(|e| corrupt("span id", e))
 }
 
 fn rule_span(row: &Row<'_>) -> rusqlite::Result<RuleSpan> {
-    let parent: Option<Vec<u8>> = row.get(4)?;
+    let parent = row.get_ref(4)?.as_blob_or_null()?;
+    let operation = row.get_ref(16)?.as_str_or_null()?;
     Ok(RuleSpan {
         rowid: row.get(0)?,
         segment: row.get(1)?,
         trace_id: trace_at(row, 2)?,
         span_id: span_at(row, 3)?,
         // An invalid stored parent reads as none, as the collector would have dropped it.
-        parent_span_id: parent.and_then(|bytes| SpanId::from_bytes(&bytes).ok()),
+        parent_span_id: parent.and_then(|bytes| SpanId::from_bytes(bytes).ok()),
         kind: SpanKind::from_code(row.get(5)?),
-        name: row.get(6)?,
-        service: row.get(7)?,
-        start_ns: row.get(8)?,
-        status: StatusCode::from_code(row.get(9)?),
-        status_message: row.get(10)?,
-        correlation_id: row.get(11)?,
-        message_id: row.get(12)?,
-        event_type: row.get(13)?,
-        topic: row.get(14)?,
-        partition: row.get(15)?,
-        offset: row.get(16)?,
-        consumer_group: row.get(17)?,
-        operation_type: row.get(18)?,
-        propagation_break: row.get(19)?,
-        ingested_ns: row.get(20)?,
+        service: row.get(6)?,
+        start_ns: row.get(7)?,
+        status: StatusCode::from_code(row.get(8)?),
+        correlation_id: row.get(9)?,
+        message_id: row.get(10)?,
+        event_type: row.get(11)?,
+        topic: row.get(12)?,
+        partition: row.get(13)?,
+        offset: row.get(14)?,
+        consumer_group: row.get(15)?,
+        operation: operation.and_then(Operation::parse),
+        propagation_break: row.get(17)?,
+        ingested_ns: row.get(18)?,
     })
 }
 
@@ -301,17 +304,19 @@ impl FlowRuleStore {
     }
 
     /// The spans written after rowid `after`, oldest first, at most `limit`: a range scan
-    /// of the table's own key, never a rescan.
+    /// of the table's own key, never a rescan. The propagation break is read only when
+    /// `breaks` (it costs a look into each span's attributes).
     pub async fn spans_after(
         &self,
         after: i64,
         limit: usize,
+        breaks: bool,
     ) -> Result<Vec<RuleSpan>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(move |connection| {
             let sql = format!(
                 "SELECT {} FROM spans WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-                rule_span_columns()
+                rule_span_columns(breaks)
             );
             let mut statement = connection.prepare_cached(&sql)?;
             let rows = statement.query_map(params![after, limit], rule_span)?;
@@ -355,7 +360,7 @@ impl FlowRuleStore {
             let sql = format!(
                 "SELECT {} FROM spans WHERE segment IN ({LIVE_SEGMENTS}) \
                  AND trace_id = ?1 AND span_id = ?2 ORDER BY rowid DESC LIMIT 1",
-                rule_span_columns()
+                rule_span_columns(false)
             );
             let mut statement = connection.prepare_cached(&sql)?;
             let mut found = Vec::new();

@@ -60,7 +60,7 @@ async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
         .collect();
     let (_dir, _store, rules) = store_with(&spans).await;
     assert_eq!(rules.cursor().await.unwrap(), None, "no pass ran yet");
-    let first = rules.spans_after(0, 2).await.unwrap();
+    let first = rules.spans_after(0, 2, true).await.unwrap();
     assert_eq!(first.len(), 2, "bounded by the limit");
     assert_eq!(first[0].topic.as_deref(), Some("orders"));
     assert_eq!(first[0].kind, SpanKind::Producer);
@@ -71,13 +71,20 @@ async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
         Some("invalid traceparent")
     );
     assert_eq!(first[0].propagation_break, None);
-    let rest = rules.spans_after(first[1].rowid, 10).await.unwrap();
+    assert_eq!(first[0].operation, Some(Operation::Send));
+    assert_eq!(first[1].operation, Some(Operation::Process));
+    let unasked = rules.spans_after(0, 2, false).await.unwrap();
+    assert_eq!(
+        unasked[1].propagation_break, None,
+        "the attributes are not read unless asked"
+    );
+    let rest = rules.spans_after(first[1].rowid, 10, false).await.unwrap();
     assert_eq!(rest.len(), 3, "only the rows after the cursor");
     assert_eq!(rest[0].status, StatusCode::Error);
-    assert_eq!(rest[0].status_message, "boom");
+    assert_eq!(rest[0].operation, None);
     assert!(
         rules
-            .spans_after(rest[2].rowid, 10)
+            .spans_after(rest[2].rowid, 10, false)
             .await
             .unwrap()
             .is_empty()
