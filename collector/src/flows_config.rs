@@ -135,11 +135,15 @@ impl FlowsConfig {
         Ok(FlowRuleSettings {
             interval,
             rules: validate_rules(&self.rules, self.default_rules)?,
+            // Topics are matched whatever their case.
             dead_letter_topics: patterns(
                 "dead_letter_topics",
                 DEFAULT_DEAD_LETTER_TOPICS,
                 &self.dead_letter_topics,
-            )?,
+            )?
+            .into_iter()
+            .map(|pattern| pattern.to_ascii_lowercase())
+            .collect(),
             compensation_types: patterns(
                 "compensation_types",
                 DEFAULT_COMPENSATION_EVENT_TYPES,

@@ -101,11 +101,14 @@ impl Collector {
         let (writer, writer_task) =
             spawn_writer(store, writer_options(config), Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
-        // Flow alerts go to the same hooks as lag alerts.
-        let flow_rules =
+        // Flow alerts go to the same hooks as lag alerts; with every rule off, nothing runs.
+        let flow_rules = if flow_settings.rules.is_empty() {
+            tokio::spawn(async {})
+        } else {
             FlowRuleService::new(lag_store.clone(), flow_settings, lag_settings.hooks.clone())
                 .await?
-                .spawn(stopped.clone());
+                .spawn(stopped.clone())
+        };
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .spawn(stopped.clone());
 

@@ -3,7 +3,8 @@
 //! (due items), and which consumptions take an expected group off a waiting send, matched
 //! within the chunk first and otherwise handed back for the stored due items.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use causeway_conventions::alert::label;
 use causeway_conventions::glob_match;
@@ -32,7 +33,7 @@ pub enum Role {
 
 /// The role of `span`.
 pub fn role(span: &RuleSpan) -> Role {
-    match span.operation_type.as_deref().and_then(Operation::parse) {
+    match span.operation {
         Some(Operation::Send) => Role::Send,
         Some(Operation::Receive) => Role::Receive,
         Some(Operation::Process) => Role::Process,
@@ -110,7 +111,7 @@ pub struct ChunkContext<'a> {
 /// The consumer spans of `spans` whose links are worth reading: those whose parent is not
 /// a send of the same chunk (the parent alone does not tie them to their message).
 pub fn needing_links(spans: &[RuleSpan]) -> Vec<(i64, TraceId, SpanId)> {
-    let sends: BTreeSet<(TraceId, SpanId)> = spans
+    let sends: HashSet<(TraceId, SpanId)> = spans
         .iter()
         .filter(|s| role(s) == Role::Send)
         .map(|s| (s.trace_id, s.span_id))
@@ -147,10 +148,13 @@ fn is_dead_letter_send(span: &RuleSpan, settings: &FlowRuleSettings) -> bool {
 }
 
 fn is_dead_letter_topic(topic: &str, patterns: &[String]) -> bool {
-    let lower = topic.to_ascii_lowercase();
-    patterns
-        .iter()
-        .any(|pattern| glob_match(&pattern.to_ascii_lowercase(), &lower))
+    // The patterns are lowercase already (`FlowsConfig::rule_settings`).
+    let lower: std::borrow::Cow<'_, str> = if topic.bytes().any(|b| b.is_ascii_uppercase()) {
+        topic.to_ascii_lowercase().into()
+    } else {
+        topic.into()
+    };
+    patterns.iter().any(|pattern| glob_match(pattern, &lower))
 }
 
 /// The ID a flow is opened with: its correlation ID, or the span's trace ID.
@@ -180,11 +184,15 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 pub fn evaluate_chunk(spans: &[RuleSpan], context: &ChunkContext<'_>) -> ChunkOutcome {
     let settings = context.settings;
     let mut outcome = ChunkOutcome::default();
-    let by_id: HashMap<(TraceId, SpanId), &RuleSpan> =
-        spans.iter().map(|s| ((s.trace_id, s.span_id), s)).collect();
+    // Built at the first dead-letter send (they are rare).
+    let mut by_id: Option<HashMap<(TraceId, SpanId), &RuleSpan>> = None;
+    let roles: Vec<Role> = spans.iter().map(role).collect();
+    let wants_due = settings
+        .rules
+        .iter()
+        .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
     let mut waiting = Waiting::default();
-    for span in spans {
-        let role = role(span);
+    for (span, &role) in spans.iter().zip(&roles) {
         for (index, rule) in settings.rules.iter().enumerate() {
             match rule.kind {
                 FlowRuleKind::Error => error(index, rule, span, role, &mut outcome),
@@ -194,15 +202,16 @@ pub fn evaluate_chunk(spans: &[RuleSpan], context: &ChunkContext<'_>) -> ChunkOu
                 FlowRuleKind::PropagationBreak => {
                     propagation_break(index, rule, span, role, context, &mut outcome)
                 }
-                FlowRuleKind::DeadLetter => {}
-                FlowRuleKind::IncompleteAfter => {
-                    if role == Role::Send {
-                        waiting.expect(rule, span, context.expected);
-                    }
-                }
+                FlowRuleKind::DeadLetter | FlowRuleKind::IncompleteAfter => {}
             }
         }
-        if is_dead_letter_send(span, settings) {
+        if role == Role::Send && wants_due {
+            waiting.expect(&settings.rules, span, context.expected);
+        }
+        if role == Role::Send && is_dead_letter_send(span, settings) {
+            let by_id = by_id.get_or_insert_with(|| {
+                spans.iter().map(|s| ((s.trace_id, s.span_id), s)).collect()
+            });
             let parent = span.parent_span_id.and_then(|parent| {
                 let key = (span.trace_id, parent);
                 by_id
@@ -217,12 +226,11 @@ pub fn evaluate_chunk(spans: &[RuleSpan], context: &ChunkContext<'_>) -> ChunkOu
             }
         }
     }
-    for span in spans {
-        if matches!(role(span), Role::Process | Role::Receive) {
-            let consumption = consumption_of(span, context.links);
-            if !waiting.consume(&consumption) {
-                outcome.consumptions.push(consumption);
-            }
+    for (span, role) in spans.iter().zip(roles) {
+        if matches!(role, Role::Process | Role::Receive) && !waiting.consume(span, context.links) {
+            outcome
+                .consumptions
+                .push(consumption_of(span, context.links));
         }
     }
     outcome.due = waiting.into_items();
@@ -368,113 +376,164 @@ pub fn reads(consumption: &Consumption, item: &DueItem) -> bool {
             && consumption.offset == item.offset)
 }
 
-/// The chunk's own sends waiting for their groups, findable by send span, message id and
-/// position.
-#[derive(Default)]
-struct Waiting {
-    items: Vec<DueItem>,
-    by_send: HashMap<SpanId, Vec<usize>>,
-    by_message: HashMap<(String, String), Vec<usize>>,
-    by_position: HashMap<(String, i64, i64), Vec<usize>>,
+/// Where a key's waiting sends are in [`Waiting::items`]: the items of one send are
+/// consecutive; a key shared by several sends (a message sent twice) lists each range.
+#[derive(Debug, Clone)]
+enum Ranges {
+    One(usize, usize),
+    Many(Vec<(usize, usize)>),
 }
 
-impl Waiting {
-    /// Starts waiting for the groups `rule` expects to process `send`'s message. A send
-    /// that failed published nothing, so nobody is waited for.
-    fn expect(&mut self, rule: &FlowRule, send: &RuleSpan, expected: &Expected) {
+impl Ranges {
+    fn each(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            Ranges::One(start, end) => (Some(*start..*end), &[][..]),
+            Ranges::Many(list) => (None, &list[..]),
+        };
+        one.into_iter()
+            .flatten()
+            .chain(many.iter().flat_map(|(start, end)| *start..*end))
+    }
+}
+
+fn index<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Ranges>, key: K, range: (usize, usize)) {
+    match map.entry(key) {
+        Entry::Vacant(slot) => {
+            slot.insert(Ranges::One(range.0, range.1));
+        }
+        Entry::Occupied(mut slot) => {
+            let ranges = slot.get_mut();
+            match ranges {
+                Ranges::One(start, end) => {
+                    let first = (*start, *end);
+                    *ranges = Ranges::Many(vec![first, range]);
+                }
+                Ranges::Many(list) => list.push(range),
+            }
+        }
+    }
+}
+
+/// One send waiting, under one rule, for the groups it names (borrowed from the chunk and
+/// the topology; a [`DueItem`] is made only for those still waiting at the end).
+struct Pending<'a> {
+    rule: &'a FlowRule,
+    send: &'a RuleSpan,
+    topic: &'a str,
+    due_ns: i64,
+    groups: Vec<&'a str>,
+}
+
+/// The chunk's own sends waiting for their groups, findable by send span, message id and
+/// position (keys borrowed from the chunk's spans).
+#[derive(Default)]
+struct Waiting<'a> {
+    items: Vec<Pending<'a>>,
+    by_send: HashMap<SpanId, Ranges>,
+    by_message: HashMap<(&'a str, &'a str), Ranges>,
+    by_position: HashMap<(&'a str, i64, i64), Ranges>,
+}
+
+impl<'a> Waiting<'a> {
+    /// Starts waiting for the groups each `incomplete_after` rule expects to process
+    /// `send`'s message. A send that failed published nothing, so nobody is waited for.
+    fn expect(&mut self, rules: &'a [FlowRule], send: &'a RuleSpan, expected: &'a Expected) {
         let Some(topic) = send.topic.as_deref() else {
+            return;
+        };
+        let Some(subscribed) = expected.get(topic) else {
             return;
         };
         if send.status == StatusCode::Error {
             return;
         }
-        let groups: Vec<String> = expected
-            .get(topic)
-            .into_iter()
-            .flatten()
-            .filter(|group| {
-                rule.matches(Subject {
-                    service: Some(&send.service),
-                    topic: Some(topic),
-                    event_type: send.event_type.as_deref(),
-                    group: Some(group),
+        let start = self.items.len();
+        for rule in rules
+            .iter()
+            .filter(|r| r.kind == FlowRuleKind::IncompleteAfter)
+        {
+            let groups: Vec<&str> = subscribed
+                .iter()
+                .map(String::as_str)
+                .filter(|group| {
+                    rule.matches(Subject {
+                        service: Some(&send.service),
+                        topic: Some(topic),
+                        event_type: send.event_type.as_deref(),
+                        group: Some(group),
+                    })
                 })
-            })
-            .cloned()
-            .collect();
-        if groups.is_empty() {
+                .collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let grace = rule.after_ns.min(EXPORT_GRACE_NS);
+            let due_ns = send
+                .start_ns
+                .saturating_add(rule.after_ns)
+                .max(send.ingested_ns.saturating_add(grace));
+            self.items.push(Pending {
+                rule,
+                send,
+                topic,
+                due_ns,
+                groups,
+            });
+        }
+        let range = (start, self.items.len());
+        if range.0 == range.1 {
             return;
         }
-        let grace = rule.after_ns.min(EXPORT_GRACE_NS);
-        let due_ns = send
-            .start_ns
-            .saturating_add(rule.after_ns)
-            .max(send.ingested_ns.saturating_add(grace));
-        let item = DueItem {
-            send_span_id: send.span_id,
-            rule: rule.name.clone(),
-            send_trace_id: send.trace_id,
-            due_ns,
-            overdue: false,
-            topic: topic.to_owned(),
-            message_id: send.message_id.clone(),
-            partition: send.partition,
-            offset: send.offset,
-            correlation_id: send.correlation_id.clone(),
-            event_type: send.event_type.clone(),
-            producer: send.service.clone(),
-            sent_ns: send.start_ns,
-            groups,
-        };
-        let at = self.items.len();
-        self.by_send.entry(item.send_span_id).or_default().push(at);
-        if let Some(message) = &item.message_id {
-            self.by_message
-                .entry((item.topic.clone(), message.clone()))
-                .or_default()
-                .push(at);
+        index(&mut self.by_send, send.span_id, range);
+        if let Some(message) = send.message_id.as_deref() {
+            index(&mut self.by_message, (topic, message), range);
         }
-        if let (Some(partition), Some(offset)) = (item.partition, item.offset) {
-            self.by_position
-                .entry((item.topic.clone(), partition, offset))
-                .or_default()
-                .push(at);
+        if let (Some(partition), Some(offset)) = (send.partition, send.offset) {
+            index(&mut self.by_position, (topic, partition, offset), range);
         }
-        self.items.push(item);
     }
 
-    /// Applies `consumption` to the chunk's items; whether it read one of their messages.
-    fn consume(&mut self, consumption: &Consumption) -> bool {
-        let mut candidates: BTreeSet<usize> = consumption
-            .sources
-            .iter()
-            .filter_map(|source| self.by_send.get(source))
-            .flatten()
-            .copied()
-            .collect();
-        if let Some(topic) = &consumption.topic {
-            if let Some(message) = &consumption.message_id {
-                candidates.extend(
-                    self.by_message
-                        .get(&(topic.clone(), message.clone()))
-                        .into_iter()
-                        .flatten(),
-                );
-            }
-            if let (Some(partition), Some(offset)) = (consumption.partition, consumption.offset) {
-                candidates.extend(
-                    self.by_position
-                        .get(&(topic.clone(), partition, offset))
-                        .into_iter()
-                        .flatten(),
-                );
-            }
+    /// Applies the consumption `span` (with its links) to the chunk's sends; whether it
+    /// read one of their messages.
+    fn consume(
+        &mut self,
+        span: &RuleSpan,
+        links: &HashMap<(TraceId, SpanId), Vec<(TraceId, SpanId)>>,
+    ) -> bool {
+        if self.items.is_empty() {
+            return false;
         }
         let mut read = false;
-        for at in candidates {
-            if reads(consumption, &self.items[at]) {
-                take_groups(&mut self.items[at], consumption);
+        let linked = links.get(&(span.trace_id, span.span_id));
+        let sources = span
+            .parent_span_id
+            .into_iter()
+            .chain(linked.into_iter().flatten().map(|(_, id)| *id));
+        for source in sources {
+            if let Some(ranges) = self.by_send.get(&source) {
                 read = true;
+                for at in ranges.each() {
+                    take(&mut self.items[at].groups, span.consumer_group.as_deref());
+                }
+            }
+        }
+        let Some(topic) = span.topic.as_deref() else {
+            return read;
+        };
+        if let Some(message) = span.message_id.as_deref()
+            && let Some(ranges) = self.by_message.get(&(topic, message))
+        {
+            read = true;
+            for at in ranges.each() {
+                take(&mut self.items[at].groups, span.consumer_group.as_deref());
+            }
+        }
+        if let (Some(partition), Some(offset)) = (span.partition, span.offset)
+            && let Some(ranges) = self.by_position.get(&(topic, partition, offset))
+        {
+            read = true;
+            for at in ranges.each() {
+                take(&mut self.items[at].groups, span.consumer_group.as_deref());
             }
         }
         read
@@ -484,7 +543,31 @@ impl Waiting {
         self.items
             .into_iter()
             .filter(|item| !item.groups.is_empty())
+            .map(|item| DueItem {
+                send_span_id: item.send.span_id,
+                rule: item.rule.name.clone(),
+                send_trace_id: item.send.trace_id,
+                due_ns: item.due_ns,
+                overdue: false,
+                topic: item.topic.to_owned(),
+                message_id: item.send.message_id.clone(),
+                partition: item.send.partition,
+                offset: item.send.offset,
+                correlation_id: item.send.correlation_id.clone(),
+                event_type: item.send.event_type.clone(),
+                producer: item.send.service.clone(),
+                sent_ns: item.send.start_ns,
+                groups: item.groups.into_iter().map(str::to_owned).collect(),
+            })
             .collect()
+    }
+}
+
+/// Takes `group` (every group, for a consumer that names none) off `groups`.
+fn take(groups: &mut Vec<&str>, group: Option<&str>) {
+    match group {
+        Some(group) => groups.retain(|g| *g != group),
+        None => groups.clear(),
     }
 }
 

@@ -20,11 +20,9 @@ fn row(record: &SpanRecord, rowid: i64) -> RuleSpan {
         span_id: record.span_id,
         parent_span_id: record.parent_span_id,
         kind: record.kind,
-        name: record.name.clone(),
         service: record.service_name.clone(),
         start_ns: record.start_ns,
         status: record.status_code,
-        status_message: record.status_message.clone(),
         correlation_id: messaging.correlation_id.clone(),
         message_id: messaging.message_id.clone(),
         event_type: messaging.event_type.clone(),
@@ -32,7 +30,10 @@ fn row(record: &SpanRecord, rowid: i64) -> RuleSpan {
         partition: messaging.partition,
         offset: messaging.offset,
         consumer_group: messaging.consumer_group.clone(),
-        operation_type: messaging.operation_type.clone(),
+        operation: messaging
+            .operation_type
+            .as_deref()
+            .and_then(causeway_conventions::messaging::Operation::parse),
         propagation_break: record
             .attributes
             .get(attribute::PROPAGATION_BREAK)

@@ -24,7 +24,7 @@ use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
 
 /// Spans read per chunk.
-pub const CHUNK_SPANS: usize = 20_000;
+pub const CHUNK_SPANS: usize = 50_000;
 /// Most spans one pass reads; a backlog is worked off over the next passes.
 pub const MAX_PASS_SPANS: usize = 500_000;
 /// Due items read at a time.
@@ -145,6 +145,11 @@ impl FlowRuleService {
     pub async fn pass(&mut self, now_ns: i64) -> Result<PassReport, FlowRuleServiceError> {
         let mut report = PassReport::default();
         let expected = self.expected().await?;
+        let breaks = self
+            .settings
+            .rules
+            .iter()
+            .any(|r| r.kind == FlowRuleKind::PropagationBreak);
         let wants_due = self
             .settings
             .rules
@@ -153,7 +158,7 @@ impl FlowRuleService {
         while report.spans < MAX_PASS_SPANS {
             let spans = self
                 .rules_store
-                .spans_after(self.cursor, CHUNK_SPANS)
+                .spans_after(self.cursor, CHUNK_SPANS, breaks)
                 .await?;
             let Some(last) = spans.last().map(|s| s.rowid) else {
                 break;
