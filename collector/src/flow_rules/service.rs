@@ -104,6 +104,26 @@ impl FlowRuleService {
                 subjects.restore(rule, &row);
             }
         }
+        // The overdue events are counted again from the due-time table: a pass stopped
+        // half-way may have written its chunks but not its counts.
+        for (_, subject) in subjects.iter_mut() {
+            if settings.rules[subject.rule].kind == FlowRuleKind::IncompleteAfter {
+                subject.count = 0;
+            }
+        }
+        let now = now_ns();
+        for (rule_name, topic, groups, count) in rules_store.overdue_counts().await? {
+            let Some(rule) = settings.rules.iter().position(|r| r.name == rule_name) else {
+                continue;
+            };
+            for group in groups {
+                let subject = BTreeMap::from([
+                    (label::CONSUMER_GROUP.to_owned(), group),
+                    (label::TOPIC.to_owned(), topic.clone()),
+                ]);
+                subjects.overdue(&settings.rules, rule, &subject, count, None, now);
+            }
+        }
         let db = store.path().to_owned();
         Ok(FlowRuleService {
             store,

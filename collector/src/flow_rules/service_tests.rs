@@ -161,6 +161,15 @@ async fn passes_read_only_new_spans_and_raise_one_alert_per_group_that_survives_
     assert_eq!(again.firing, 2, "both alerts go on");
     let episodes = store.alerts(10).await.unwrap();
     assert_eq!(episodes.len(), 2, "no new episode: {episodes:?}");
+    let recounted = episodes
+        .iter()
+        .find(|a| a.rule == "flow-incomplete")
+        .unwrap();
+    assert_eq!(
+        recounted.annotations[annotation::COUNT],
+        "1",
+        "the overdue events counted again from the due-time table"
+    );
 
     // Billing catches up on order 2: the incomplete alert resolves, the dead letter's
     // stays until its quiet time is over.

@@ -189,11 +189,10 @@ impl Subjects {
             .collect()
     }
 
-    /// Sets a subject's count (the overdue events counted again from the store).
-    pub fn set_count(&mut self, print: &str, count: i64) {
-        if let Some(subject) = self.by_print.get_mut(print) {
-            subject.count = count.max(0);
-        }
+    /// Every subject, by fingerprint, to correct (the overdue events counted again from
+    /// the store).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Subject)> {
+        self.by_print.iter_mut()
     }
 
     /// Forgets a subject (its episode ended); returns whether it was known.
