@@ -2,7 +2,8 @@
 //! (tansu): the injected poison message raises a dead-letter alert naming its order, the
 //! slowed group an `incomplete_after` alert, both delivered to an HTTP receiver in this test
 //! with a valid HMAC signature (checked by openssl) and then resolved, and nothing else
-//! fires. A run without faults raises no flow alert and counts no fault.
+//! fires. A run without faults raises no flow alert and counts no fault. And the collector
+//! refuses a bad flow rule, naming it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +14,7 @@ use causeway_collector::alerting::delivery::SIGNATURE_HEADER;
 use serde_json::Value;
 
 use crate::demo::{FAST_SCHEDULE, run_causeway};
-use crate::harness::{Broker, temp_dir};
+use crate::harness::{Broker, causeway_bin, temp_dir};
 use crate::hooks::{Receiver, SECRET, openssl_signature};
 
 /// The demo's lag rule (its slow consumer is also a lag alert).
@@ -170,6 +171,62 @@ async fn faulty_run(kafka: Option<&Broker>) {
     let summary = demo(&db, &config, &extra, "20s").await;
     assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
     assert_flow_alerts(&summary, &receiver);
+    // `causeway alerts` lists the flow alert with the command that opens the order.
+    let poisoned = summary["flow_alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "dead_letter")
+        .and_then(|a| a["flow_ids"][0].as_str())
+        .unwrap()
+        .to_owned();
+    let table = run_causeway(
+        &["--db", db.to_str().unwrap(), "alerts"],
+        Duration::from_secs(30),
+    );
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!(
+            "-> causeway --db {} flow {poisoned}",
+            db.display()
+        )),
+        "{table}"
+    );
+}
+
+#[test]
+fn collector_refuses_a_bad_flow_rule_by_name() {
+    let dir = temp_dir();
+    let config = dir.path().join("bad.toml");
+    let cases = [
+        (
+            "[[flows.rules]]\nname = \"late\"\nkind = \"incomplete_after\"\n",
+            "flow rule late: after is missing",
+        ),
+        (
+            "[[flows.rules]]\nkind = \"error\"\nfor = \"soon\"\n",
+            "flow rule #1: for: invalid duration",
+        ),
+        (
+            "[[flows.rules]]\nkind = \"error\"\nwhen = \"now\"\n",
+            "unknown field `when`",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let output = std::process::Command::new(causeway_bin())
+            .args(["collector", "--config"])
+            .arg(&config)
+            .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+            .args(["--metrics", "127.0.0.1:0"])
+            .arg("--db")
+            .arg(dir.path().join("bad.db"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{text}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
