@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run the simulated shop, the collector and the dashboard in one process.
     Demo(commands::demo::Args),
-    /// Receive OTLP spans and metrics, poll consumer lag, evaluate lag rules.
+    /// Receive OTLP spans and metrics, poll consumer lag, evaluate lag and flow rules.
     Collector(commands::collector::Args),
     /// Open the terminal dashboard (the default when no command is given).
     Tui(commands::tui::Args),

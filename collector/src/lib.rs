@@ -6,6 +6,8 @@
 //! - [`writer`]: the batch writer that owns the store's span writes.
 //! - [`lag`]: the lag poller, lag rules and their pure evaluation, and the lag service
 //!   that runs them every interval.
+//! - [`flow_rules`]: flow rules, their pure evaluation over the spans written since the
+//!   last pass, and the service that raises their alerts.
 //! - [`alerting`]: alert state, Alertmanager-compatible payloads, and the hooks that
 //!   deliver them (webhooks and commands).
 //!
@@ -17,6 +19,7 @@ pub mod alerting;
 pub mod byte_size;
 pub mod config;
 mod duration_text;
+pub mod flow_rules;
 pub mod flows_config;
 pub mod lag;
 pub mod memory_budget;

@@ -12,6 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::CollectorConfig;
+use crate::flow_rules::service::{FlowRuleService, FlowRuleServiceError};
+use crate::flows_config::FlowsConfigError;
 use crate::lag::config::LagConfigError;
 use crate::lag::service::{LagService, LagServiceError};
 use crate::memory_budget::MemoryBudget;
@@ -56,6 +58,12 @@ pub enum CollectorError {
     /// The OTLP Kafka source could not start.
     #[error(transparent)]
     KafkaSource(#[from] KafkaSourceError),
+    /// The `[flows]` section is invalid (a bad rule or setting, named in the message).
+    #[error(transparent)]
+    FlowsConfig(#[from] FlowsConfigError),
+    /// The flow rule service could not start.
+    #[error(transparent)]
+    FlowRules(#[from] FlowRuleServiceError),
 }
 
 /// Entry point of the collector library.
@@ -76,19 +84,21 @@ pub struct RunningCollector {
     kafka_source: Option<JoinHandle<()>>,
     /// Held until the store is closed (SQLite only: PostgreSQL takes several writers).
     writer_lock: Option<WriterLock>,
+    flow_rules: JoinHandle<()>,
 }
 
 impl Collector {
     /// Opens the store, starts the writer and binds every endpoint (port 0 picks a free
     /// port; see the `*_addr` methods for what was bound).
     pub async fn start(config: &CollectorConfig) -> Result<RunningCollector, CollectorError> {
-        // A bad lag rule or hook refuses to start before anything is opened.
+        // A bad lag rule, flow rule or hook refuses to start before anything is opened.
         let lag_settings = config.lag.validate()?;
         // One collector per file: a second one stops here, before touching the database.
         let writer_lock = match config.db.sqlite_path() {
             Some(path) => Some(WriterLock::acquire(path)?),
             None => None,
         };
+        let flow_settings = config.flows.rule_settings()?;
         let store = Store::open(&config.db).await?;
         let lag_store = store.clone();
         let grpc_listener = bind("otlp grpc", config.otlp.grpc).await?;
@@ -107,6 +117,20 @@ impl Collector {
         let (writer, writer_task) =
             spawn_writer(store, writer_options(config), Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
+        // Flow alerts go to the same hooks as lag alerts; with every rule off, nothing runs.
+        let flow_rules = if flow_settings.rules.is_empty() {
+            tokio::spawn(async {})
+        } else if lag_store.path().is_none() {
+            tracing::warn!(
+                "flow rules run on SQLite stores only for now: no flow alerts from this \
+                 PostgreSQL database"
+            );
+            tokio::spawn(async {})
+        } else {
+            FlowRuleService::new(lag_store.clone(), flow_settings, lag_settings.hooks.clone())
+                .await?
+                .spawn(stopped.clone())
+        };
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .spawn(stopped.clone());
 
@@ -200,6 +224,7 @@ impl Collector {
             lag,
             kafka_source,
             writer_lock,
+            flow_rules,
         })
     }
 }
@@ -229,9 +254,12 @@ impl RunningCollector {
     /// queued, and closes the store. Returns once the store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        // The lag service stops before the writer closes the store they share.
+        // The lag and flow rule services stop before the writer closes the store they share.
         if let Err(error) = self.lag.await {
             tracing::warn!(error = %error, "lag service ended abnormally");
+        }
+        if let Err(error) = self.flow_rules.await {
+            tracing::warn!(error = %error, "flow rule service ended abnormally");
         }
         // The Kafka source holds a writer handle: it commits its offsets and lets go.
         if let Some(source) = self.kafka_source

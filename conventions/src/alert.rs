@@ -10,6 +10,13 @@ pub mod label {
     pub const CONSUMER_GROUP: &str = "consumer_group";
     /// The rule's severity.
     pub const SEVERITY: &str = "severity";
+    /// On a flow alert: the kind of its flow rule (`dead_letter`, `error`, `compensation`,
+    /// `incomplete_after`, `propagation_break`). Lag alerts do not carry it.
+    pub const FLOW_KIND: &str = "flow_kind";
+    /// The service a flow alert is about.
+    pub const SERVICE: &str = "service";
+    /// The topic a flow alert is about.
+    pub const TOPIC: &str = "topic";
 }
 
 /// Annotation keys.
@@ -34,4 +41,13 @@ pub mod annotation {
     pub const WAITING_CORRELATION_ID: &str = "oldest_waiting_correlation_id";
     /// Trace ID of the oldest waiting message's send span.
     pub const WAITING_TRACE_ID: &str = "oldest_waiting_trace_id";
+    /// On a flow alert: how many times its rule matched in this episode (for
+    /// `incomplete_after`: how many events are overdue now).
+    pub const COUNT: &str = "count";
+    /// On a flow alert: the first few flows it names, comma-separated: correlation IDs, or
+    /// trace IDs for flows that carry none.
+    pub const FLOW_IDS: &str = "flow_ids";
+    /// On a flow alert: the `causeway flow ID` command for each of [`FLOW_IDS`], one per
+    /// line.
+    pub const FLOW_COMMANDS: &str = "flow_commands";
 }

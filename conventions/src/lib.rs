@@ -11,7 +11,8 @@
 //!   default correlation keys.
 //! - [`metric`]: metric names and their data point attributes.
 //! - [`alert`]: alert label and annotation keys.
-//! - [`glob_match`]: the one `*` pattern syntax of configuration and command line.
+//! - [`glob_match`]: the one `*` pattern syntax of configuration and command line, and
+//!   the default dead-letter topic and compensation event type patterns.
 //! - [`LagState`]: the states of a consumer group on a partition, with their order and
 //!   their one text form.
 
@@ -25,7 +26,7 @@ pub mod metric;
 mod pattern;
 
 pub use lag_state::{LagState, UnknownLagState};
-pub use pattern::glob_match;
+pub use pattern::{DEFAULT_COMPENSATION_EVENT_TYPES, DEFAULT_DEAD_LETTER_TOPICS, glob_match};
 
 /// Instrumentation scope name of the tracers and meters `causeway-instrumentation` creates.
 pub const INSTRUMENTATION_SCOPE: &str = "causeway-instrumentation";

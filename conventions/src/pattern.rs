@@ -2,6 +2,24 @@
 //! any run of characters (including none), every other character for itself. Lag rules'
 //! group and topic patterns, `--dead-letter` and `--compensation` all use it.
 
+/// Topic patterns that name a dead-letter topic unless configured otherwise (matched in any
+/// case): the flow model's dead-letter anomaly and the collector's `dead_letter` flow rule.
+pub const DEFAULT_DEAD_LETTER_TOPICS: &[&str] =
+    &["*.dlq", "*-dlq", "*.dlt", "*-dlt", "*.dead-letter", "dlq.*"];
+
+/// Event type patterns that name a saga's undo step unless configured otherwise: the flow
+/// model's compensation anomaly and the collector's `compensation` flow rule.
+pub const DEFAULT_COMPENSATION_EVENT_TYPES: &[&str] = &[
+    "*.released.*",
+    "*.released",
+    "*.cancelled.*",
+    "*.cancelled",
+    "*.canceled.*",
+    "*.refunded.*",
+    "*.refunded",
+    "*.compensat*",
+];
+
 /// Whether `text` matches `pattern`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     // `*` is ASCII, so matching UTF-8 bytes is the same as matching characters.

@@ -159,6 +159,9 @@ pub struct DemoConfig {
     pub rate: Option<f64>,
     /// Faults to inject; `None` keeps the default schedule.
     pub faults: Option<Vec<ScheduledFault>>,
+    /// `[[hooks]]`: where the demo's alerts go, as the collector's `[[lag.hooks]]` entries
+    /// are written (checked by the collector, which knows their keys).
+    pub hooks: Vec<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +169,8 @@ pub struct DemoConfig {
 struct RawConfig {
     rate: Option<f64>,
     faults: Option<Vec<RawFault>>,
+    #[serde(default)]
+    hooks: Vec<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +216,7 @@ impl DemoConfig {
         Ok(DemoConfig {
             rate: raw.rate,
             faults,
+            hooks: raw.hooks,
         })
     }
 }

@@ -1,13 +1,16 @@
 //! Anomaly detection over a reconstructed flow: errors, duplicate deliveries and
 //! redeliveries, dead letters, compensations, out-of-order processing per key,
-//! propagation breaks, schema changes, clock skew and missing groups.
+//! propagation breaks, schema changes, clock skew and missing groups; and each one's class:
+//! a fault (something went wrong for this flow) or a fact (worth knowing, not a page).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use causeway_storage::{SpanRecord, StatusCode};
 
 use super::hops::{Deliveries, int_attribute, text_attribute};
-use super::model::{Anomaly, AnomalyKind, Edge, EdgeKind, Outcome, Step, StepIndex, StepRole};
+use super::model::{
+    Anomaly, AnomalyClass, AnomalyKind, Edge, EdgeKind, Outcome, Step, StepIndex, StepRole,
+};
 use super::options::FlowOptions;
 use causeway_conventions::attribute;
 
@@ -20,13 +23,13 @@ pub(crate) fn detect(
     options: &FlowOptions,
 ) -> Vec<Anomaly> {
     let mut found = Vec::new();
-    errors(steps, edges, &mut found);
+    errors(steps, edges, deliveries, &mut found);
     deliveries_twice(spans, steps, deliveries, &mut found);
     dead_letters(steps, deliveries, &mut found);
     compensations(deliveries, options, &mut found);
     out_of_order(steps, deliveries, &mut found);
     propagation_breaks(spans, steps, edges, &mut found);
-    schema_changes(spans, steps, &mut found);
+    schema_changes(spans, steps, deliveries, &mut found);
     clock_skew(deliveries, &mut found);
     missing(deliveries, &mut found);
     found.sort_by(|a, b| (a.kind, &a.steps, &a.detail).cmp(&(b.kind, &b.steps, &b.detail)));
@@ -34,15 +37,94 @@ pub(crate) fn detect(
     found
 }
 
+/// What decides an anomaly's class beyond its kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Circumstances {
+    /// For an error: it happened in a processing attempt that the consumer retried and then
+    /// processed (the hop's outcome is `retried_then_processed`).
+    pub retried_then_processed: bool,
+    /// For a schema change: a consumer failed (or dead-lettered) an event of the new
+    /// version, or the producer and the consumer of one hop recorded different versions.
+    pub schema_conflict: bool,
+}
+
+/// The class of an anomaly of `kind` in `circumstances`: a fault when something went wrong
+/// for the flow, a fact when it is only worth knowing.
+///
+/// - `error`: a fault, unless the consumer retried and then processed the message.
+/// - `schema_change`: a fact (a version was seen), unless it conflicts (a consumer failed
+///   on the new version, or one hop's two sides disagree on it).
+/// - `redelivery` (a second delivery that was not a second processing; a second processing
+///   is a `duplicate_delivery` of its own) and `clock_skew`: facts.
+/// - `dead_letter`, `compensation`, `missing`, `propagation_break`, `duplicate_delivery`,
+///   `out_of_order`: faults.
+pub fn classify(kind: AnomalyKind, circumstances: Circumstances) -> AnomalyClass {
+    let fault = match kind {
+        AnomalyKind::Error => !circumstances.retried_then_processed,
+        AnomalyKind::SchemaChange => circumstances.schema_conflict,
+        AnomalyKind::Redelivery | AnomalyKind::ClockSkew => false,
+        AnomalyKind::DeadLetter
+        | AnomalyKind::Compensation
+        | AnomalyKind::Missing
+        | AnomalyKind::PropagationBreak
+        | AnomalyKind::DuplicateDelivery
+        | AnomalyKind::OutOfOrder => true,
+    };
+    if fault {
+        AnomalyClass::Fault
+    } else {
+        AnomalyClass::Fact
+    }
+}
+
 fn push(found: &mut Vec<Anomaly>, kind: AnomalyKind, detail: String, steps: Vec<StepIndex>) {
+    push_in(found, kind, Circumstances::default(), detail, steps);
+}
+
+fn push_in(
+    found: &mut Vec<Anomaly>,
+    kind: AnomalyKind,
+    circumstances: Circumstances,
+    detail: String,
+    steps: Vec<StepIndex>,
+) {
     found.push(Anomaly {
         kind,
+        class: classify(kind, circumstances),
         detail,
         steps,
     });
 }
 
-fn errors(steps: &[Step], edges: &[Edge], found: &mut Vec<Anomaly>) {
+/// The processing attempts of hops that were retried and then processed: an error in one
+/// of them, or under one, was recovered from.
+fn recovered_attempts(deliveries: &Deliveries) -> BTreeSet<StepIndex> {
+    deliveries
+        .hops
+        .iter()
+        .filter(|hop| hop.outcome == Outcome::RetriedThenProcessed)
+        .flat_map(|hop| hop.attempts.iter().copied())
+        .collect()
+}
+
+/// Whether `index`, or the nearest processing step above it, is one of `attempts`.
+fn within_attempt(steps: &[Step], index: StepIndex, attempts: &BTreeSet<StepIndex>) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut cursor = Some(index);
+    while let Some(current) = cursor {
+        if !seen.insert(current) {
+            return false;
+        }
+        if steps[current].role == StepRole::Process {
+            return attempts.contains(&current);
+        }
+        cursor = steps[current].parent;
+    }
+    false
+}
+
+fn errors(steps: &[Step], edges: &[Edge], deliveries: &Deliveries, found: &mut Vec<Anomaly>) {
+    let recovered = recovered_attempts(deliveries);
     for (index, step) in steps.iter().enumerate() {
         if step.status == StatusCode::Error && !is_batch_receive(steps, edges, index) {
             let detail = if step.status_message.is_empty() {
@@ -53,7 +135,17 @@ fn errors(steps: &[Step], edges: &[Edge], found: &mut Vec<Anomaly>) {
                     step.service, step.name, step.status_message
                 )
             };
-            push(found, AnomalyKind::Error, detail, vec![index]);
+            let circumstances = Circumstances {
+                retried_then_processed: within_attempt(steps, index, &recovered),
+                ..Circumstances::default()
+            };
+            push_in(
+                found,
+                AnomalyKind::Error,
+                circumstances,
+                detail,
+                vec![index],
+            );
         }
     }
 }
@@ -279,28 +371,49 @@ pub(crate) fn split_version(event_type: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn schema_changes(spans: &[&SpanRecord], steps: &[Step], found: &mut Vec<Anomaly>) {
-    let mut versions: BTreeMap<&str, BTreeMap<String, StepIndex>> = BTreeMap::new();
-    let mut schemas: BTreeMap<&str, BTreeMap<String, StepIndex>> = BTreeMap::new();
+/// The version and dataschema a step names for its event type's base, if any.
+struct SchemaMark {
+    base: String,
+    version: Option<String>,
+    schema: Option<String>,
+}
+
+fn schema_mark(span: &SpanRecord, step: &Step) -> Option<SchemaMark> {
+    let event_type = step.event_type.as_deref()?;
+    let (base, version) = split_version(event_type);
+    Some(SchemaMark {
+        base: base.to_owned(),
+        version: version.map(str::to_owned),
+        schema: text_attribute(span, attribute::CLOUDEVENTS_EVENT_DATASCHEMA),
+    })
+}
+
+fn schema_changes(
+    spans: &[&SpanRecord],
+    steps: &[Step],
+    deliveries: &Deliveries,
+    found: &mut Vec<Anomaly>,
+) {
+    // Per event type base: each version (and dataschema) with the first send naming it.
+    let mut versions: BTreeMap<String, BTreeMap<String, StepIndex>> = BTreeMap::new();
+    let mut schemas: BTreeMap<String, BTreeMap<String, StepIndex>> = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
         if step.role != StepRole::Send {
             continue;
         }
-        let Some(event_type) = &step.event_type else {
+        let Some(mark) = schema_mark(spans[index], step) else {
             continue;
         };
-        let (base, version) = split_version(event_type);
-        if let Some(version) = version {
+        if let Some(version) = mark.version {
             versions
-                .entry(base)
+                .entry(mark.base.clone())
                 .or_default()
-                .entry(version.to_owned())
+                .entry(version)
                 .or_insert(index);
         }
-        if let Some(schema) = text_attribute(spans[index], attribute::CLOUDEVENTS_EVENT_DATASCHEMA)
-        {
+        if let Some(schema) = mark.schema {
             schemas
-                .entry(base)
+                .entry(mark.base)
                 .or_default()
                 .entry(schema)
                 .or_insert(index);
@@ -312,15 +425,65 @@ fn schema_changes(spans: &[&SpanRecord], steps: &[Step], found: &mut Vec<Anomaly
                 let mut proof: Vec<StepIndex> = seen.values().copied().collect();
                 proof.sort_unstable();
                 let names: Vec<&str> = seen.keys().map(String::as_str).collect();
-                push(
+                let circumstances = Circumstances {
+                    schema_conflict: schema_conflict(spans, steps, deliveries, &base, &seen),
+                    ..Circumstances::default()
+                };
+                push_in(
                     found,
                     AnomalyKind::SchemaChange,
+                    circumstances,
                     format!("{base} changed {what} along the flow: {}", names.join(", ")),
                     proof,
                 );
             }
         }
     }
+}
+
+/// Whether a schema change of `base` conflicts: a consumer failed (or dead-lettered) an
+/// event of a version other than the first one sent, or a consumer recorded another
+/// version or dataschema than its producer sent. `seen` maps each version (or
+/// dataschema) to the first send that named it.
+fn schema_conflict(
+    spans: &[&SpanRecord],
+    steps: &[Step],
+    deliveries: &Deliveries,
+    base: &str,
+    seen: &BTreeMap<String, StepIndex>,
+) -> bool {
+    let first = seen.values().min().copied();
+    deliveries.hops.iter().any(|hop| {
+        let event = &deliveries.events[hop.event];
+        let Some(send) = event.send else {
+            return false;
+        };
+        let Some(sent) = schema_mark(spans[send], &steps[send]).filter(|m| m.base == base) else {
+            return false;
+        };
+        let new_version = seen
+            .iter()
+            .find(|(name, _)| {
+                sent.version.as_deref() == Some(name.as_str())
+                    || sent.schema.as_deref() == Some(name.as_str())
+            })
+            .is_some_and(|(_, &step)| Some(step) != first);
+        let failed = matches!(hop.outcome, Outcome::Failed | Outcome::DeadLettered);
+        let disagrees = hop.attempts.iter().any(|&attempt| {
+            // A consumer's version counts when it names the same base; its dataschema
+            // counts whether or not it recorded an event type.
+            let version = steps[attempt]
+                .event_type
+                .as_deref()
+                .map(split_version)
+                .filter(|(got_base, _)| *got_base == base)
+                .and_then(|(_, version)| version);
+            let schema = text_attribute(spans[attempt], attribute::CLOUDEVENTS_EVENT_DATASCHEMA);
+            (version.is_some() && version != sent.version.as_deref())
+                || (schema.is_some() && sent.schema.is_some() && schema != sent.schema)
+        });
+        (new_version && failed) || disagrees
+    })
 }
 
 fn clock_skew(deliveries: &Deliveries, found: &mut Vec<Anomaly>) {

@@ -21,14 +21,15 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
+pub use anomaly::{Circumstances, classify};
 pub use loader::{
     ATTRIBUTE_SCAN_SPANS, FLOW_SPAN_LIMIT, FlowKey, FlowSpans, load_flow, load_key, load_listed,
     load_spans, load_spans_with, load_topology,
 };
 pub use model::{
-    Anomaly, AnomalyKind, ConsumerKind, CriticalPath, Edge, EdgeKind, Event, Flow, FlowStatus,
-    Graph, GraphEdge, Hop, Node, NodeKind, Outcome, Segment, SegmentKind, Shares, Step, StepIndex,
-    StepRole, Verdict,
+    Anomaly, AnomalyClass, AnomalyKind, ConsumerKind, CriticalPath, Edge, EdgeKind, Event, Flow,
+    FlowStatus, Graph, GraphEdge, Hop, Node, NodeKind, Outcome, Segment, SegmentKind, Shares, Step,
+    StepIndex, StepRole, Verdict,
 };
 pub use options::{FlowOptions, Topology, glob_match};
 pub use reconstruct::reconstruct;

@@ -281,15 +281,38 @@ pub enum AnomalyKind {
     Missing,
 }
 
+/// Whether an anomaly is a fault (something went wrong for this flow) or a fact (worth a
+/// badge, not a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyClass {
+    /// Something went wrong for this flow: an error nobody recovered from, a dead letter, a
+    /// compensation, a missing group, a lost trace context, a duplicate processing, an
+    /// out-of-order processing, a schema version a consumer could not take.
+    Fault,
+    /// Worth knowing, nothing went wrong: a schema version seen, a retry that then
+    /// succeeded, a redelivery that was not processed twice, clock skew.
+    Fact,
+}
+
 /// Something unusual, with the steps that prove it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Anomaly {
     /// What it is.
     pub kind: AnomalyKind,
+    /// Whether it is a fault or a fact.
+    pub class: AnomalyClass,
     /// One line saying what happened (unsanitised: renderers clean it).
     pub detail: String,
     /// The steps that prove it.
     pub steps: Vec<StepIndex>,
+}
+
+impl Anomaly {
+    /// Whether it is a fault.
+    pub fn is_fault(&self) -> bool {
+        self.class == AnomalyClass::Fault
+    }
 }
 
 /// What a stretch of the critical path was spent on.

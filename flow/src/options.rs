@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use causeway_conventions::glob_match;
+use causeway_conventions::{DEFAULT_COMPENSATION_EVENT_TYPES, DEFAULT_DEAD_LETTER_TOPICS};
 use serde::Serialize;
 
 /// Which consumer groups process which topics, learnt from all stored traffic.
@@ -64,21 +65,14 @@ pub struct FlowOptions {
 impl Default for FlowOptions {
     fn default() -> Self {
         FlowOptions {
-            compensation_patterns: [
-                "*.released.*",
-                "*.released",
-                "*.cancelled.*",
-                "*.cancelled",
-                "*.canceled.*",
-                "*.refunded.*",
-                "*.refunded",
-                "*.compensat*",
-            ]
-            .map(String::from)
-            .to_vec(),
-            dead_letter_patterns: ["*.dlq", "*-dlq", "*.dlt", "*-dlt", "*.dead-letter", "dlq.*"]
-                .map(String::from)
-                .to_vec(),
+            compensation_patterns: DEFAULT_COMPENSATION_EVENT_TYPES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            dead_letter_patterns: DEFAULT_DEAD_LETTER_TOPICS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
             correlation_keys: Vec::new(),
         }
     }

@@ -32,14 +32,25 @@ pub struct FlowSummary {
     pub status: FlowStatus,
     /// Anomalies by kind (kinds with none are left out).
     pub anomalies: BTreeMap<AnomalyKind, usize>,
+    /// The anomalies that are faults, by kind (kinds with none are left out).
+    pub faults: BTreeMap<AnomalyKind, usize>,
+    /// The anomalies that are facts, by kind (kinds with none are left out).
+    pub facts: BTreeMap<AnomalyKind, usize>,
 }
 
 impl FlowSummary {
     /// Summarises `flow`, listed under `correlation_id`.
     pub fn of(correlation_id: &str, flow: &Flow) -> FlowSummary {
         let mut anomalies = BTreeMap::new();
+        let (mut faults, mut facts) = (BTreeMap::new(), BTreeMap::new());
         for anomaly in &flow.anomalies {
             *anomalies.entry(anomaly.kind).or_insert(0) += 1;
+            let class = if anomaly.is_fault() {
+                &mut faults
+            } else {
+                &mut facts
+            };
+            *class.entry(anomaly.kind).or_insert(0) += 1;
         }
         FlowSummary {
             correlation_id: correlation_id.to_owned(),
@@ -51,12 +62,19 @@ impl FlowSummary {
             span_count: flow.steps.len(),
             status: flow.status,
             anomalies,
+            faults,
+            facts,
         }
     }
 
     /// Total number of anomalies.
     pub fn anomaly_count(&self) -> usize {
         self.anomalies.values().sum()
+    }
+
+    /// Number of anomalies that are faults.
+    pub fn fault_count(&self) -> usize {
+        self.faults.values().sum()
     }
 }
 
@@ -69,6 +87,8 @@ pub struct FlowFilter {
     pub event_type: Option<String>,
     /// Keep only flows with an error (a failed span, a failed or dead-lettered event).
     pub errors_only: bool,
+    /// Keep only flows with at least one fault (an anomaly classed as a fault).
+    pub faults_only: bool,
     /// Keep flows with a span carrying each of these attribute values (span or resource
     /// attributes; non-string values compare by their JSON text).
     pub attributes: Vec<(String, String)>,
@@ -95,6 +115,9 @@ impl FlowFilter {
             }
         }
         if self.errors_only && flow.status != FlowStatus::Error {
+            return false;
+        }
+        if self.faults_only && !flow.anomalies.iter().any(|a| a.is_fault()) {
             return false;
         }
         self.attributes.iter().all(|(key, value)| {

@@ -12,7 +12,7 @@ use super::*;
 use causeway_conventions::attribute;
 
 use crate::render::{self, Format};
-use fixture::{Fixture, MS, shop, span};
+use fixture::{Fixture, MS, order_send, shop, span};
 
 fn rebuild(spans: &[SpanRecord], topology: &Topology) -> Flow {
     reconstruct(spans, topology, &FlowOptions::default())
@@ -109,17 +109,7 @@ fn shop_flow_renders_in_every_format() {
 /// names that must prove it.
 #[test]
 fn every_anomaly_is_found_with_its_proof() {
-    let send = |s, start, message: &str, event_type: &str| {
-        span(
-            1,
-            s,
-            "order-service",
-            &format!("send {message}"),
-            start,
-            start + 1,
-        )
-        .send("orders", message, event_type)
-    };
+    let send = order_send;
     let cases: Vec<(&str, Vec<SpanRecord>, AnomalyKind, Vec<&str>)> = vec![
         (
             "a failed span is an error",
@@ -547,4 +537,280 @@ proptest! {
         prop_assert_eq!(render::json(&actual), render::json(&expected));
         prop_assert_eq!(actual, expected);
     }
+}
+
+#[test]
+fn every_anomaly_kind_is_a_fault_or_a_fact() {
+    let plain = Circumstances::default();
+    let recovered = Circumstances {
+        retried_then_processed: true,
+        ..plain
+    };
+    let conflict = Circumstances {
+        schema_conflict: true,
+        ..plain
+    };
+    let cases = [
+        (
+            AnomalyKind::Error,
+            plain,
+            AnomalyClass::Fault,
+            "a failure nobody recovered from",
+        ),
+        (
+            AnomalyKind::Error,
+            recovered,
+            AnomalyClass::Fact,
+            "a failed attempt the consumer retried and then processed",
+        ),
+        (
+            AnomalyKind::DuplicateDelivery,
+            plain,
+            AnomalyClass::Fault,
+            "the message was processed twice: its side effects happened twice",
+        ),
+        (
+            AnomalyKind::Redelivery,
+            plain,
+            AnomalyClass::Fact,
+            "delivered again but not processed twice (that would be a duplicate_delivery too)",
+        ),
+        (
+            AnomalyKind::DeadLetter,
+            plain,
+            AnomalyClass::Fault,
+            "the message was given up on",
+        ),
+        (
+            AnomalyKind::Compensation,
+            plain,
+            AnomalyClass::Fault,
+            "the saga undid work: the business outcome failed",
+        ),
+        (
+            AnomalyKind::OutOfOrder,
+            plain,
+            AnomalyClass::Fault,
+            "a consumer saw a key's events in the wrong order",
+        ),
+        (
+            AnomalyKind::PropagationBreak,
+            plain,
+            AnomalyClass::Fault,
+            "a service lost the trace context or the correlation ID",
+        ),
+        (
+            AnomalyKind::SchemaChange,
+            plain,
+            AnomalyClass::Fact,
+            "a new version was seen and everybody took it",
+        ),
+        (
+            AnomalyKind::SchemaChange,
+            conflict,
+            AnomalyClass::Fault,
+            "a consumer failed on the new version, or a hop's sides disagree on it",
+        ),
+        (
+            AnomalyKind::ClockSkew,
+            plain,
+            AnomalyClass::Fact,
+            "clocks disagree; the flow itself is fine",
+        ),
+        (
+            AnomalyKind::Missing,
+            plain,
+            AnomalyClass::Fault,
+            "a group that should have processed an event has not",
+        ),
+    ];
+    for (kind, circumstances, class, reason) in cases {
+        assert_eq!(classify(kind, circumstances), class, "{kind:?}: {reason}");
+    }
+    // Circumstances that do not apply to a kind do not change it.
+    for kind in [
+        AnomalyKind::DeadLetter,
+        AnomalyKind::Missing,
+        AnomalyKind::Redelivery,
+        AnomalyKind::ClockSkew,
+    ] {
+        let both = Circumstances {
+            retried_then_processed: true,
+            schema_conflict: true,
+        };
+        assert_eq!(classify(kind, both), classify(kind, plain), "{kind:?}");
+    }
+}
+
+/// The class as reconstruction decides it, from the flow's own hops.
+#[test]
+fn reconstruction_classes_anomalies_from_the_flow() {
+    let send = order_send;
+    let attempt = |s, parent, start, message: &str| {
+        span(1, s, "billing", &format!("attempt {s}"), start, start + 2)
+            .parent(parent)
+            .process("orders", message, "billing")
+    };
+    type Case<'a> = (&'a str, Vec<SpanRecord>, AnomalyKind, AnomalyClass);
+    let cases: Vec<Case> = vec![
+        (
+            "failed, then processed on the retry: the error is a fact",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 3, "m1").failed("timeout"),
+                attempt(3, 1, 10, "m1"),
+            ],
+            AnomalyKind::Error,
+            AnomalyClass::Fact,
+        ),
+        (
+            "a failure under a retried attempt (its database call) is a fact too",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 3, "m1").failed("timeout"),
+                span(1, 4, "billing", "db insert", 3, 4)
+                    .parent(2)
+                    .failed("lock timeout"),
+                attempt(3, 1, 10, "m1"),
+            ],
+            AnomalyKind::Error,
+            AnomalyClass::Fact,
+        ),
+        (
+            "failed on every attempt: a fault",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 3, "m1").failed("timeout"),
+                attempt(3, 1, 10, "m1").failed("timeout"),
+            ],
+            AnomalyKind::Error,
+            AnomalyClass::Fault,
+        ),
+        (
+            "failed, then dead-lettered: the errors are faults",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 3, "m1").failed("poison"),
+                span(1, 4, "billing", "send orders.dlq", 4, 5)
+                    .parent(2)
+                    .send("orders.dlq", "m1", "order.placed.v1"),
+            ],
+            AnomalyKind::Error,
+            AnomalyClass::Fault,
+        ),
+        (
+            "a failure outside any processing is a fault",
+            vec![span(1, 1, "billing", "charge", 0, 5).failed("card declined")],
+            AnomalyKind::Error,
+            AnomalyClass::Fault,
+        ),
+        (
+            "v1 then v2, both processed: the version change is a fact",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 2, "m1"),
+                send(3, 5, "m2", "order.placed.v2"),
+                attempt(4, 3, 7, "m2"),
+            ],
+            AnomalyKind::SchemaChange,
+            AnomalyClass::Fact,
+        ),
+        (
+            "the consumer failed on v2: a fault",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 2, "m1"),
+                send(3, 5, "m2", "order.placed.v2"),
+                attempt(4, 3, 7, "m2").failed("unknown field"),
+            ],
+            AnomalyKind::SchemaChange,
+            AnomalyClass::Fault,
+        ),
+        (
+            "the consumer failed on v1, the old version: still a fact",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                attempt(2, 1, 2, "m1").failed("database down"),
+                send(3, 5, "m2", "order.placed.v2"),
+                attempt(4, 3, 7, "m2"),
+            ],
+            AnomalyKind::SchemaChange,
+            AnomalyClass::Fact,
+        ),
+        (
+            "the producer sent v2 and its consumer recorded v1: they disagree",
+            vec![
+                send(1, 0, "m1", "order.placed.v1"),
+                send(3, 5, "m2", "order.placed.v2"),
+                {
+                    let mut consumer = attempt(4, 3, 7, "m2");
+                    consumer.messaging.event_type = Some("order.placed.v1".into());
+                    consumer
+                },
+            ],
+            AnomalyKind::SchemaChange,
+            AnomalyClass::Fault,
+        ),
+        (
+            "a dataschema the consumer read differs from the one sent",
+            vec![
+                send(1, 0, "m1", "order.placed")
+                    .attr(attribute::CLOUDEVENTS_EVENT_DATASCHEMA, Value::from("s1")),
+                send(3, 5, "m2", "order.placed")
+                    .attr(attribute::CLOUDEVENTS_EVENT_DATASCHEMA, Value::from("s2")),
+                attempt(4, 3, 7, "m2")
+                    .attr(attribute::CLOUDEVENTS_EVENT_DATASCHEMA, Value::from("s1")),
+            ],
+            AnomalyKind::SchemaChange,
+            AnomalyClass::Fault,
+        ),
+    ];
+    for (reason, spans, kind, class) in cases {
+        let flow = rebuild(&spans, &Topology::new());
+        let classes: Vec<AnomalyClass> =
+            anomalies_of(&flow, kind).iter().map(|a| a.class).collect();
+        assert!(
+            !classes.is_empty() && classes.iter().all(|c| *c == class),
+            "{reason}: wanted {kind:?} as {class:?}, got {:#?}",
+            flow.anomalies
+        );
+    }
+}
+
+#[test]
+fn summaries_count_faults_apart_from_facts_and_filter_on_faults() {
+    let send = order_send;
+    let facts_only = rebuild(
+        &[
+            send(1, 0, "m1", "order.placed.v1"),
+            send(2, 5, "m2", "order.placed.v2"),
+        ],
+        &Topology::new(),
+    );
+    let summary = FlowSummary::of("ord-1", &facts_only);
+    assert_eq!(summary.anomaly_count(), 1);
+    assert_eq!(summary.fault_count(), 0);
+    assert_eq!(summary.facts.get(&AnomalyKind::SchemaChange), Some(&1));
+    let faults = FlowFilter {
+        faults_only: true,
+        ..FlowFilter::default()
+    };
+    assert!(
+        !faults.matches(&facts_only, &[]),
+        "facts only: filtered out"
+    );
+    let with_fault = rebuild(
+        &[send(1, 0, "m9", "inventory.released.v1")],
+        &Topology::new(),
+    );
+    let summary = FlowSummary::of("ord-1", &with_fault);
+    assert_eq!(summary.faults.get(&AnomalyKind::Compensation), Some(&1));
+    assert!(
+        faults.matches(&with_fault, &[]),
+        "a compensation is a fault"
+    );
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["faults"]["compensation"], 1);
+    assert_eq!(json["facts"], serde_json::json!({}));
+    assert_eq!(json["anomalies"]["compensation"], 1, "anomalies unchanged");
 }

@@ -1,5 +1,6 @@
-//! `causeway alerts`: firing, pending and resolved alerts, newest first, each naming the
-//! oldest event its group is waiting on.
+//! `causeway alerts`: firing, pending and resolved alerts (lag and flow), newest first: a lag
+//! alert names the oldest event its group is waiting on, a flow alert the `causeway flow`
+//! command for each of the first flows it counted.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -99,6 +100,11 @@ fn table(alerts: &[AlertRow]) -> String {
         );
         if let Some(summary) = note(annotation::SUMMARY) {
             let _ = writeln!(text, "          {summary}");
+        }
+        if let Some(commands) = alert.annotations.get(annotation::FLOW_COMMANDS) {
+            for command in commands.lines().filter(|line| !line.is_empty()) {
+                let _ = writeln!(text, "          -> {}", clean(command));
+            }
         }
         if let Some(correlation) = note(annotation::WAITING_CORRELATION_ID) {
             let _ = writeln!(

@@ -2,9 +2,12 @@
 //!
 //! The collector listens on loopback (4317/4318, or free ports when those are taken), the
 //! shop's services export their spans to it over real OTLP, lag is sampled from the bus
-//! (or polled from the broker with `--kafka`) and evaluated by the lag rules. Headless, it
-//! prints a summary and fails when an injected fault was not found.
+//! (or polled from the broker with `--kafka`) and evaluated by the lag rules, and the
+//! collector's flow rules raise alerts on dead letters and late groups. Alerts go to the
+//! config file's `[[hooks]]`. Headless, it prints a summary and fails when an injected fault
+//! was not found.
 
+mod flow_rules;
 mod lag_feed;
 mod summary;
 
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use causeway_collector::alerting::alert::AlertStatus;
+use causeway_collector::alerting::hook_config::RawHook;
 use causeway_collector::{Collector, CollectorConfig, CollectorError, RunningCollector};
 use causeway_demo::bus::Bus;
 use causeway_demo::faults::{
@@ -36,6 +40,8 @@ const INTERACTIVE_SCHEDULE: Duration = Duration::from_secs(60);
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// After the last order, the longest wait for the services to drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// After draining, the longest wait for firing alerts to resolve.
+const RESOLUTION_LIMIT: Duration = Duration::from_secs(15);
 
 /// Output formats of the headless summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -74,6 +80,10 @@ pub struct Args {
     /// runs also read `KIND` lines from stdin and inject them at once.
     #[arg(long = "fault", value_name = "KIND[@TIME]", value_parser = parse_fault)]
     pub faults: Vec<ScheduledFault>,
+    /// Inject no faults (a clean run: no fault found, no flow alert raised); faults asked
+    /// for on stdin are still injected.
+    #[arg(long, conflicts_with = "faults")]
+    pub no_faults: bool,
     /// Format of the headless summary.
     #[arg(long, value_enum, default_value_t)]
     pub format: SummaryFormat,
@@ -110,7 +120,10 @@ pub async fn run(args: Args, database: &Database) -> anyhow::Result<()> {
     } else {
         INTERACTIVE_SCHEDULE
     };
-    let schedule = if !args.faults.is_empty() {
+    let hooks = flow_rules::demo_hooks(file.as_ref().map_or(&[][..], |f| &f.hooks[..]))?;
+    let schedule = if args.no_faults {
+        Vec::new()
+    } else if !args.faults.is_empty() {
         args.faults.clone()
     } else if let Some(faults) = file.and_then(|f| f.faults) {
         faults
@@ -119,7 +132,7 @@ pub async fn run(args: Args, database: &Database) -> anyhow::Result<()> {
     };
 
     fresh_database(db).await?;
-    let collector = start_collector(db).await?;
+    let collector = start_collector(db, &hooks).await?;
     let endpoint = format!("http://{}", collector.grpc_addr());
     let (transport, bus) = match &args.kafka {
         Some(brokers) => (Transport::kafka(brokers)?, None),
@@ -133,7 +146,7 @@ pub async fn run(args: Args, database: &Database) -> anyhow::Result<()> {
     } else {
         "embedded"
     };
-    let lag = LagFeed::start(db, bus, args.kafka.as_deref()).await?;
+    let lag = LagFeed::start(db, bus, args.kafka.as_deref(), &hooks).await?;
     let telemetry = ShopTelemetry::otlp(&endpoint)?;
     let started = Instant::now();
     let running = shop::start(ShopConfig { rate, schedule }, transport, telemetry)
@@ -165,8 +178,8 @@ pub async fn run(args: Args, database: &Database) -> anyhow::Result<()> {
 
     let report = running.stop(DRAIN_QUIET, DRAIN_LIMIT).await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    // Let the lag rules see the recovered groups before stopping them.
-    wait_for_resolution(db, &report).await;
+    // Let the lag and flow rules see the recovered groups before stopping them.
+    wait_for_resolution(db).await;
     lag.stop().await;
     collector.shutdown().await;
     if !args.headless {
@@ -282,12 +295,15 @@ async fn fresh_database(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the collector on the default loopback ports, or free ones when they are taken.
-async fn start_collector(db: &Path) -> anyhow::Result<RunningCollector> {
+/// Starts the collector on the default loopback ports, or free ones when they are taken,
+/// with the demo's flow rules and hooks.
+async fn start_collector(db: &Path, hooks: &[RawHook]) -> anyhow::Result<RunningCollector> {
     let mut config = CollectorConfig {
         db: db.to_owned().into(),
+        flows: flow_rules::demo_flows_config(),
         ..CollectorConfig::default()
     };
+    config.lag.hooks = hooks.to_vec();
     config.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     match Collector::start(&config).await {
         Ok(collector) => Ok(collector),
@@ -303,20 +319,13 @@ async fn start_collector(db: &Path) -> anyhow::Result<RunningCollector> {
     }
 }
 
-/// After a slow consumer, waits (a bounded while) until its lag alert has resolved, so the
-/// summary shows the whole life cycle.
-async fn wait_for_resolution(db: &Path, report: &causeway_demo::shop::ShopReport) {
-    let slowed = report
-        .injected
-        .iter()
-        .any(|f| f.kind == causeway_demo::faults::FaultKind::SlowConsumer);
-    if !slowed {
-        return;
-    }
+/// While an alert fires (a slow consumer's, a dead letter's), waits a bounded while for it to
+/// resolve, so the summary and the hooks see the whole life cycle.
+async fn wait_for_resolution(db: &Path) {
     let Ok(store) = Store::open_read_only(db).await else {
         return;
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + RESOLUTION_LIMIT;
     while Instant::now() < deadline {
         match store.alerts(1_000).await {
             Ok(alerts)

@@ -44,6 +44,11 @@ pub struct Args {
     /// Only flows with an error.
     #[arg(long)]
     pub errors: bool,
+    /// Only flows with a fault (an error not recovered from, a dead letter, a compensation,
+    /// a missing group, a lost trace context, a duplicate or out-of-order processing, a
+    /// conflicting schema change), not only facts.
+    #[arg(long)]
+    pub faults: bool,
     /// Only flows with a span attribute of this value (`key=value`, repeatable), among the
     /// newest 500,000 spans.
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_where)]
@@ -103,6 +108,7 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
         service: args.service.clone(),
         event_type: args.event_type.clone(),
         errors_only: args.errors,
+        faults_only: args.faults,
         attributes: args.filters.clone(),
     };
     if args.limit == 0 {
@@ -167,15 +173,18 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
 
 fn table(summaries: &[FlowSummary]) -> String {
     let mut out = format!(
-        "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<30} {}\n",
-        "START", "DURATION", "STATUS", "EVENTS", "SPANS", "ANOMALIES", "SERVICES", "CORRELATION"
+        "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<24} {:<30} {}\n",
+        "START",
+        "DURATION",
+        "STATUS",
+        "EVENTS",
+        "SPANS",
+        "FAULTS",
+        "FACTS",
+        "SERVICES",
+        "CORRELATION"
     );
     for summary in summaries {
-        let anomalies: Vec<String> = summary
-            .anomalies
-            .iter()
-            .map(|(kind, count)| format!("{}:{count}", serde_kind(kind)))
-            .collect();
         let services: Vec<String> = summary
             .services
             .iter()
@@ -183,17 +192,14 @@ fn table(summaries: &[FlowSummary]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<30} {}",
+            "{:<20} {:>10} {:<10} {:>6} {:>6}  {:<24} {:<24} {:<30} {}",
             start_time(summary.start_ns),
             human_duration(summary.duration_ns),
             serde_kind(&summary.status),
             summary.event_count,
             summary.span_count,
-            if anomalies.is_empty() {
-                "-".to_owned()
-            } else {
-                anomalies.join(",")
-            },
+            counts(&summary.faults),
+            counts(&summary.facts),
             services.join(","),
             clean(&summary.correlation_id)
         );
@@ -202,6 +208,18 @@ fn table(summaries: &[FlowSummary]) -> String {
         out.push_str("(no flows)\n");
     }
     out
+}
+
+/// `kind:count,kind:count`, or `-` for none.
+fn counts(by_kind: &std::collections::BTreeMap<causeway_flow::AnomalyKind, usize>) -> String {
+    if by_kind.is_empty() {
+        return "-".to_owned();
+    }
+    by_kind
+        .iter()
+        .map(|(kind, count)| format!("{}:{count}", serde_kind(kind)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The snake_case name serde gives a unit variant.

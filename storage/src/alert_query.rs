@@ -31,6 +31,17 @@ pub struct AlertRow {
     pub notified_ns: Option<i64>,
 }
 
+/// Inserts or updates one alert episode without ever moving its notification time back:
+/// a row written with no `notified_ns` keeps the stored one (hooks are told after the row
+/// is written, and record it themselves).
+pub(crate) const ALERT_UPSERT: &str = "INSERT INTO alerts (fingerprint, starts_ns, rule, status, \
+    labels, annotations, ends_ns, updated_ns, notified_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    ON CONFLICT (fingerprint, starts_ns) DO UPDATE SET rule = excluded.rule, \
+    status = excluded.status, labels = excluded.labels, annotations = excluded.annotations, \
+    ends_ns = excluded.ends_ns, updated_ns = excluded.updated_ns, \
+    notified_ns = CASE WHEN excluded.notified_ns IS NULL THEN alerts.notified_ns \
+    ELSE max(coalesce(alerts.notified_ns, 0), excluded.notified_ns) END";
+
 impl Store {
     /// Inserts or updates alert episodes, keyed on fingerprint and start time.
     pub async fn upsert_alerts(&self, alerts: &[AlertRow]) -> Result<(), StorageError> {

@@ -90,6 +90,19 @@ impl Store {
         }
     }
 
+    /// The flow rules' own connection to this read-write store. Flow rules keep their
+    /// cursor and due times in SQLite tables only for now: a PostgreSQL store answers
+    /// [`StorageError::NotSupported`].
+    pub fn flow_rule_store(&self) -> Result<crate::FlowRuleStore, StorageError> {
+        match &self.inner {
+            Inner::Sqlite(store) => store.flow_rule_store(),
+            Inner::Postgres(store) => Err(StorageError::NotSupported {
+                database: store.database.to_string(),
+                what: "flow rules",
+            }),
+        }
+    }
+
     /// The SQLite file this store reads, for a file store.
     pub fn path(&self) -> Option<&Path> {
         match &self.inner {

@@ -37,10 +37,29 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flow roots",
         include_str!("../migrations/0006_flow_roots.sql"),
     ),
+    (
+        7,
+        "flow rules",
+        include_str!("../migrations/0007_flow_rules.sql"),
+    ),
 ];
 
-/// The newest migration this build applies (and the oldest schema it reads).
-pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+/// The newest migration this build applies (and the oldest schema it reads). Migration
+/// numbers are handed out to branches ahead of time, so a lower one can arrive after a
+/// higher one: this is the highest wherever it stands, and a file must have every one.
+pub const SCHEMA_VERSION: i64 = newest(MIGRATIONS);
+
+const fn newest(migrations: &[(i64, &str, &str)]) -> i64 {
+    let mut newest = 0;
+    let mut index = 0;
+    while index < migrations.len() {
+        if migrations[index].0 > newest {
+            newest = migrations[index].0;
+        }
+        index += 1;
+    }
+    newest
+}
 
 /// The SQL of every migration, in order: the whole schema, for tools that build it without
 /// a [`crate::Store`] (the raw-SQLite baseline of the ingest benchmark).
@@ -161,11 +180,16 @@ impl SqliteStore {
         if tracked == 0 {
             return Ok(());
         }
-        let found: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations")
-                .fetch_one(&self.reader)
-                .await?;
-        if found < SCHEMA_VERSION {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.reader)
+            .await?;
+        let found = applied.iter().copied().max().unwrap_or(0);
+        // Every migration of this build, not only the newest: one numbered lower may have
+        // been added after the file was last migrated.
+        if MIGRATIONS
+            .iter()
+            .any(|(version, _, _)| !applied.contains(version))
+        {
             return Err(StorageError::OldSchema {
                 path: self.path.clone(),
                 found,
@@ -292,6 +316,35 @@ fn create_owner_only(path: &Path) -> Result<(), StorageError> {
 mod tests {
     use super::SqliteStore as Store;
     use super::*;
+
+    #[tokio::test]
+    async fn a_lower_numbered_migration_added_later_is_still_applied()
+    -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(SCHEMA_VERSION, 7, "the highest number, wherever it stands");
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gap.db");
+        create_owner_only(&path)?;
+        // A file migrated by a build that had every migration but the flow roots (6).
+        let without: Vec<(i64, &str, &str)> = MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(version, _, _)| *version != 6)
+            .collect();
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(sqlx_options(&path))
+            .await?;
+        migrator_of(&without).run(&old).await?;
+        old.close().await;
+        let refused = Store::open_read_only(&path).await;
+        assert!(
+            matches!(refused, Err(StorageError::OldSchema { found: 7, .. })),
+            "the newest is there, one below it is not: {refused:?}"
+        );
+        Store::open(&path).await?.close().await;
+        Store::open_read_only(&path).await?;
+        Ok(())
+    }
 
     #[tokio::test]
     async fn new_database_is_owner_only_and_migrated() -> Result<(), Box<dyn std::error::Error>> {

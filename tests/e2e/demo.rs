@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::harness::{Broker, causeway_bin, temp_dir};
 
 /// A quick schedule: every fault in the first seconds, the slow consumer over by 7s.
-const FAST_SCHEDULE: &str = r#"
+pub(crate) const FAST_SCHEDULE: &str = r#"
 rate = 6
 [[faults]]
 kind = "declined-payment"
@@ -49,7 +49,7 @@ const ALL_FAULTS: [&str; 6] = [
 ];
 
 /// Runs the binary with `args`, killing it after `limit`.
-fn run_causeway(args: &[&str], limit: Duration) -> Output {
+pub(crate) fn run_causeway(args: &[&str], limit: Duration) -> Output {
     let child = Command::new(causeway_bin())
         .args(args)
         .env("RUST_LOG", "warn")

@@ -2,6 +2,7 @@
 //! One test binary (one link) with a module per area; shared helpers live in `harness`.
 
 mod demo;
+mod demo_alerts;
 mod flow;
 mod flow_broker;
 mod flow_patterns;

@@ -250,13 +250,15 @@ impl Reader {
                     .unwrap_or_else(|| annotations_text(&alert.annotations));
                 AlertRow {
                     firing: alert.status != "resolved",
+                    pending: alert.status == "pending",
                     group: alert.labels.get(label::CONSUMER_GROUP).cloned(),
                     correlation_id: [
                         annotation::WAITING_CORRELATION_ID,
                         annotation::WAITING_TRACE_ID,
                     ]
                     .iter()
-                    .find_map(|key| alert.annotations.get(*key).cloned()),
+                    .find_map(|key| alert.annotations.get(*key).cloned())
+                    .or_else(|| first_flow_id(&alert.annotations)),
                     rule: alert.rule,
                     evidence,
                     started_ns: alert.starts_ns,
@@ -283,6 +285,16 @@ fn annotations_text(annotations: &BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
+/// The first flow a flow alert names (its annotations list them, comma-separated).
+fn first_flow_id(annotations: &BTreeMap<String, String>) -> Option<String> {
+    annotations
+        .get(annotation::FLOW_IDS)?
+        .split(',')
+        .map(str::trim)
+        .find(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
 fn unavailable(view: ViewId, error: &StorageError) -> Loaded {
     Loaded::Unavailable {
         view,
@@ -307,7 +319,12 @@ pub fn flow_row(
         events: i64::try_from(summary.event_count).unwrap_or(i64::MAX),
         has_error: correlation.has_error || summary.status == FlowStatus::Error,
         badges: summary
-            .anomalies
+            .faults
+            .keys()
+            .map(|kind| badge(*kind).to_owned())
+            .collect(),
+        facts: summary
+            .facts
             .keys()
             .map(|kind| badge(*kind).to_owned())
             .collect(),

@@ -21,8 +21,11 @@ pub struct FlowRow {
     pub events: i64,
     /// Whether any span ended in error.
     pub has_error: bool,
-    /// Short anomaly names, such as `dlq` or `dup`.
+    /// Short names of the flow's faults, such as `dlq` or `dup`.
     pub badges: Vec<String>,
+    /// Short names of the flow's facts (worth knowing, nothing went wrong), such as
+    /// `schema` or `skew`.
+    pub facts: Vec<String>,
 }
 
 /// The spans of one flow as loaded: by correlation ID or, when following a link, by trace.
@@ -62,15 +65,18 @@ pub struct LagRow {
 /// One alert, firing or resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRow {
-    /// Whether the alert is still firing.
+    /// Whether the alert is still active (pending or firing).
     pub firing: bool,
+    /// Whether it is pending: its condition holds, but not yet for the rule's `for`.
+    pub pending: bool,
     /// The rule's name.
     pub rule: String,
     /// The consumer group the alert is about, if any.
     pub group: Option<String>,
     /// What the rule saw.
     pub evidence: String,
-    /// The flow the alert names (the oldest waiting event), if any.
+    /// The flow the alert names (the oldest waiting event, or a flow rule's first flow), if
+    /// any.
     pub correlation_id: Option<String>,
     /// When it started firing, in nanoseconds since the Unix epoch.
     pub started_ns: i64,
@@ -78,7 +84,8 @@ pub struct AlertRow {
     pub resolved_ns: Option<i64>,
 }
 
-/// A short badge for an anomaly kind, as the flows list and the flow view show it.
+/// A short badge for an anomaly kind, as the flows list and the flow view show it: faults
+/// in brackets (`[dlq]`), facts in parentheses (`(schema)`).
 pub fn badge(kind: AnomalyKind) -> &'static str {
     match kind {
         AnomalyKind::Error => "err",

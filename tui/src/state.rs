@@ -364,9 +364,21 @@ impl State {
         }
     }
 
-    /// The requests that start the dashboard.
+    /// The requests that start the dashboard: the flows list, and the alerts (the flows
+    /// screen's title counts the firing ones).
     pub fn initial_requests(&self) -> Vec<Request> {
-        vec![self.flows_request()]
+        vec![self.flows_request(), Request::Alerts]
+    }
+
+    /// How many alerts fire, once the alerts have been read.
+    pub fn firing_alerts(&self) -> Option<usize> {
+        (self.alerts.loaded && self.alerts.unavailable.is_none()).then(|| {
+            self.alerts
+                .rows
+                .iter()
+                .filter(|alert| alert.firing && !alert.pending)
+                .count()
+        })
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Theme {
     pub muted: Style,
     /// The title bar.
     pub title: Style,
+    /// Firing alerts, counted in the title bar.
+    pub title_alert: Style,
     /// Table headers.
     pub header: Style,
     /// The selected row or node.
@@ -28,8 +30,11 @@ pub struct Theme {
     pub error: Style,
     /// Success.
     pub ok: Style,
-    /// Warnings: lag, anomalies, waiting groups.
+    /// Warnings: lag, faults, waiting groups.
     pub warn: Style,
+    /// Facts: anomalies worth knowing that are not faults (a schema version seen, a retry
+    /// that succeeded, clock skew).
+    pub fact: Style,
     /// The critical path of a flow.
     pub critical: Style,
     /// A span's own time in the waterfall.
@@ -66,6 +71,10 @@ impl Theme {
                 .fg(Color::Black)
                 .bg(Color::Cyan)
                 .add_modifier(Modifier::BOLD),
+            title_alert: plain
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
             header: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
             selected: plain
                 .bg(Color::Blue)
@@ -75,6 +84,7 @@ impl Theme {
             error: plain.fg(Color::Red).add_modifier(Modifier::BOLD),
             ok: plain.fg(Color::Green),
             warn: plain.fg(Color::Yellow),
+            fact: plain.fg(Color::Blue).add_modifier(Modifier::ITALIC),
             critical: plain.fg(Color::Magenta).add_modifier(Modifier::BOLD),
             span_bar: plain.fg(Color::Green),
             queue_wait: plain.fg(Color::Yellow),
@@ -123,12 +133,15 @@ impl Theme {
             text: plain,
             muted: plain.add_modifier(Modifier::DIM),
             title: plain.add_modifier(Modifier::REVERSED | Modifier::BOLD),
+            title_alert: plain
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD | Modifier::UNDERLINED),
             header: bold.add_modifier(Modifier::UNDERLINED),
             selected: plain.add_modifier(Modifier::REVERSED),
             key: bold,
             error: bold,
             ok: plain,
             warn: bold,
+            fact: plain.add_modifier(Modifier::ITALIC | Modifier::DIM),
             critical: bold.add_modifier(Modifier::UNDERLINED),
             span_bar: plain,
             queue_wait: plain.add_modifier(Modifier::DIM),
@@ -166,12 +179,14 @@ mod tests {
             theme.text,
             theme.muted,
             theme.title,
+            theme.title_alert,
             theme.header,
             theme.selected,
             theme.key,
             theme.error,
             theme.ok,
             theme.warn,
+            theme.fact,
             theme.critical,
             theme.span_bar,
             theme.queue_wait,

@@ -72,6 +72,25 @@ fn flows_state(size: (u16, u16)) -> State {
             rows,
         }),
     );
+    // Two alerts fire (one more is pending): the title counts the firing ones.
+    let alert = |pending: bool| AlertRow {
+        firing: true,
+        pending,
+        rule: "flow-dead-letter".into(),
+        group: None,
+        evidence: String::new(),
+        correlation_id: None,
+        started_ns: BASE_NS,
+        resolved_ns: None,
+    };
+    update(
+        &mut state,
+        Action::Loaded(Loaded::Alerts(vec![
+            alert(false),
+            alert(false),
+            alert(true),
+        ])),
+    );
     update(&mut state, Action::Down);
     state
 }
@@ -243,6 +262,7 @@ fn alerts_firing_and_resolved() {
         let rows = vec![
             AlertRow {
                 firing: true,
+                pending: false,
                 rule: "group-lag-seconds".into(),
                 group: Some("shipping".into()),
                 evidence: "shipping is 42.5s behind on payments (threshold 30s); oldest waiting event ord-7".into(),
@@ -251,7 +271,28 @@ fn alerts_firing_and_resolved() {
                 resolved_ns: None,
             },
             AlertRow {
+                firing: true,
+                pending: false,
+                rule: "flow-dead-letter".into(),
+                group: Some("inventory".into()),
+                evidence: "1 message dead-lettered by consumer group inventory on orders; first ord-22".into(),
+                correlation_id: Some("ord-22".into()),
+                started_ns: BASE_NS - 60_000_000_000,
+                resolved_ns: None,
+            },
+            AlertRow {
+                firing: true,
+                pending: true,
+                rule: "flow-incomplete".into(),
+                group: Some("notification".into()),
+                evidence: "2 events on orders not processed by consumer group notification within 5m; first ord-9".into(),
+                correlation_id: Some("ord-9".into()),
+                started_ns: BASE_NS - 30_000_000_000,
+                resolved_ns: None,
+            },
+            AlertRow {
                 firing: false,
+                pending: false,
                 rule: "group-stalled".into(),
                 group: Some("inventory".into()),
                 evidence: "inventory committed nothing for 5m".into(),
@@ -275,6 +316,7 @@ fn an_alert_names_its_flow_whatever_its_group_is_called() {
     update(&mut state, Action::Submit);
     let rows = vec![AlertRow {
         firing: true,
+        pending: false,
         rule: "group-lag\u{2028}seconds".into(),
         group: Some("ship\u{1b}[31".into()),
         evidence: "behind".into(),

@@ -70,6 +70,28 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert read back from its stored row; `None` for a status this build does not
+    /// know.
+    pub fn from_row(row: &AlertRow) -> Option<Alert> {
+        let status = [
+            AlertStatus::Pending,
+            AlertStatus::Firing,
+            AlertStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|status| status.name() == row.status)?;
+        Some(Alert {
+            fingerprint: row.fingerprint.clone(),
+            rule: row.rule.clone(),
+            labels: row.labels.clone(),
+            annotations: row.annotations.clone(),
+            status,
+            starts_ns: row.starts_ns,
+            ends_ns: row.ends_ns,
+            clear_since_ns: None,
+        })
+    }
+
     /// The stored form of this alert, updated at `now_ns`.
     pub fn to_row(&self, now_ns: i64, notified_ns: Option<i64>) -> AlertRow {
         AlertRow {
@@ -127,6 +149,14 @@ impl AlertTracker {
     /// Alerts currently pending or firing.
     pub fn active(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
+    }
+
+    /// Takes back a pending or firing alert read from the store (after a restart), so
+    /// that it goes on in its episode instead of starting a new one.
+    pub fn restore(&mut self, alert: Alert) {
+        if alert.status != AlertStatus::Resolved {
+            self.alerts.insert(alert.fingerprint.clone(), alert);
+        }
     }
 
     /// Applies one evaluation's conditions at `now_ns`. A subject missing from

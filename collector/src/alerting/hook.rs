@@ -30,6 +30,16 @@ impl HookSchedule {
         HookSchedule::default()
     }
 
+    /// Remembers that every one of `hooks` hooks heard about `fingerprint` at `at_ns` (read
+    /// back from the store after a restart), so that none is told again before its repeat
+    /// interval.
+    pub fn remember(&mut self, hooks: usize, fingerprint: &str, at_ns: i64) {
+        for hook in 0..hooks {
+            self.last_sent_ns
+                .insert((hook, fingerprint.to_owned()), at_ns);
+        }
+    }
+
     /// The deliveries one evaluation's changes call for at `now_ns`.
     pub fn due(
         &mut self,

@@ -10,8 +10,8 @@ use causeway_storage::{StorageError, Store, now_ns};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::alerting::alert::{AlertTracker, Condition};
-use crate::alerting::hook::{HookSchedule, deliver};
+use crate::alerting::alert::Condition;
+use crate::alerting::notifier::Notifier;
 use crate::lag::config::LagSettings;
 use crate::lag::discovery::{known_from_rows, rows_of_known};
 use crate::lag::evaluate::{RuleVerdict, evaluate};
@@ -60,10 +60,8 @@ pub struct LagService {
     store: Store,
     settings: LagSettings,
     poller: Option<Arc<Mutex<LagPoller>>>,
-    tracker: AlertTracker,
-    schedule: HookSchedule,
+    notifier: Notifier,
     last_retention_ns: i64,
-    deliveries: Vec<JoinHandle<()>>,
     /// Whether the groups found by an earlier run were handed to the poller yet.
     known_loaded: bool,
 }
@@ -86,14 +84,13 @@ impl LagService {
             })
             .transpose()?
             .map(|poller| Arc::new(Mutex::new(poller)));
+        let notifier = Notifier::new(settings.hooks.clone());
         Ok(LagService {
             store,
             settings,
             poller,
-            tracker: AlertTracker::new(),
-            schedule: HookSchedule::new(),
+            notifier,
             last_retention_ns: 0,
-            deliveries: Vec::new(),
             known_loaded: false,
         })
     }
@@ -125,9 +122,7 @@ impl LagService {
 
     /// Waits for every notification handed to hooks so far.
     pub async fn finish_deliveries(&mut self) {
-        for delivery in self.deliveries.drain(..) {
-            let _ = delivery.await;
-        }
+        self.notifier.finish().await;
     }
 
     /// One cycle at `now_ns`.
@@ -191,30 +186,11 @@ impl LagService {
         for verdict in &evaluation.verdicts {
             conditions.push(self.condition(verdict).await?);
         }
-        let changes = self.tracker.update(&conditions, now_ns);
-        let deliveries = self.schedule.due(&self.settings.hooks, &changes, now_ns);
-        report.notifications = deliveries.len();
-        let notified = !deliveries.is_empty();
-        let rows: Vec<_> = changes
-            .to_store
-            .iter()
-            .map(|alert| alert.to_row(now_ns, notified.then_some(now_ns)))
-            .collect();
-        self.store.upsert_alerts(&rows).await?;
-        report.firing = self
-            .tracker
-            .active()
-            .filter(|a| a.status == crate::alerting::alert::AlertStatus::Firing)
-            .count();
-        self.deliveries.retain(|task| !task.is_finished());
-        for delivery in deliveries {
-            let hook = self.settings.hooks[delivery.hook].clone();
-            self.deliveries.push(tokio::spawn(async move {
-                if let Err(error) = deliver(&hook, &delivery.payload).await {
-                    tracing::warn!(%error, "alert notification failed");
-                }
-            }));
-        }
+        let round = self.notifier.update(&conditions, now_ns);
+        report.notifications = round.deliveries.len();
+        report.firing = round.firing;
+        self.store.upsert_alerts(&round.rows).await?;
+        self.notifier.send(round.deliveries);
         if now_ns - self.last_retention_ns >= nanos(RETENTION_EVERY) {
             self.last_retention_ns = now_ns;
             self.store

@@ -210,15 +210,21 @@ fn anomalies(flow: &Flow, out: &mut String) {
         return;
     }
     out.push_str("\nanomalies\n");
-    for anomaly in &flow.anomalies {
-        let steps: Vec<String> = anomaly.steps.iter().map(|s| format!("#{s}")).collect();
-        let _ = writeln!(
-            out,
-            "  ! {}: {}  (steps {})",
-            snake_name(&anomaly.kind),
-            clean(&anomaly.detail),
-            steps.join(" ")
-        );
+    // Faults first (`!`), then facts (`·`, marked as such): a fact is worth knowing, not
+    // a failure.
+    for fault in [true, false] {
+        for anomaly in flow.anomalies.iter().filter(|a| a.is_fault() == fault) {
+            let steps: Vec<String> = anomaly.steps.iter().map(|s| format!("#{s}")).collect();
+            let _ = writeln!(
+                out,
+                "  {} {}{}: {}  (steps {})",
+                if fault { "!" } else { "·" },
+                snake_name(&anomaly.kind),
+                if fault { "" } else { " (fact)" },
+                clean(&anomaly.detail),
+                steps.join(" ")
+            );
+        }
     }
 }
 

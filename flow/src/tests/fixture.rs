@@ -32,6 +32,19 @@ pub(super) fn span(t: u8, s: u16, service: &str, name: &str, start: i64, end: i6
     span
 }
 
+/// order-service sends `message` of `event_type` to `orders`, in trace 1.
+pub(super) fn order_send(s: u16, start: i64, message: &str, event_type: &str) -> SpanRecord {
+    span(
+        1,
+        s,
+        "order-service",
+        &format!("send {message}"),
+        start,
+        start + 1,
+    )
+    .send("orders", message, event_type)
+}
+
 pub(super) trait Fixture {
     fn parent(self, s: u16) -> Self;
     fn link(self, t: u8, s: u16) -> Self;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use causeway_collector::alerting::hook_config::RawHook;
 use causeway_collector::lag::config::{LagConfig, RawRule};
 use causeway_collector::lag::service::LagService;
 use causeway_demo::bus::{Bus, LagSnapshot};
@@ -62,18 +63,20 @@ pub struct LagFeed {
 }
 
 impl LagFeed {
-    /// Starts the lag service over `db`, and, for the embedded bus, a sampler feeding it.
+    /// Starts the lag service over `db`, telling `hooks`, and, for the embedded bus, a
+    /// sampler feeding it.
     pub async fn start(
         db: &std::path::Path,
         bus: Option<Bus>,
         kafka: Option<&str>,
+        hooks: &[RawHook],
     ) -> anyhow::Result<LagFeed> {
         let store = Store::open(db)
             .await
             .with_context(|| format!("cannot open {} for lag samples", db.display()))?;
-        let settings = demo_lag_config()
-            .validate()
-            .context("invalid demo lag settings")?;
+        let mut config = demo_lag_config();
+        config.hooks = hooks.to_vec();
+        let settings = config.validate().context("invalid demo lag settings")?;
         let service = LagService::new(store.clone(), settings, kafka)
             .context("cannot start the lag service")?;
         let (stop, stopped) = watch::channel(false);

@@ -1,5 +1,6 @@
 //! The headless demo's summary: every stored flow rebuilt by the flow reconstruction, the
-//! anomalies it names, the lag alerts, and for each injected fault whether it was found.
+//! anomalies it names (faults apart from facts), the lag and flow alerts, and for each
+//! injected fault whether it was found.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -35,14 +36,46 @@ pub struct Summary {
     pub flows: usize,
     /// Flows with at least one anomaly.
     pub flows_with_anomalies: usize,
+    /// Flows with at least one fault (an anomaly where something went wrong).
+    pub flows_with_faults: usize,
     /// Anomalies by kind, over all flows.
     pub anomalies: BTreeMap<String, usize>,
+    /// Faults by anomaly kind, over all flows.
+    pub fault_anomalies: BTreeMap<String, usize>,
+    /// Facts (anomalies worth a badge, not a page) by kind, over all flows.
+    pub fact_anomalies: BTreeMap<String, usize>,
     /// Lag alerts, firing or resolved.
     pub alerts: Vec<LagAlertSeen>,
+    /// Flow alerts, firing or resolved.
+    pub flow_alerts: Vec<FlowAlertSeen>,
     /// Each injected fault and whether it was found.
     pub faults: Vec<FaultVerdict>,
     /// Faults injected but not found.
     pub missing: Vec<InjectedFault>,
+}
+
+/// A flow alert as stored by the collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowAlertSeen {
+    /// The rule that raised it.
+    pub rule: String,
+    /// Its rule's kind (`dead_letter`, `incomplete_after`, ...).
+    pub kind: String,
+    /// The consumer group it names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The service it names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The topic it names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The stored status.
+    pub status: String,
+    /// What it counted.
+    pub count: String,
+    /// The first flows it names.
+    pub flow_ids: Vec<String>,
 }
 
 /// Rebuilds every stored flow and judges the injected faults.
@@ -56,6 +89,9 @@ pub async fn summarise(
     let options = FlowOptions::default();
     let mut findings = Findings::default();
     let mut anomalies: BTreeMap<String, usize> = BTreeMap::new();
+    let mut fault_anomalies: BTreeMap<String, usize> = BTreeMap::new();
+    let mut fact_anomalies: BTreeMap<String, usize> = BTreeMap::new();
+    let mut flows_with_faults = 0;
     let mut flows = 0;
     let mut query = CorrelationQuery {
         limit: PAGE,
@@ -84,17 +120,50 @@ pub async fn summarise(
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_else(|| format!("{:?}", anomaly.kind));
                 *anomalies.entry(kind.clone()).or_default() += 1;
+                let class = if anomaly.is_fault() {
+                    &mut fault_anomalies
+                } else {
+                    &mut fact_anomalies
+                };
+                *class.entry(kind.clone()).or_default() += 1;
                 kinds.insert(kind);
+            }
+            if flow.anomalies.iter().any(|a| a.is_fault()) {
+                flows_with_faults += 1;
             }
             if !kinds.is_empty() {
                 findings.anomalies.insert(row.correlation_id, kinds);
             }
         }
     }
-    findings.lag_alerts = store
+    let (flow_alerts, lag_alerts): (Vec<_>, Vec<_>) = store
         .alerts(MAX_ALERTS)
         .await
         .context("cannot read alerts")?
+        .into_iter()
+        .partition(|alert| alert.labels.contains_key(label::FLOW_KIND));
+    let flow_alerts = flow_alerts
+        .into_iter()
+        .map(|alert| {
+            let label = |key: &str| alert.labels.get(key).cloned();
+            let note = |key: &str| alert.annotations.get(key).cloned().unwrap_or_default();
+            FlowAlertSeen {
+                kind: label(label::FLOW_KIND).unwrap_or_default(),
+                group: label(label::CONSUMER_GROUP),
+                service: label(label::SERVICE),
+                topic: label(label::TOPIC),
+                count: note(annotation::COUNT),
+                flow_ids: note(annotation::FLOW_IDS)
+                    .split(',')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                rule: alert.rule,
+                status: alert.status,
+            }
+        })
+        .collect();
+    findings.lag_alerts = lag_alerts
         .into_iter()
         .map(|alert| LagAlertSeen {
             group: alert
@@ -126,8 +195,12 @@ pub async fn summarise(
         shop,
         flows,
         flows_with_anomalies: findings.anomalies.len(),
+        flows_with_faults,
         anomalies,
+        fault_anomalies,
+        fact_anomalies,
         alerts: findings.lag_alerts,
+        flow_alerts,
         faults,
         missing,
     })
@@ -149,15 +222,25 @@ pub fn text(summary: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "flows: {} ({} with anomalies)",
-        summary.flows, summary.flows_with_anomalies
+        "flows: {} ({} with faults, {} with anomalies)",
+        summary.flows, summary.flows_with_faults, summary.flows_with_anomalies
     );
-    let anomalies: Vec<String> = summary
-        .anomalies
-        .iter()
-        .map(|(kind, count)| format!("{kind} {count}"))
-        .collect();
-    let _ = writeln!(out, "anomalies: {}", or_none(&anomalies.join(", ")));
+    let counts = |map: &BTreeMap<String, usize>| {
+        map.iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect::<Vec<String>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "faults seen: {}",
+        or_none(&counts(&summary.fault_anomalies))
+    );
+    let _ = writeln!(
+        out,
+        "facts seen: {}",
+        or_none(&counts(&summary.fact_anomalies))
+    );
     let alerts: Vec<String> = summary
         .alerts
         .iter()
@@ -174,6 +257,22 @@ pub fn text(summary: &Summary) -> String {
         })
         .collect();
     let _ = writeln!(out, "alerts: {}", or_none(&alerts.join(", ")));
+    let flow_alerts: Vec<String> = summary
+        .flow_alerts
+        .iter()
+        .map(|a| {
+            let subject = a.group.as_deref().or(a.service.as_deref()).unwrap_or("-");
+            format!(
+                "{} on {subject}/{} ({}; {} counted, first {})",
+                a.rule,
+                a.topic.as_deref().unwrap_or("-"),
+                a.status,
+                a.count,
+                a.flow_ids.first().map_or("-", String::as_str)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "flow alerts: {}", or_none(&flow_alerts.join(", ")));
     let _ = writeln!(out, "faults:");
     for verdict in &summary.faults {
         let target = verdict
@@ -235,8 +334,21 @@ mod tests {
             },
             flows: 100,
             flows_with_anomalies: 1,
+            flows_with_faults: 1,
             anomalies: BTreeMap::from([("compensation".to_owned(), 2)]),
+            fault_anomalies: BTreeMap::from([("compensation".to_owned(), 2)]),
+            fact_anomalies: BTreeMap::new(),
             alerts: Vec::new(),
+            flow_alerts: vec![FlowAlertSeen {
+                rule: "flow-dead-letter".into(),
+                kind: "dead_letter".into(),
+                group: Some("payment".into()),
+                service: None,
+                topic: Some("orders".into()),
+                status: "firing".into(),
+                count: "1".into(),
+                flow_ids: vec!["ord-1003".into()],
+            }],
             faults: judge(
                 &[found, missed.clone()],
                 &Findings {
@@ -254,7 +366,18 @@ mod tests {
             text.starts_with("causeway demo: 20.9s over the embedded bus: 100 orders"),
             "{text}"
         );
-        assert!(text.contains("anomalies: compensation 2\n"), "{text}");
+        assert!(
+            text.contains("flows: 100 (1 with faults, 1 with anomalies)\n"),
+            "{text}"
+        );
+        assert!(text.contains("faults seen: compensation 2\n"), "{text}");
+        assert!(text.contains("facts seen: none\n"), "{text}");
+        assert!(
+            text.contains(
+                "flow alerts: flow-dead-letter on payment/orders (firing; 1 counted, first ord-1003)\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("alerts: none\n"), "{text}");
         assert!(
             text.contains("found    declined-payment     ord-1008"),

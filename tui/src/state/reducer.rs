@@ -44,7 +44,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Request> {
 /// Reloads what is on screen (the data may have changed under us).
 fn refresh(state: &State) -> Vec<Request> {
     match state.view() {
-        ViewId::Flows => vec![state.flows_request()],
+        // The alerts, for the count of firing ones in the flows screen's title.
+        ViewId::Flows => vec![state.flows_request(), Request::Alerts],
         ViewId::Flow => state
             .flow
             .iter()

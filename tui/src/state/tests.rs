@@ -15,6 +15,7 @@ fn row(id: &str) -> FlowRow {
         events: 1,
         has_error: false,
         badges: Vec::new(),
+        facts: Vec::new(),
     }
 }
 

@@ -32,7 +32,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let width = usize::from(area.width);
     let mut lines = Vec::new();
     for (index, alert) in alerts.rows.iter().enumerate() {
-        let (badge, badge_style) = if alert.firing {
+        let (badge, badge_style) = if alert.pending {
+            ("pending ", theme.warn)
+        } else if alert.firing {
             ("FIRING  ", theme.error)
         } else {
             ("resolved", theme.ok)

@@ -11,7 +11,8 @@ use crate::sanitize;
 use crate::state::{Mode, State, ViewId};
 use crate::theme::Theme;
 
-/// Draws the title bar: the breadcrumb of open views and the database.
+/// Draws the title bar: the breadcrumb of open views, on the flows screen how many alerts
+/// fire, and the database.
 pub fn draw_title(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let mut crumbs: Vec<String> = Vec::new();
     for view in &state.stack {
@@ -29,16 +30,34 @@ pub fn draw_title(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         crumbs.push(crumb);
     }
     let left = format!(" causeway ▸ {}", crumbs.join(" › "));
-    let right = format!("{} ", sanitize::clean(&state.source));
+    let alerts = match (state.view(), state.firing_alerts()) {
+        (ViewId::Flows, Some(0)) => "  no alerts firing".to_owned(),
+        (ViewId::Flows, Some(1)) => "  1 alert firing (:alerts)".to_owned(),
+        (ViewId::Flows, Some(firing)) => format!("  {firing} alerts firing (:alerts)"),
+        _ => String::new(),
+    };
     let width = usize::from(area.width);
-    let room = width.saturating_sub(sanitize::width(&left) + 1);
-    let right = sanitize::fit(&right, room);
-    let gap = width.saturating_sub(sanitize::width(&left) + sanitize::width(&right));
-    let text = format!("{left}{}{right}", " ".repeat(gap));
-    frame.render_widget(
-        Paragraph::new(sanitize::fit(&text, width)).style(theme.title),
-        area,
-    );
+    let left = sanitize::fit(&left, width);
+    let alerts = sanitize::fit(&alerts, width.saturating_sub(sanitize::width(&left)));
+    let used = sanitize::width(&left) + sanitize::width(&alerts);
+    let right = format!("{} ", sanitize::clean(&state.source));
+    let right = sanitize::fit(&right, width.saturating_sub(used + 1));
+    let gap = width.saturating_sub(used + sanitize::width(&right));
+    let firing = state.firing_alerts().is_some_and(|n| n > 0);
+    let line = Line::from(vec![
+        Span::styled(left, theme.title),
+        Span::styled(
+            alerts,
+            if firing {
+                theme.title_alert
+            } else {
+                theme.title
+            },
+        ),
+        Span::styled(" ".repeat(gap), theme.title),
+        Span::styled(right, theme.title),
+    ]);
+    frame.render_widget(Paragraph::new(line).style(theme.title), area);
 }
 
 /// Draws the bottom bar: the line being typed, a notice, or the key hints.

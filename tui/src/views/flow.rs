@@ -128,11 +128,25 @@ fn summary_lines(
     let anomalies = if flow.anomalies.is_empty() {
         Line::styled("no anomalies", theme.muted)
     } else {
-        let mut text = String::new();
-        for anomaly in &flow.anomalies {
-            text.push_str(&format!("[{}] {}  ", badge(anomaly.kind), anomaly.detail));
+        // Faults first, loud; then facts, quiet and in parentheses.
+        let mut spans = Vec::new();
+        let mut room = width;
+        for fault in [true, false] {
+            for anomaly in flow.anomalies.iter().filter(|a| a.is_fault() == fault) {
+                let text = if fault {
+                    format!("[{}] {}  ", badge(anomaly.kind), anomaly.detail)
+                } else {
+                    format!("({}) {}  ", badge(anomaly.kind), anomaly.detail)
+                };
+                let fitted = sanitize::fit(&text, room);
+                room = room.saturating_sub(sanitize::width(&fitted));
+                spans.push(Span::styled(
+                    fitted,
+                    if fault { theme.warn } else { theme.fact },
+                ));
+            }
         }
-        Line::styled(sanitize::fit(&text, width), theme.warn)
+        Line::from(spans)
     };
     vec![first, anomalies]
 }

@@ -1,5 +1,6 @@
 //! The flows list: one row per correlation, newest first, with start, duration,
-//! services, events, status and anomaly badges.
+//! services, events, status and anomaly badges: the flow's faults (`[dlq]`, loud) apart
+//! from its facts (`(schema)`, quiet).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -44,7 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let header_line = row_line(
         HEADERS
             .iter()
-            .map(|h| (h.to_string(), theme.header))
+            .map(|h| vec![(h.to_string(), theme.header)])
             .collect(),
         &widths,
     );
@@ -85,38 +86,63 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), body);
 }
 
-fn cells_of(row: &FlowRow, theme: &Theme) -> Vec<(String, Style)> {
+/// The cells of one row, each a run of styled parts.
+fn cells_of(row: &FlowRow, theme: &Theme) -> Vec<Vec<(String, Style)>> {
     let (status, status_style) = if row.has_error {
         ("error", theme.error)
     } else {
         ("ok", theme.ok)
     };
     vec![
-        (format::clock(row.start_ns), theme.muted),
-        (format::duration(row.duration_ns), theme.text),
-        (row.correlation_id.clone(), theme.text),
+        vec![(format::clock(row.start_ns), theme.muted)],
+        vec![(format::duration(row.duration_ns), theme.text)],
+        vec![(row.correlation_id.clone(), theme.text)],
         // Each name cleaned before joining: one name's unfinished escape cannot hide the rest.
-        (sanitize::clean_join(&row.services, ","), theme.text),
-        (row.events.to_string(), theme.text),
-        (status.to_owned(), status_style),
-        (
-            row.badges
-                .iter()
-                .map(|badge| format!("[{badge}]"))
-                .collect::<String>(),
-            theme.warn,
-        ),
+        vec![(sanitize::clean_join(&row.services, ","), theme.text)],
+        vec![(row.events.to_string(), theme.text)],
+        vec![(status.to_owned(), status_style)],
+        vec![
+            (
+                row.badges
+                    .iter()
+                    .map(|badge| format!("[{badge}]"))
+                    .collect::<String>(),
+                theme.warn,
+            ),
+            (
+                row.facts
+                    .iter()
+                    .map(|fact| format!("({fact})"))
+                    .collect::<String>(),
+                theme.fact,
+            ),
+        ],
     ]
 }
 
-/// One line of cells, each cleaned, cut to its column with an ellipsis and padded.
-fn row_line(cells: Vec<(String, Style)>, widths: &[usize]) -> Line<'static> {
+/// One line of cells, each part cleaned, the cell cut to its column with an ellipsis and
+/// padded.
+fn row_line(cells: Vec<Vec<(String, Style)>>, widths: &[usize]) -> Line<'static> {
     let mut spans = Vec::with_capacity(cells.len() * 2);
-    for ((text, style), width) in cells.into_iter().zip(widths) {
-        let fitted = sanitize::fit(&text, *width);
-        let pad = width.saturating_sub(sanitize::width(&fitted));
-        spans.push(Span::styled(fitted, style));
-        spans.push(Span::raw(" ".repeat(pad + 1)));
+    for (parts, width) in cells.into_iter().zip(widths) {
+        let total: usize = parts.iter().map(|(text, _)| sanitize::width(text)).sum();
+        let mut room = *width;
+        for (text, style) in parts {
+            if room == 0 {
+                break;
+            }
+            // A cell too wide for its column ends in the ellipsis of its last visible part.
+            let fitted = if total > *width {
+                sanitize::fit(&text, room)
+            } else {
+                sanitize::clean(&text).into_owned()
+            };
+            room = room.saturating_sub(sanitize::width(&fitted));
+            if !fitted.is_empty() {
+                spans.push(Span::styled(fitted, style));
+            }
+        }
+        spans.push(Span::raw(" ".repeat(room + 1)));
     }
     Line::from(spans)
 }

@@ -125,7 +125,7 @@ fn routes(flow: &Flow) -> Vec<Route> {
     routes
 }
 
-/// Node names on the critical path and touched by anomalies.
+/// Node names on the critical path and touched by faults (facts do not mark a node).
 struct Marks<'a> {
     critical: HashSet<(NodeKind, &'a str)>,
     anomalous: HashSet<(NodeKind, &'a str)>,
@@ -148,7 +148,13 @@ impl<'a> Marks<'a> {
         };
         Marks {
             critical: names(&mut flow.critical_path.segments.iter().map(|s| s.step)),
-            anomalous: names(&mut flow.anomalies.iter().flat_map(|a| a.steps.iter().copied())),
+            anomalous: names(
+                &mut flow
+                    .anomalies
+                    .iter()
+                    .filter(|a| a.is_fault())
+                    .flat_map(|a| a.steps.iter().copied()),
+            ),
         }
     }
 }

@@ -1,0 +1,519 @@
+//! The flow rule service: every interval, one pass over the spans written since the last
+//! one (by rowid, in bounded chunks; never a rescan), the due-time table for events waiting
+//! for their expected groups, and the alerts, through the same tracker and hooks as lag
+//! alerts. A thin shell around the pure parts (`evaluate`, `subjects`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use causeway_conventions::alert::label;
+use causeway_storage::{
+    DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SpanId, StorageError, Store, TraceId, now_ns,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::alerting::hook_config::HookConfig;
+use crate::alerting::notifier::Notifier;
+use crate::flow_rules::config::FlowRuleKind;
+use crate::flow_rules::evaluate::{
+    ChunkContext, Consumption, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
+    missing_parents, needing_links, reads, take_groups,
+};
+use crate::flow_rules::subjects::Subjects;
+use crate::flows_config::FlowRuleSettings;
+
+/// Spans read per chunk.
+pub const CHUNK_SPANS: usize = 50_000;
+/// Most spans one pass reads; a backlog is worked off over the next passes.
+pub const MAX_PASS_SPANS: usize = 500_000;
+/// Due items read at a time.
+const DUE_BATCH: usize = 5_000;
+/// Overdue items checked again each pass for a consumption matched by message id or
+/// position only (earliest first).
+const OVERDUE_RECHECK: usize = 2_000;
+/// An event overdue this long is forgotten (and no longer counted).
+const FORGET_OVERDUE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// A failed flow rule pass.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowRuleServiceError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// New spans evaluated.
+    pub spans: usize,
+    /// Rule matches counted.
+    pub matches: usize,
+    /// Events found overdue in this pass.
+    pub overdue: usize,
+    /// Alerts firing after the pass.
+    pub firing: usize,
+    /// Notifications handed to hooks.
+    pub notifications: usize,
+}
+
+/// A dead-letter send whose processing span (naming the group) is not stored yet.
+#[derive(Debug, Clone)]
+struct Orphan {
+    span: RuleSpan,
+    give_up_ns: i64,
+}
+
+/// Runs the flow rules.
+pub struct FlowRuleService {
+    store: Store,
+    rules_store: FlowRuleStore,
+    settings: FlowRuleSettings,
+    db: PathBuf,
+    notifier: Notifier,
+    subjects: Subjects,
+    cursor: i64,
+    orphans: Vec<Orphan>,
+}
+
+impl FlowRuleService {
+    /// A service over `store` (read-write), telling `hooks`. It picks up where a previous
+    /// run stopped: its cursor, its open alerts and what they counted; a store no pass ever
+    /// ran on starts at its newest span (history is not alerted on).
+    pub async fn new(
+        store: Store,
+        settings: FlowRuleSettings,
+        hooks: Vec<HookConfig>,
+    ) -> Result<FlowRuleService, FlowRuleServiceError> {
+        let rules_store = store.flow_rule_store()?;
+        let cursor = match rules_store.cursor().await? {
+            Some(cursor) => cursor,
+            None => rules_store.max_span_rowid().await?,
+        };
+        let mut notifier = Notifier::new(hooks);
+        for row in rules_store.open_alerts().await? {
+            if row.labels.contains_key(label::FLOW_KIND) {
+                notifier.restore(&row);
+            }
+        }
+        let mut subjects = Subjects::new();
+        for row in rules_store.subjects().await? {
+            let name = row.labels.get(label::ALERT_NAME);
+            if let Some(rule) = settings.rules.iter().position(|r| Some(&r.name) == name) {
+                subjects.restore(rule, &row);
+            }
+        }
+        // The overdue events are counted again from the due-time table: a pass stopped
+        // half-way may have written its chunks but not its counts.
+        for (_, subject) in subjects.iter_mut() {
+            if settings.rules[subject.rule].kind == FlowRuleKind::IncompleteAfter {
+                subject.count = 0;
+            }
+        }
+        let now = now_ns();
+        for (rule_name, topic, groups, count) in rules_store.overdue_counts().await? {
+            let Some(rule) = settings.rules.iter().position(|r| r.name == rule_name) else {
+                continue;
+            };
+            for group in groups {
+                let subject = BTreeMap::from([
+                    (label::CONSUMER_GROUP.to_owned(), group),
+                    (label::TOPIC.to_owned(), topic.clone()),
+                ]);
+                subjects.overdue(&settings.rules, rule, &subject, count, None, now);
+            }
+        }
+        let db = store.path().map(Path::to_path_buf).unwrap_or_default();
+        Ok(FlowRuleService {
+            store,
+            rules_store,
+            settings,
+            db,
+            notifier,
+            subjects,
+            cursor,
+            orphans: Vec::new(),
+        })
+    }
+
+    /// Runs a pass every interval until `stop` turns true, then waits for deliveries in
+    /// flight.
+    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.settings.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+                if let Err(error) = self.pass(now_ns()).await {
+                    tracing::warn!(%error, "flow rule pass failed");
+                }
+            }
+            self.finish_deliveries().await;
+        })
+    }
+
+    /// Waits for every notification handed to hooks so far.
+    pub async fn finish_deliveries(&mut self) {
+        self.notifier.finish().await;
+    }
+
+    /// One pass at `now_ns`: the new spans, the events that fell due, then the alerts.
+    pub async fn pass(&mut self, now_ns: i64) -> Result<PassReport, FlowRuleServiceError> {
+        let mut report = PassReport::default();
+        let expected = self.expected().await?;
+        let breaks = self
+            .settings
+            .rules
+            .iter()
+            .any(|r| r.kind == FlowRuleKind::PropagationBreak);
+        let wants_due = self
+            .settings
+            .rules
+            .iter()
+            .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
+        while report.spans < MAX_PASS_SPANS {
+            let spans = self
+                .rules_store
+                .spans_after(self.cursor, CHUNK_SPANS, breaks)
+                .await?;
+            let Some(last) = spans.last().map(|s| s.rowid) else {
+                break;
+            };
+            report.spans += spans.len();
+            report.matches += self.chunk(&spans, &expected, now_ns).await?;
+            self.cursor = last;
+            if spans.len() < CHUNK_SPANS {
+                break;
+            }
+        }
+        report.matches += self.orphans(now_ns).await?;
+        if wants_due {
+            report.overdue = self.fall_due(now_ns).await?;
+            self.recheck_overdue(now_ns).await?;
+        }
+        let conditions = self
+            .subjects
+            .conditions(&self.settings.rules, now_ns, &self.db);
+        let round = self.notifier.update(&conditions, now_ns);
+        report.firing = round.firing;
+        report.notifications = round.deliveries.len();
+        let mut write = FlowPassWrite {
+            alerts: round.rows,
+            ..FlowPassWrite::default()
+        };
+        // A subject whose alert is not open and whose condition is clear has ended its
+        // episode: its count starts again from nothing.
+        let ended: Vec<String> = self
+            .subjects
+            .iter()
+            .filter(|(print, subject)| {
+                !self.notifier.is_open(print)
+                    && !self.subjects.active(&self.settings.rules, subject, now_ns)
+            })
+            .map(|(print, _)| print.clone())
+            .collect();
+        for print in &ended {
+            self.subjects.forget(print);
+        }
+        write.subjects_deleted = ended;
+        write.subjects = self
+            .subjects
+            .iter()
+            .map(|(print, subject)| subject.to_row(print))
+            .collect();
+        let longest = self
+            .settings
+            .rules
+            .iter()
+            .filter(|r| r.kind == FlowRuleKind::IncompleteAfter)
+            .map(|r| r.after_ns)
+            .max()
+            .unwrap_or(0);
+        // A consumption is remembered until its send, however late, has fallen due.
+        write.forget_seen_before_ns =
+            Some(now_ns - longest.saturating_add(EXPORT_GRACE_NS).saturating_mul(2));
+        self.rules_store.write(write).await?;
+        self.notifier.send(round.deliveries);
+        Ok(report)
+    }
+
+    /// Which groups process which topics, from the stored topology.
+    async fn expected(&self) -> Result<Expected, StorageError> {
+        let mut expected = Expected::new();
+        for (topic, group) in self.store.topology().await? {
+            expected.entry(topic).or_default().insert(group);
+        }
+        Ok(expected)
+    }
+
+    /// Evaluates one chunk and writes what it changed with the cursor past it; returns the
+    /// matches counted.
+    async fn chunk(
+        &mut self,
+        spans: &[RuleSpan],
+        expected: &Expected,
+        now_ns: i64,
+    ) -> Result<usize, FlowRuleServiceError> {
+        let links = self.rules_store.links_of(needing_links(spans)).await?;
+        let missing = missing_parents(spans, &self.settings);
+        let parents: HashMap<(TraceId, SpanId), RuleSpan> = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.rules_store
+                .spans_by_id(missing)
+                .await?
+                .into_iter()
+                .map(|s| ((s.trace_id, s.span_id), s))
+                .collect()
+        };
+        let outcome = evaluate_chunk(
+            spans,
+            &ChunkContext {
+                settings: &self.settings,
+                expected,
+                links: &links,
+                parents: &parents,
+                may_wait: true,
+            },
+        );
+        let matches = outcome.occurrences.len();
+        self.count(&outcome.occurrences, now_ns);
+        for span in outcome.waiting_for_parent {
+            let give_up_ns = span.ingested_ns.saturating_add(EXPORT_GRACE_NS);
+            self.orphans.push(Orphan { span, give_up_ns });
+        }
+        let mut write = FlowPassWrite {
+            cursor: spans.last().map(|s| s.rowid),
+            due_upserts: outcome.due,
+            ..FlowPassWrite::default()
+        };
+        self.consume_stored(outcome.consumptions, &mut write, now_ns)
+            .await?;
+        self.rules_store.write(write).await?;
+        Ok(matches)
+    }
+
+    fn count(&mut self, occurrences: &[Occurrence], now_ns: i64) {
+        for occurrence in occurrences {
+            self.subjects
+                .record(&self.settings.rules, occurrence, now_ns);
+        }
+    }
+
+    /// Applies consumptions the chunk's own sends did not explain to the stored due items
+    /// of the sends they point at; the rest are remembered for when their send falls due.
+    async fn consume_stored(
+        &mut self,
+        consumptions: Vec<Consumption>,
+        write: &mut FlowPassWrite,
+        now_ns: i64,
+    ) -> Result<(), StorageError> {
+        if consumptions.is_empty() {
+            return Ok(());
+        }
+        let sends: Vec<SpanId> = consumptions
+            .iter()
+            .flat_map(|c| c.sources.iter().copied())
+            .collect();
+        let mut items = self.rules_store.due_of_sends(sends).await?;
+        let mut touched = vec![false; items.len()];
+        for consumption in consumptions {
+            let mut matched = false;
+            for (at, item) in items.iter_mut().enumerate() {
+                if !reads(&consumption, item) {
+                    continue;
+                }
+                matched = true;
+                let before = item.groups.clone();
+                if take_groups(item, &consumption) {
+                    touched[at] = true;
+                    if item.overdue {
+                        for group in before.iter().filter(|g| !item.groups.contains(g)) {
+                            self.overdue_delta(item, group, -1, now_ns);
+                        }
+                    }
+                }
+            }
+            if !matched {
+                write.seen.push(causeway_storage::SeenMark {
+                    consumer_group: consumption.group,
+                    source_span_id: consumption.sources.first().copied(),
+                    topic: consumption.topic,
+                    message_id: consumption.message_id,
+                    partition: consumption.partition,
+                    offset: consumption.offset,
+                });
+                // Every source is remembered, so a link finds its send as a parent does.
+                let mark = write.seen.last().cloned();
+                if let Some(mark) = mark {
+                    for source in consumption.sources.iter().skip(1) {
+                        write.seen.push(causeway_storage::SeenMark {
+                            source_span_id: Some(*source),
+                            ..mark.clone()
+                        });
+                    }
+                }
+            }
+        }
+        for (item, touched) in items.drain(..).zip(touched) {
+            if !touched {
+                continue;
+            }
+            if item.groups.is_empty() {
+                write.due_deletes.push((item.send_span_id, item.rule));
+            } else {
+                write.due_upserts.push(item);
+            }
+        }
+        Ok(())
+    }
+
+    fn overdue_delta(&mut self, item: &DueItem, group: &str, delta: i64, now_ns: i64) {
+        let Some(rule) = self.settings.rules.iter().position(|r| r.name == item.rule) else {
+            return;
+        };
+        let subject = BTreeMap::from([
+            (label::CONSUMER_GROUP.to_owned(), group.to_owned()),
+            (label::TOPIC.to_owned(), item.topic.clone()),
+        ]);
+        let flow = item
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| item.send_trace_id.to_string());
+        self.subjects.overdue(
+            &self.settings.rules,
+            rule,
+            &subject,
+            delta,
+            Some(&flow),
+            now_ns,
+        );
+    }
+
+    /// Counts the dead-letter sends that were waiting for their processing span: by its
+    /// group once it is stored, or by their service once the wait is over.
+    async fn orphans(&mut self, now_ns: i64) -> Result<usize, StorageError> {
+        if self.orphans.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<(TraceId, SpanId)> = self
+            .orphans
+            .iter()
+            .filter_map(|o| Some((o.span.trace_id, o.span.parent_span_id?)))
+            .collect();
+        let found: HashMap<(TraceId, SpanId), RuleSpan> = self
+            .rules_store
+            .spans_by_id(ids)
+            .await?
+            .into_iter()
+            .map(|s| ((s.trace_id, s.span_id), s))
+            .collect();
+        let mut occurrences = Vec::new();
+        let mut still = Vec::new();
+        for orphan in self.orphans.drain(..) {
+            let parent = orphan
+                .span
+                .parent_span_id
+                .and_then(|p| found.get(&(orphan.span.trace_id, p)));
+            if parent.is_some() || now_ns >= orphan.give_up_ns {
+                dead_letter(&orphan.span, parent, &self.settings, &mut occurrences);
+            } else {
+                still.push(orphan);
+            }
+        }
+        self.orphans = still;
+        let matches = occurrences.len();
+        self.count(&occurrences, now_ns);
+        Ok(matches)
+    }
+
+    /// Reads the items due by `now_ns` through the due-time index: each expected group
+    /// remembered as having consumed the message is taken off, an item with none left is
+    /// done, and the rest are overdue (and counted). Returns how many became overdue.
+    async fn fall_due(&mut self, now_ns: i64) -> Result<usize, StorageError> {
+        let mut overdue = 0;
+        loop {
+            let items = self.rules_store.due_by(now_ns, DUE_BATCH).await?;
+            let full = items.len() == DUE_BATCH;
+            if items.is_empty() {
+                break;
+            }
+            let seen = self.rules_store.seen_groups(items.clone()).await?;
+            let mut write = FlowPassWrite::default();
+            for (mut item, groups) in items.into_iter().zip(seen) {
+                for group in groups {
+                    match group {
+                        Some(group) => item.groups.retain(|g| *g != group),
+                        None => item.groups.clear(),
+                    }
+                }
+                if item.groups.is_empty() {
+                    write.due_deletes.push((item.send_span_id, item.rule));
+                    continue;
+                }
+                item.overdue = true;
+                overdue += 1;
+                for group in item.groups.clone() {
+                    self.overdue_delta(&item, &group, 1, now_ns);
+                }
+                write.due_upserts.push(item);
+            }
+            self.rules_store.write(write).await?;
+            if !full {
+                break;
+            }
+        }
+        Ok(overdue)
+    }
+
+    /// Checks the earliest overdue items against the consumptions remembered since (those
+    /// matched by message id or position only), and forgets items overdue for a day.
+    async fn recheck_overdue(&mut self, now_ns: i64) -> Result<(), StorageError> {
+        let items = self
+            .rules_store
+            .overdue_before(i64::MAX, OVERDUE_RECHECK)
+            .await?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let seen = self.rules_store.seen_groups(items.clone()).await?;
+        let mut write = FlowPassWrite::default();
+        for (mut item, groups) in items.into_iter().zip(seen) {
+            let before = item.groups.clone();
+            for group in groups {
+                match group {
+                    Some(group) => item.groups.retain(|g| *g != group),
+                    None => item.groups.clear(),
+                }
+            }
+            let forget = now_ns - item.due_ns > FORGET_OVERDUE_NS;
+            let gone: Vec<String> = if forget {
+                before.clone()
+            } else {
+                before
+                    .iter()
+                    .filter(|g| !item.groups.contains(g))
+                    .cloned()
+                    .collect()
+            };
+            for group in &gone {
+                self.overdue_delta(&item, group, -1, now_ns);
+            }
+            if forget || item.groups.is_empty() {
+                write.due_deletes.push((item.send_span_id, item.rule));
+            } else if !gone.is_empty() {
+                write.due_upserts.push(item);
+            }
+        }
+        self.rules_store.write(write).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
