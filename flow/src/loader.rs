@@ -221,7 +221,13 @@ impl Closure {
     /// the siblings, which in a trace shared by several flows (a batch poll whose
     /// processing re-publishes) belong to the others.
     fn add_own(&mut self, spans: Vec<SpanRecord>) {
-        let traces: Vec<TraceId> = spans.iter().map(|span| span.trace_id).collect();
+        // Each trace once: the spans of one trace are joined in one pass over it.
+        let traces: Vec<TraceId> = spans
+            .iter()
+            .map(|span| span.trace_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         self.remember(&traces, spans);
         for trace in traces {
             let Some(spans) = self.read.get(&trace) else {
@@ -246,7 +252,12 @@ impl Closure {
 
     /// Adds every span of the flow's own trace (a flow without a correlation ID).
     fn add_whole(&mut self, spans: Vec<SpanRecord>) {
-        let traces: Vec<TraceId> = spans.iter().map(|span| span.trace_id).collect();
+        let traces: Vec<TraceId> = spans
+            .iter()
+            .map(|span| span.trace_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         self.remember(&traces, spans);
         let picked: Vec<SpanRecord> = self.read.values().flatten().cloned().collect();
         for span in picked {
