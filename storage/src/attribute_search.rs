@@ -17,7 +17,7 @@ use crate::error::StorageError;
 use crate::store::SqliteStore as Store;
 
 /// How many of the newest spans an attribute search reads. On the 10M-span benchmark
-/// store a search over this many spans takes well under 200 ms warm (docs/DECISIONS.md).
+/// store a search over this many spans took 4–6 s warm on 2 busy cores (docs/FLOWS.md).
 pub const ATTRIBUTE_SCAN_SPANS: i64 = 500_000;
 
 impl Store {
