@@ -4,7 +4,9 @@
 //!
 //! The store (10 million spans by default; set `CAUSEWAY_BENCH_SPANS` for another size) is
 //! generated once through the storage API and cached under `target/bench-data/`, so reruns
-//! reuse it. Run with `cargo bench -p causeway-flow --bench flow`.
+//! reuse it. Run with `cargo bench -p causeway-flow --bench flow`; set
+//! `CAUSEWAY_BENCH_ONLY=where` for the `--where` search alone, `=warm` for the warm loader
+//! and its baseline alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,24 @@ fn main() {
         let stride = flows / (2 * SAMPLES);
         let cold_ids: Vec<usize> = (0..SAMPLES).map(|i| 2 * i * stride).collect();
         let warm_ids: Vec<usize> = (0..SAMPLES).map(|i| (2 * i + 1) * stride).collect();
+        if std::env::var("CAUSEWAY_BENCH_ONLY").as_deref() == Ok("where") {
+            let store = Store::open_read_only(&path).await.expect("open read-only");
+            measure_where(&store, flows).await;
+            return;
+        }
+        if std::env::var("CAUSEWAY_BENCH_ONLY").as_deref() == Ok("warm") {
+            let store = Store::open_read_only(&path).await.expect("open read-only");
+            let _ = measure(&store, &warm_ids, Read::Loader).await;
+            report(
+                "loader, warm",
+                measure(&store, &warm_ids, Read::Loader).await,
+            );
+            report(
+                "baseline: own traces only, warm",
+                measure(&store, &warm_ids, Read::OwnTraces).await,
+            );
+            return;
+        }
 
         let dropped = drop_page_cache();
         let store = Store::open_read_only(&path).await.expect("open read-only");
@@ -71,14 +91,44 @@ fn main() {
 
 /// Runs of each `flows --where` search.
 const WHERE_RUNS: usize = 40;
-/// Rows `flows` asks for (its default `--limit 50` gives a scan cap of 2,000).
-const WHERE_CAP: i64 = 2_000;
+/// Correlations `flows` asks the search for: first twice its default `--limit 50`, at
+/// most its scan cap of 2,000 when too few of those pass the other filters.
+const WHERE_ASKS: [i64; 2] = [100, 2_000];
 
-/// What `flows --where key=value` adds before it rebuilds the flows it lists: the bounded
-/// attribute search, then the newest-first page of those correlations. Timed warm, for
-/// a value on every span, one on a recent flow's spans, one on an old flow's (past the
-/// searched spans, so the whole window is read for nothing), and one carried by no span.
+/// What `flows --where key=value` adds before it rebuilds the flows it lists: the attribute
+/// search, then the newest-first page of those correlations. Timed warm, for a value on
+/// every span, one on a recent flow's spans, one on the oldest flows' spans, and one
+/// carried by no span; the baseline is the same page without `--where`.
 async fn measure_where(store: &Store, flows: usize) {
+    let timed = |runs: Vec<Duration>| {
+        let mut times = runs;
+        // The first run warms the cache.
+        times.remove(0);
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+        format!(
+            "warm n={} p50={:.2?} p99={:.2?} max={:.2?}",
+            times.len(),
+            at(0.50),
+            at(0.99),
+            at(1.0)
+        )
+    };
+    let mut runs = Vec::with_capacity(WHERE_RUNS + 1);
+    let mut found = 0;
+    for _ in 0..WHERE_RUNS + 1 {
+        let started = Instant::now();
+        let query = causeway_storage::CorrelationQuery {
+            limit: 200,
+            ..Default::default()
+        };
+        found = store.recent_correlations(&query).await.expect("page").len();
+        runs.push(started.elapsed());
+    }
+    println!(
+        "baseline: flows' first page without --where: {found} rows; {}",
+        timed(runs)
+    );
     let recent = correlation_id(flows - 3);
     let old = correlation_id(1);
     let cases = [
@@ -91,40 +141,35 @@ async fn measure_where(store: &Store, flows: usize) {
         ("an old flow's", "messaging.message.conversation_id", old),
         ("on no span", "payment.method", "cheque".to_owned()),
     ];
-    for (what, key, value) in cases {
-        let filters = vec![(key.to_owned(), value.clone())];
-        let mut times = Vec::with_capacity(WHERE_RUNS);
-        let mut found = 0;
-        for _ in 0..WHERE_RUNS + 1 {
-            let started = Instant::now();
-            let ids = store
-                .correlations_with_attributes(&filters, WHERE_CAP)
-                .await
-                .expect("attribute search");
-            let rows = if ids.is_empty() {
-                Vec::new()
-            } else {
-                let query = causeway_storage::CorrelationQuery {
-                    correlation_ids: Some(ids),
-                    limit: 200,
-                    ..Default::default()
+    for ask in WHERE_ASKS {
+        for (what, key, value) in &cases {
+            let filters = vec![((*key).to_owned(), value.clone())];
+            let mut runs = Vec::with_capacity(WHERE_RUNS + 1);
+            let mut found = 0;
+            for _ in 0..WHERE_RUNS + 1 {
+                let started = Instant::now();
+                let ids = store
+                    .correlations_with_attributes(&filters, ask)
+                    .await
+                    .expect("attribute search");
+                let rows = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    let query = causeway_storage::CorrelationQuery {
+                        correlation_ids: Some(ids),
+                        limit: 200,
+                        ..Default::default()
+                    };
+                    store.recent_correlations(&query).await.expect("page")
                 };
-                store.recent_correlations(&query).await.expect("page")
-            };
-            times.push(started.elapsed());
-            found = rows.len();
+                runs.push(started.elapsed());
+                found = rows.len();
+            }
+            println!(
+                "flows --where {key}={value} ({what}), asking {ask}: {found} flows listed; {}",
+                timed(runs)
+            );
         }
-        // The first run warms the cache.
-        times.remove(0);
-        times.sort_unstable();
-        let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
-        println!(
-            "flows --where {key}={value} ({what}): {found} flows listed; warm n={} p50={:.2?} p99={:.2?} max={:.2?}",
-            times.len(),
-            at(0.50),
-            at(0.99),
-            at(1.0)
-        );
     }
 }
 

@@ -172,6 +172,9 @@ struct Closure {
     own: BTreeSet<TraceId>,
     /// Every admitted span of every trace read, joined to the flow or not yet.
     read: HashMap<TraceId, Vec<SpanRecord>>,
+    /// Message positions already looked up: the consumers of a send record the send's
+    /// position, so the round after them would ask for the same ones again.
+    positions_done: HashSet<Position>,
 }
 
 /// Per trace reached from the flow, the spans of it that join the flow.
@@ -186,6 +189,7 @@ impl Closure {
             traces: BTreeSet::new(),
             own: BTreeSet::new(),
             read: HashMap::new(),
+            positions_done: HashSet::new(),
         }
     }
 
@@ -269,7 +273,7 @@ impl Closure {
     /// The spans outside the flow that it reaches from `frontier` (traces read last round)
     /// and from its own spans: by links either way and by message positions.
     async fn anchors(
-        &self,
+        &mut self,
         store: &Store,
         frontier: &BTreeSet<TraceId>,
     ) -> Result<Anchors, StorageError> {
@@ -308,11 +312,15 @@ impl Closure {
                 messaging.offset,
             ) && positions.len() < MAX_POSITIONS
             {
-                positions.push((topic.clone(), partition, offset));
+                let position = (topic.clone(), partition, offset);
+                if !self.positions_done.contains(&position) {
+                    positions.push(position);
+                }
             }
         }
         positions.sort();
         positions.dedup();
+        self.positions_done.extend(positions.iter().cloned());
         if !positions.is_empty() {
             for trace in store
                 .traces_at_positions(&positions, FLOW_SPAN_LIMIT)

@@ -1,6 +1,7 @@
 //! `causeway flows`: recent event flows, one row per correlation ID (or, for a flow that
 //! carries none, per first trace), newest first.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
@@ -49,8 +50,9 @@ pub struct Args {
     /// conflicting schema change), not only facts.
     #[arg(long)]
     pub faults: bool,
-    /// Only flows with a span attribute of this value (`key=value`, repeatable), among the
-    /// newest 500,000 spans.
+    /// Only flows with a span attribute of this value (`key=value`, repeatable), searched in
+    /// at most 500,000 spans: the newest, and older runs of spans whose attribute filter
+    /// may hold the value (on PostgreSQL, the newest).
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_where)]
     pub filters: Vec<(String, String)>,
     /// Most flows to list.
@@ -101,74 +103,118 @@ pub async fn run(args: Args, db: &Database) -> anyhow::Result<()> {
 /// Reads correlations newest first, page by page, rebuilding each flow for its summary,
 /// until `limit` pass the filters or a bounded number of rows has been scanned.
 async fn list(store: &Store, args: &Args) -> anyhow::Result<Vec<FlowSummary>> {
-    let since_ns = args
-        .since
-        .map(|since| now_ns().saturating_sub(nanos(since)));
-    let filter = FlowFilter {
-        service: args.service.clone(),
-        event_type: args.event_type.clone(),
-        errors_only: args.errors,
-        faults_only: args.faults,
-        attributes: args.filters.clone(),
-    };
     if args.limit == 0 {
         bail!("--limit must be at least 1");
     }
     let scan_cap = args.limit.saturating_mul(20).max(2_000);
     let topology = load_topology(store).await.context("cannot read topology")?;
-    let options = args.patterns.options();
-    // `--where` first narrows the list to the flows of the newest spans that carry the
-    // values (a bounded scan); each flow is still checked exactly below.
-    let correlation_ids = if args.filters.is_empty() {
-        None
-    } else {
-        let limit = i64::try_from(scan_cap).unwrap_or(i64::MAX);
+    let lister = Lister {
+        store,
+        args,
+        scan_cap,
+        topology,
+        filter: FlowFilter {
+            service: args.service.clone(),
+            event_type: args.event_type.clone(),
+            errors_only: args.errors,
+            faults_only: args.faults,
+            attributes: args.filters.clone(),
+        },
+    };
+    let mut checked = HashMap::new();
+    if args.filters.is_empty() {
+        return lister.list_among(None, &mut checked).await;
+    }
+    // `--where` first narrows the list to the flows of the spans that carry the values
+    // (`correlations_with_attributes`, a bounded search); each flow is still checked
+    // exactly. It asks for twice the list's length, and four times more each time too few
+    // of those flows pass the other filters, up to the scan cap.
+    let mut asked = args.limit.saturating_mul(2).min(scan_cap);
+    loop {
         let ids = store
-            .correlations_with_attributes(&args.filters, limit)
+            .correlations_with_attributes(&args.filters, i64::try_from(asked).unwrap_or(i64::MAX))
             .await
             .context("cannot search span attributes")?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Some(ids)
-    };
-    let mut query = CorrelationQuery {
-        since_ns,
-        before: None,
-        service: args.service.clone(),
-        event_type: args.event_type.clone(),
-        errors_only: args.errors,
-        correlation_ids,
-        limit: PAGE,
-    };
-    let mut summaries = Vec::new();
-    let mut scanned = 0;
-    while summaries.len() < args.limit && scanned < scan_cap {
-        let rows = store
-            .recent_flows(&query)
-            .await
-            .context("cannot list flows")?;
-        let Some(last) = rows.last() else { break };
-        query.before = Some((last.first_start_ns, last.correlation_id.clone()));
-        scanned += rows.len();
-        for row in rows {
-            let Some(loaded) = load_listed(store, &row)
+        let found = ids.len();
+        let summaries = lister.list_among(Some(ids), &mut checked).await?;
+        if summaries.len() >= args.limit || found < asked || asked >= scan_cap {
+            return Ok(summaries);
+        }
+        asked = asked.saturating_mul(4).min(scan_cap);
+    }
+}
+
+/// What listing needs, shared by the rounds of a `--where` search.
+struct Lister<'a> {
+    store: &'a Store,
+    args: &'a Args,
+    scan_cap: usize,
+    topology: causeway_flow::Topology,
+    filter: FlowFilter,
+}
+
+impl Lister<'_> {
+    /// Lists the flows among `correlation_ids` (all when `None`), newest first. `checked`
+    /// keeps each flow's verdict across rounds, so no flow is rebuilt twice.
+    async fn list_among(
+        &self,
+        correlation_ids: Option<Vec<String>>,
+        checked: &mut HashMap<String, Option<FlowSummary>>,
+    ) -> anyhow::Result<Vec<FlowSummary>> {
+        let args = self.args;
+        let options = args.patterns.options();
+        let mut query = CorrelationQuery {
+            since_ns: args
+                .since
+                .map(|since| now_ns().saturating_sub(nanos(since))),
+            before: None,
+            service: args.service.clone(),
+            event_type: args.event_type.clone(),
+            errors_only: args.errors,
+            correlation_ids,
+            limit: PAGE,
+        };
+        let mut summaries = Vec::new();
+        let mut scanned = 0;
+        while summaries.len() < args.limit && scanned < self.scan_cap {
+            let rows = self
+                .store
+                .recent_flows(&query)
                 .await
-                .with_context(|| format!("cannot read flow {}", row.correlation_id))?
-            else {
-                continue;
-            };
-            let spans = loaded.spans;
-            let flow = reconstruct(&spans, &topology, &options);
-            if filter.matches(&flow, &spans) {
-                summaries.push(FlowSummary::of(&row.correlation_id, &flow));
+                .context("cannot list flows")?;
+            let Some(last) = rows.last() else { break };
+            query.before = Some((last.first_start_ns, last.correlation_id.clone()));
+            scanned += rows.len();
+            for row in rows {
+                if let Some(verdict) = checked.get(&row.correlation_id) {
+                    summaries.extend(verdict.clone());
+                } else {
+                    let verdict = match load_listed(self.store, &row)
+                        .await
+                        .with_context(|| format!("cannot read flow {}", row.correlation_id))?
+                    {
+                        Some(loaded) => {
+                            let spans = loaded.spans;
+                            let flow = reconstruct(&spans, &self.topology, &options);
+                            self.filter
+                                .matches(&flow, &spans)
+                                .then(|| FlowSummary::of(&row.correlation_id, &flow))
+                        }
+                        None => None,
+                    };
+                    summaries.extend(verdict.clone());
+                    checked.insert(row.correlation_id.clone(), verdict);
+                }
                 if summaries.len() == args.limit {
                     break;
                 }
             }
         }
+        Ok(summaries)
     }
-    Ok(summaries)
 }
 
 fn table(summaries: &[FlowSummary]) -> String {
@@ -257,6 +303,6 @@ mod tests {
             .map(|digits| String::from_utf8_lossy(digits).into_owned())
             .collect::<Vec<_>>()
             .join(",");
-        assert!(help.contains(&format!("newest {newest} spans")), "{help}");
+        assert!(help.contains(&format!("at most {newest} spans")), "{help}");
     }
 }

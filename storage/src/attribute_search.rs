@@ -1,105 +1,270 @@
 //! `flows --where key=value`: which correlations have a span carrying an attribute value,
-//! found by a bounded scan of the newest spans instead of rebuilding every flow.
+//! found by reading the runs of rows whose attribute filter may hold the value instead of
+//! rebuilding every flow.
 //!
 //! Attributes are JSON text in the `spans` table, and no index covers every key and value
-//! a user may ask for (one would cost every insert several more index rows). So the search
-//! reads only the newest [`ATTRIBUTE_SCAN_SPANS`] spans, in insertion order (consecutive
-//! pages of the table), and looks in each span's attribute and resource text for the
-//! key and value as the writer serialises them (`"key":"value"`, `"key":12`). That text
-//! test keeps every span that carries the value and may keep a few more (a longer
-//! number, the same pair inside a nested value); callers confirm each flow exactly
-//! (`causeway_flow::FlowFilter`).
+//! a user may ask for (one would cost every insert several more index rows). Instead each
+//! full run of [`crate::FILTER_RUN_SPANS`] rows has a Bloom filter of its pairs
+//! (`attribute_filter`, migration 0008): a search probes one block per run and value, then
+//! reads, newest first, the rows no filter covers (the run being filled, rows written
+//! before filters existed) and the runs whose filter may hold one of the values, at most
+//! [`ATTRIBUTE_SCAN_SPANS`] rows in all, and stops once it has `limit` correlations. In each
+//! span's attribute and resource text it looks for the key and value as the writer
+//! serialises them (`"key":"value"`, `"key":12`). That text test keeps every span that
+//! carries the value and may keep a few more (a longer number, the same pair inside a
+//! nested value); callers confirm each flow exactly (`causeway_flow::FlowFilter`).
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use crate::attribute_filter::{RUN_SPANS, block_may_hold, pair_hash};
 use crate::error::StorageError;
 use crate::store::SqliteStore as Store;
 
-/// How many of the newest spans an attribute search reads. On the 10M-span benchmark
-/// store a search over this many spans took 4–6 s warm on 2 busy cores (docs/FLOWS.md).
+/// How many spans an attribute search reads at most. The PostgreSQL store, which keeps no
+/// filters, reads the newest this many.
 pub const ATTRIBUTE_SCAN_SPANS: i64 = 500_000;
 
+/// Rows a search reads: `first..=last`, within segments `segments.0..=segments.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slice {
+    first: i64,
+    last: i64,
+    segments: (i64, i64),
+}
+
+/// What a search found for one correlation: its newest matching span and which filters
+/// some span matched.
+struct Found {
+    newest: i64,
+    matched: Vec<bool>,
+}
+
 impl Store {
-    /// The correlation IDs of the newest [`ATTRIBUTE_SCAN_SPANS`] spans for which every
-    /// `(key, value)` of `filters` is carried by one of those spans (as a span or resource
-    /// attribute), the most recently written first, at most `limit`. A string value
-    /// matches a string attribute of that text; a value that reads as JSON (`12`, `true`)
-    /// also matches an attribute of that JSON value. May include a few correlations that
-    /// do not match exactly (see the module header).
+    /// The correlation IDs with spans that carry every `(key, value)` of `filters` between
+    /// them (as a span or resource attribute), newest first, at most `limit`, read from at
+    /// most [`ATTRIBUTE_SCAN_SPANS`] spans of the rows that may hold them (see the module
+    /// header). A string value matches a string attribute of that text; a value that reads
+    /// as JSON (`12`, `true`) also matches an attribute of that JSON value. May include a
+    /// few correlations that do not match exactly.
     pub async fn correlations_with_attributes(
         &self,
         filters: &[(String, String)],
         limit: i64,
     ) -> Result<Vec<String>, StorageError> {
-        if filters.is_empty() {
+        if filters.is_empty() || limit <= 0 {
             return Ok(Vec::new());
         }
-        let needles: Vec<Vec<String>> = filters
-            .iter()
-            .map(|(key, value)| attribute_needles(key, value))
-            .collect();
-        // Parameters: ?1 the window, ?2 the limit, then each needle once.
-        let mut next = 2;
-        let tests: Vec<String> = needles
-            .iter()
-            .map(|alternatives| {
-                let each: Vec<String> = alternatives
-                    .iter()
-                    .map(|_| {
-                        next += 1;
-                        format!(
-                            "instr(s.attributes, ?{next}) > 0 OR instr(s.resource, ?{next}) > 0"
-                        )
-                    })
-                    .collect();
-                format!("({})", each.join(" OR "))
-            })
-            .collect();
-        let marks: Vec<String> = (0..tests.len()).map(|i| format!("m{i}")).collect();
-        let columns: Vec<String> = tests
-            .iter()
-            .zip(&marks)
-            .map(|(test, mark)| format!("{test} AS {mark}"))
-            .collect();
-        let having: Vec<String> = marks.iter().map(|mark| format!("max({mark})")).collect();
-        // A matching span without a correlation ID counts for the correlations of its
-        // trace (a flow holds the uncorrelated spans of its traces), looked up in the
-        // segments of the window only.
-        let sql = format!(
-            "WITH floor AS (SELECT coalesce(max(rowid), 0) - ?1 AS rowid FROM spans), \
-             hits AS (SELECT s.rowid AS at, s.trace_id, s.correlation_id, {columns} \
-                 FROM spans s WHERE s.rowid > (SELECT rowid FROM floor) AND ({tests})), \
-             owned AS ( \
-                 SELECT correlation_id AS id, at, {marks} FROM hits \
-                 WHERE correlation_id IS NOT NULL \
-                 UNION ALL \
-                 SELECT DISTINCT c.correlation_id, h.at, {h_marks} FROM hits h \
-                 JOIN spans c ON c.segment IN (SELECT segment FROM span_segments WHERE segment >= \
-                     (SELECT segment FROM spans WHERE rowid > (SELECT rowid FROM floor) \
-                      ORDER BY rowid LIMIT 1)) \
-                 AND c.trace_id = h.trace_id \
-                 WHERE h.correlation_id IS NULL AND c.correlation_id IS NOT NULL) \
-             SELECT id FROM owned GROUP BY id HAVING {having} ORDER BY max(at) DESC LIMIT ?2",
-            columns = columns.join(", "),
-            tests = tests.join(" OR "),
-            marks = marks.join(", "),
-            h_marks = marks
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let slices = self.candidate_slices(filters).await?;
+        let sql = slice_search_sql(filters);
+        let mut found: HashMap<String, Found> = HashMap::new();
+        let mut budget = ATTRIBUTE_SCAN_SPANS;
+        for slice in slices {
+            if budget <= 0 {
+                break;
+            }
+            // The newest rows of a slice the budget only partly covers.
+            let first = slice.first.max(slice.last - budget + 1);
+            budget -= slice.last - first + 1;
+            let mut query = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(sql.clone()))
+                .bind(first)
+                .bind(slice.last)
+                .bind(slice.segments.0)
+                .bind(slice.segments.1);
+            for needle in filters
                 .iter()
-                .map(|mark| format!("h.{mark}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            having = having.join(" AND "),
-        );
-        let mut query = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(ATTRIBUTE_SCAN_SPANS)
-            .bind(limit.max(0));
-        for needle in needles.into_iter().flatten() {
-            query = query.bind(needle);
+                .flat_map(|(key, value)| attribute_needles(key, value))
+            {
+                query = query.bind(needle);
+            }
+            for (id, newest, marks) in query.fetch_all(&self.reader).await? {
+                let entry = found.entry(id).or_insert_with(|| Found {
+                    newest,
+                    matched: vec![false; filters.len()],
+                });
+                entry.newest = entry.newest.max(newest);
+                for (matched, mark) in entry.matched.iter_mut().zip(marks.bytes()) {
+                    *matched |= mark == b'1';
+                }
+            }
+            let complete = found
+                .values()
+                .filter(|found| found.matched.iter().all(|m| *m))
+                .count();
+            if complete >= wanted {
+                break;
+            }
         }
-        let ids = query.fetch_all(&self.reader).await?;
-        Ok(ids)
+        let mut complete: Vec<(String, i64)> = found
+            .into_iter()
+            .filter(|(_, found)| found.matched.iter().all(|m| *m))
+            .map(|(id, found)| (id, found.newest))
+            .collect();
+        complete.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        complete.truncate(wanted);
+        Ok(complete.into_iter().map(|(id, _)| id).collect())
     }
+
+    /// The rows a search reads, newest first, in slices of at most one run: those no
+    /// filter covers, and the runs whose filter may hold a pair of `filters`.
+    async fn candidate_slices(
+        &self,
+        filters: &[(String, String)],
+    ) -> Result<Vec<Slice>, StorageError> {
+        let (oldest, newest): (Option<i64>, Option<i64>) =
+            // Two subqueries: SQLite looks up one `min` or `max` of the key, but scans
+            // the table for both in one select.
+            sqlx::query_as("SELECT (SELECT min(rowid) FROM spans), (SELECT max(rowid) FROM spans)")
+                .fetch_one(&self.reader)
+                .await?;
+        let (Some(oldest), Some(newest)) = (oldest, newest) else {
+            return Ok(Vec::new());
+        };
+        let runs: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT first_rowid, last_rowid FROM attribute_filter_runs \
+             ORDER BY first_rowid DESC",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let segments: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT first_rowid, segment FROM span_segments ORDER BY first_rowid")
+                .fetch_all(&self.reader)
+                .await?;
+        let mut maybe: HashSet<i64> = HashSet::new();
+        for hash in filters
+            .iter()
+            .flat_map(|(key, value)| needle_hashes(key, value))
+        {
+            // One block per filtered run; a block that is not stored is all zeros.
+            let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT r.first_rowid, b.bits FROM attribute_filter_runs r \
+                 JOIN attribute_filter_blocks b ON b.first_rowid = r.first_rowid \
+                 AND b.block = (?1 & (r.blocks - 1))",
+            )
+            .bind(hash as i64)
+            .fetch_all(&self.reader)
+            .await?;
+            for (run, bits) in blocks {
+                if block_may_hold(&bits, hash) {
+                    maybe.insert(run);
+                }
+            }
+        }
+        let segment_of = |rowid: i64| {
+            let at = segments.partition_point(|(first, _)| *first <= rowid);
+            at.checked_sub(1).map_or(0, |index| segments[index].1)
+        };
+        let mut slices = Vec::new();
+        let mut push = |first: i64, last: i64, whole: bool| {
+            let (first, last) = (first.max(oldest), last.min(newest));
+            let mut top = last;
+            while top >= first {
+                let bottom = if whole {
+                    first
+                } else {
+                    first.max(top - RUN_SPANS + 1)
+                };
+                slices.push(Slice {
+                    first: bottom,
+                    last: top,
+                    segments: (segment_of(bottom), segment_of(top)),
+                });
+                top = bottom - 1;
+            }
+        };
+        let mut cursor = newest;
+        for (first, last) in runs {
+            if last < cursor {
+                push(last + 1, cursor, false);
+            }
+            if maybe.contains(&first) {
+                push(first, last.min(cursor), true);
+            }
+            cursor = cursor.min(first - 1);
+        }
+        push(oldest, cursor, false);
+        Ok(slices)
+    }
+}
+
+/// The statement that searches rowids `?1`..`?2` (of segments `?3`..`?4`, then each needle
+/// once): for every correlation with a matching span, its newest matching rowid and a text
+/// of `0`/`1` per filter saying which filters matched. A matching span without a
+/// correlation ID counts for the correlations its trace carries in the same or a
+/// neighbouring segment (the spans of one trace arrive together).
+fn slice_search_sql(filters: &[(String, String)]) -> String {
+    let mut next = 4;
+    let tests: Vec<String> = filters
+        .iter()
+        .map(|(key, value)| {
+            let each: Vec<String> = attribute_needles(key, value)
+                .iter()
+                .map(|_| {
+                    next += 1;
+                    format!("instr(s.attributes, ?{next}) > 0 OR instr(s.resource, ?{next}) > 0")
+                })
+                .collect();
+            format!("({})", each.join(" OR "))
+        })
+        .collect();
+    let (marks, columns) = marked_tests(&tests);
+    let max_marks: Vec<String> = marks
+        .iter()
+        .map(|mark| format!("max({mark}) AS {mark}"))
+        .collect();
+    let text: Vec<String> = marks.iter().map(|mark| format!("max({mark})")).collect();
+    // As text, so that any number of filters reads as one column.
+    let text = format!("'' || {}", text.join(" || "));
+    format!(
+        "WITH hits AS MATERIALIZED (SELECT s.rowid AS at, s.trace_id, s.correlation_id, \
+             {columns} FROM spans s WHERE s.rowid BETWEEN ?1 AND ?2 AND ({tests})), \
+         orphans AS (SELECT trace_id, max(at) AS at, {max_marks} FROM hits \
+             WHERE correlation_id IS NULL GROUP BY trace_id), \
+         owned AS ( \
+             SELECT correlation_id AS id, at, {marks} FROM hits \
+             WHERE correlation_id IS NOT NULL \
+             UNION ALL \
+             SELECT DISTINCT c.correlation_id, h.at, {h_marks} FROM orphans h \
+             CROSS JOIN spans c INDEXED BY spans_by_segment_id \
+             ON c.segment IN (?3 - 1, ?3, ?4, ?4 + 1) AND c.trace_id = h.trace_id \
+             WHERE c.correlation_id IS NOT NULL) \
+         SELECT id, max(at), {text} FROM owned GROUP BY id",
+        columns = columns.join(", "),
+        tests = tests.join(" OR "),
+        max_marks = max_marks.join(", "),
+        marks = marks.join(", "),
+        h_marks = marks
+            .iter()
+            .map(|mark| format!("h.{mark}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// The name of each filter's mark (`m0`, `m1`, …) and each test as a column of that name,
+/// for the search statements of both backends.
+pub(crate) fn marked_tests(tests: &[String]) -> (Vec<String>, Vec<String>) {
+    let marks: Vec<String> = (0..tests.len()).map(|i| format!("m{i}")).collect();
+    let columns = tests
+        .iter()
+        .zip(&marks)
+        .map(|(test, mark)| format!("{test} AS {mark}"))
+        .collect();
+    (marks, columns)
+}
+
+/// The filter hashes of the pairs [`attribute_needles`] looks for.
+fn needle_hashes(key: &str, value: &str) -> Vec<u64> {
+    let mut hashes = vec![pair_hash(key, true, value)];
+    if let Ok(parsed) = serde_json::from_str::<Value>(value)
+        && !parsed.is_string()
+    {
+        hashes.push(pair_hash(key, false, &parsed.to_string()));
+    }
+    hashes
 }
 
 /// The texts whose presence in a span's serialised attributes shows that it may carry
@@ -238,5 +403,155 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(limited, ["ord-4"], "the limit keeps the newest");
+    }
+
+    /// One span per correlation `ord-{n}` carrying `order.n = n` and `tier`, in its own trace.
+    fn numbered(n: u32, tier: &str) -> SpanRecord {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        bytes[15] = 1;
+        let mut span = testsuite::span(TraceId(bytes), SpanId([1; 8]))
+            .correlation(format!("ord-{n}"))
+            .service("orders")
+            .times(i64::from(n), i64::from(n) + 1)
+            .build();
+        span.attributes.insert("order.n".to_owned(), Value::from(n));
+        span.attributes.insert("tier".to_owned(), Value::from(tier));
+        span
+    }
+
+    async fn write(store: &Store, range: std::ops::Range<u32>, tier: &str) {
+        for n in range {
+            store
+                .write_spans(vec![EncodedSpans::encode(&[numbered(n, tier)])])
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The rows a search for `key=value` reads, as (first, last) rowids.
+    async fn candidates(store: &Store, key: &str, value: &str) -> Vec<(i64, i64)> {
+        let filters = [(key.to_owned(), value.to_owned())];
+        let slices = store.candidate_slices(&filters).await.unwrap();
+        slices
+            .iter()
+            .map(|slice| (slice.first, slice.last))
+            .collect()
+    }
+
+    async fn search(store: &Store, key: &str, value: &str, limit: i64) -> Vec<String> {
+        let filters = [(key.to_owned(), value.to_owned())];
+        store
+            .correlations_with_attributes(&filters, limit)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn full_runs_are_read_only_where_their_filter_may_hold_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("f.db")).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        // Rows 1..=50 in five full runs, then rows 51..=55 in the run being filled.
+        write(&store, 0..20, "bronze").await;
+        write(&store, 20..30, "gold").await;
+        write(&store, 30..55, "bronze").await;
+        assert_eq!(
+            candidates(&store, "tier", "gold").await,
+            [(51, 55), (21, 30)],
+            "the rows being filled and the run whose filter holds the value"
+        );
+        assert_eq!(
+            candidates(&store, "tier", "platinum").await,
+            [(51, 55)],
+            "only the rows being filled for a value no full run holds"
+        );
+        assert_eq!(
+            candidates(&store, "order.n", "3").await,
+            [(51, 55), (1, 10)],
+            "a number"
+        );
+        let expected: Vec<String> = (20..30).rev().map(|n| format!("ord-{n}")).collect();
+        assert_eq!(
+            search(&store, "tier", "gold", 100).await,
+            expected,
+            "every match of the run read, newest first"
+        );
+        assert_eq!(
+            search(&store, "tier", "bronze", 3).await,
+            ["ord-54", "ord-53", "ord-52"],
+            "the limit keeps the newest"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_open_across_a_restart_gets_a_filter_of_all_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(&path).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        write(&store, 0..10, "bronze").await;
+        // The run of rows 11..=20 holds three when the writer stops.
+        write(&store, 10..13, "gold").await;
+        store.close().await;
+        let store = Store::open(&path).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        write(&store, 13..25, "bronze").await;
+        assert_eq!(
+            candidates(&store, "tier", "gold").await,
+            [(21, 25), (11, 20)],
+            "the filter stored when the run filled holds the rows written before the restart"
+        );
+        assert_eq!(
+            search(&store, "tier", "gold", 100).await,
+            ["ord-12", "ord-11", "ord-10"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_replaces_a_row_of_a_full_run_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        write(&store, 0..25, "bronze").await;
+        // The same span again, now saying `gold`: it replaces row 4 in place (one segment).
+        write(&store, 3..4, "gold").await;
+        assert_eq!(search(&store, "tier", "gold", 10).await, ["ord-3"]);
+    }
+
+    #[tokio::test]
+    async fn rows_without_a_filter_are_always_read_and_retention_drops_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.db")).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        write(&store, 0..25, "bronze").await;
+        // As rows written before migration 0008 are.
+        let writer = store.writer().unwrap();
+        sqlx::query("DELETE FROM attribute_filter_runs WHERE first_rowid = 1")
+            .execute(writer)
+            .await
+            .unwrap();
+        assert_eq!(
+            candidates(&store, "tier", "gold").await,
+            [(21, 25), (1, 10)]
+        );
+        assert_eq!(
+            search(&store, "order.n", "4", 10).await,
+            ["ord-4"],
+            "found in the rows without a filter"
+        );
+        store
+            .apply_retention(&crate::RetentionPolicy {
+                max_age_ns: Some(-1_000_000_000_000),
+                max_bytes: None,
+            })
+            .await
+            .unwrap();
+        write(&store, 100..101, "bronze").await;
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM attribute_filter_runs")
+            .fetch_one(writer)
+            .await
+            .unwrap();
+        assert_eq!(runs, 0, "the filters of deleted rows go with them");
     }
 }

@@ -5,6 +5,7 @@
 //! query methods on a read-only [`Store`].
 
 mod alert_query;
+mod attribute_filter;
 mod attribute_search;
 mod backend;
 mod checkpointer;
@@ -36,6 +37,7 @@ pub mod testsuite;
 mod writer_lock;
 
 pub use alert_query::AlertRow;
+pub use attribute_filter::RUN_SPANS as FILTER_RUN_SPANS;
 pub use attribute_search::ATTRIBUTE_SCAN_SPANS;
 pub use backend::Store;
 pub use clock::{duration_ns, now_ns};

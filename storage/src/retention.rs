@@ -1,5 +1,6 @@
 //! Retention: dropping the oldest spans by age and by database size.
 
+use crate::attribute_filter::FORGET_DELETED_FILTERS;
 use crate::clock::now_ns;
 use crate::error::StorageError;
 use crate::segments::FORGET_EMPTY_SEGMENTS;
@@ -120,6 +121,9 @@ impl Store {
         sqlx::query(FORGET_EMPTY_SEGMENTS)
             .execute(&mut *transaction)
             .await?;
+        for statement in FORGET_DELETED_FILTERS {
+            sqlx::query(statement).execute(&mut *transaction).await?;
+        }
         if let Some(cutoff) = started_before {
             sqlx::query("DELETE FROM correlations WHERE last_end_ns < ?")
                 .bind(cutoff)

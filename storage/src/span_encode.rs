@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use causeway_conventions::attribute::OPERATION_SEND;
 
+use crate::attribute_filter::{push_pair_hashes, push_text_pair_hashes};
 use crate::record::{Attributes, SpanKind, SpanRecord, StatusCode};
 
 /// One span's column values, in the order of [`crate::span_write`]'s insert.
@@ -83,6 +84,12 @@ pub struct EncodedSpans {
     /// that carry none.
     pub(crate) roots: BTreeMap<[u8; 16], CorrelationSummary>,
     pub(crate) topology: BTreeMap<(String, String), (i64, i64)>,
+    /// The hashes of the attribute pairs of the spans and their resources, for the open
+    /// segment's attribute filter (`attribute_filter`).
+    pub(crate) attribute_pairs: Vec<u64>,
+    /// The resource whose pairs were hashed last, so that a run of spans of one resource
+    /// hashes them once.
+    hashed_resource: Option<Arc<str>>,
 }
 
 impl EncodedSpans {
@@ -120,6 +127,15 @@ impl EncodedSpans {
     /// `resource` field is not read.
     pub fn push_with_resource(&mut self, record: SpanRecord, resource: Arc<str>) {
         self.note_summaries(&record);
+        push_pair_hashes(&record.attributes, &mut self.attribute_pairs);
+        if !self
+            .hashed_resource
+            .as_ref()
+            .is_some_and(|hashed| Arc::ptr_eq(hashed, &resource))
+        {
+            push_text_pair_hashes(&resource, &mut self.attribute_pairs);
+            self.hashed_resource = Some(Arc::clone(&resource));
+        }
         for link in &record.links {
             self.links.push(LinkRow {
                 trace_id: record.trace_id.0,
@@ -212,6 +228,7 @@ impl EncodedSpans {
     pub fn append(&mut self, other: EncodedSpans) {
         self.spans.extend(other.spans);
         self.links.extend(other.links);
+        self.attribute_pairs.extend(other.attribute_pairs);
         for (correlation, summary) in other.correlations {
             self.correlations
                 .entry(correlation)
@@ -255,7 +272,8 @@ impl EncodedSpans {
         };
         let optional = |s: &Option<String>| s.as_ref().map_or(0, text);
         let mut bytes = self.spans.capacity() * Self::SPAN_ROW_BYTES
-            + self.links.capacity() * Self::LINK_ROW_BYTES;
+            + self.links.capacity() * Self::LINK_ROW_BYTES
+            + self.attribute_pairs.capacity() * std::mem::size_of::<u64>();
         let mut last_resource: Option<&Arc<str>> = None;
         for row in &self.spans {
             bytes += text(&row.name)

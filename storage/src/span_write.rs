@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 
+use crate::attribute_filter::{RUN_SPANS, RunFilter, Written, push_text_pair_hashes};
 use crate::checkpointer::Checkpointer;
 use crate::clock::now_ns;
 use crate::connection::open_rusqlite;
@@ -90,6 +91,8 @@ pub struct WriteSummary {
 #[derive(Debug)]
 pub(crate) struct SpanWriter {
     connection: Mutex<Connection>,
+    /// The attribute filter of the run of rows being filled (locked after `connection`).
+    filter: Mutex<RunFilter>,
     /// Spans per segment (normally [`SEGMENT_SPANS`]).
     segment_spans: AtomicI64,
     /// Copies the log back while this writer lives (its own automatic checkpoints are off).
@@ -102,8 +105,10 @@ impl SpanWriter {
         let connection = open_rusqlite(path, true)?;
         // Full-size statements, the tail of each batch and the correlation upserts.
         connection.set_prepared_statement_cache_capacity(64);
+        let filter = open_run_filter(&connection, RUN_SPANS)?;
         Ok(Arc::new(SpanWriter {
             connection: Mutex::new(connection),
+            filter: Mutex::new(filter),
             segment_spans: AtomicI64::new(SEGMENT_SPANS),
             _checkpointer: Checkpointer::start(path)?,
         }))
@@ -133,9 +138,16 @@ impl Store {
             // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
             // back on drop), so a poisoned connection is still usable.
             let mut connection = writer.connection.lock().unwrap_or_else(|p| p.into_inner());
+            let mut filter = writer.filter.lock().unwrap_or_else(|p| p.into_inner());
             let segment_spans = writer.segment_spans.load(Ordering::Relaxed);
-            write_batches(&mut connection, &batches, ingested_ns, segment_spans)
-                .map_err(StorageError::from_write)
+            write_batches(
+                &mut connection,
+                &mut filter,
+                &batches,
+                ingested_ns,
+                segment_spans,
+            )
+            .map_err(StorageError::from_write)
         })
         .await
         .map_err(|error| StorageError::Corrupt(format!("span writer thread failed: {error}")))?
@@ -150,16 +162,70 @@ impl Store {
             writer.segment_spans.store(spans.max(1), Ordering::Relaxed);
         }
     }
+
+    /// Sets how many rows an attribute filter covers (normally [`RUN_SPANS`]), and reads
+    /// the run being filled again at that length. Tests use small values to fill several
+    /// runs.
+    #[cfg(test)]
+    pub(crate) fn set_filter_run_spans(&self, spans: i64) -> Result<(), StorageError> {
+        if let Some(writer) = &self.span_writer {
+            let connection = writer.connection.lock().unwrap_or_else(|p| p.into_inner());
+            let filter = open_run_filter(&connection, spans)?;
+            *writer.filter.lock().unwrap_or_else(|p| p.into_inner()) = filter;
+        }
+        Ok(())
+    }
+}
+
+/// The filter of the newest run of rows, holding the pairs of the rows it already has
+/// (after a restart), so that the filter stored when it is full misses none.
+fn open_run_filter(connection: &Connection, run_spans: i64) -> Result<RunFilter, StorageError> {
+    let newest: i64 = connection
+        .query_row("SELECT coalesce(max(rowid), 0) FROM spans", [], |row| {
+            row.get(0)
+        })
+        .map_err(StorageError::from_write)?;
+    let mut filter = RunFilter::new(newest, run_spans);
+    let Some(first_rowid) = filter.first_rowid() else {
+        return Ok(filter);
+    };
+    let mut statement = connection
+        .prepare("SELECT attributes, resource FROM spans WHERE rowid >= ?")
+        .map_err(StorageError::from_write)?;
+    let mut rows = statement
+        .query([first_rowid])
+        .map_err(StorageError::from_write)?;
+    let mut pairs = Vec::new();
+    let mut last_resource = String::new();
+    while let Some(row) = rows.next().map_err(StorageError::from_write)? {
+        let attributes: String = row.get(0).map_err(StorageError::from_write)?;
+        let resource: String = row.get(1).map_err(StorageError::from_write)?;
+        pairs.clear();
+        push_text_pair_hashes(&attributes, &mut pairs);
+        if resource != last_resource {
+            push_text_pair_hashes(&resource, &mut pairs);
+            last_resource = resource;
+        }
+        filter.add(&pairs);
+    }
+    Ok(filter)
 }
 
 fn write_batches(
     connection: &mut Connection,
+    filter: &mut RunFilter,
     batches: &[EncodedSpans],
     ingested_ns: i64,
     segment_spans: i64,
 ) -> rusqlite::Result<WriteSummary> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let segment = segment_for_insert(&transaction, segment_spans)?;
+    let newest_rowid = |transaction: &Transaction<'_>| -> rusqlite::Result<i64> {
+        transaction
+            .prepare_cached("SELECT coalesce(max(rowid), 0) FROM spans")?
+            .query_row([], |row| row.get(0))
+    };
+    let after = newest_rowid(&transaction)?;
     let mut summary = WriteSummary::default();
     for batch in batches {
         // Correlations first: when a span in this batch replaces a copy that carried
@@ -191,7 +257,28 @@ fn write_batches(
             topology.execute(rusqlite::params![topic, group, first, last])?;
         }
     }
+    let newest = newest_rowid(&transaction)?;
+    let replaced = i64::try_from(summary.spans).unwrap_or(i64::MAX) != newest - after;
+    let segment_first_rowid = if replaced {
+        transaction
+            .prepare_cached("SELECT first_rowid FROM span_segments WHERE segment = ?")?
+            .query_row([segment], |row| row.get(0))?
+    } else {
+        0
+    };
+    let written = Written {
+        after,
+        newest,
+        replaced,
+        segment_first_rowid,
+    };
+    let pairs: Vec<&[u64]> = batches
+        .iter()
+        .map(|batch| batch.attribute_pairs.as_slice())
+        .collect();
+    let staged = filter.stage(&transaction, written, &pairs)?;
     transaction.commit()?;
+    *filter = staged;
     Ok(summary)
 }
 

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flow rules",
         include_str!("../migrations/0007_flow_rules.sql"),
     ),
+    (
+        8,
+        "attribute filters",
+        include_str!("../migrations/0008_attribute_filters.sql"),
+    ),
 ];
 
 /// The newest migration this build applies (and the oldest schema it reads). Migration
@@ -320,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn a_lower_numbered_migration_added_later_is_still_applied()
     -> Result<(), Box<dyn std::error::Error>> {
-        assert_eq!(SCHEMA_VERSION, 7, "the highest number, wherever it stands");
+        assert_eq!(SCHEMA_VERSION, 8, "the highest number, wherever it stands");
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("gap.db");
         create_owner_only(&path)?;
@@ -338,7 +343,7 @@ mod tests {
         old.close().await;
         let refused = Store::open_read_only(&path).await;
         assert!(
-            matches!(refused, Err(StorageError::OldSchema { found: 7, .. })),
+            matches!(refused, Err(StorageError::OldSchema { found: 8, .. })),
             "the newest is there, one below it is not: {refused:?}"
         );
         Store::open(&path).await?.close().await;

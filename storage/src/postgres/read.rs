@@ -4,7 +4,7 @@
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
-use crate::attribute_search::attribute_needles;
+use crate::attribute_search::{attribute_needles, marked_tests};
 use crate::correlation_search::{CorrelationSearch, escape_like, merge_window};
 use crate::error::StorageError;
 use crate::flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
@@ -471,12 +471,7 @@ impl FlowListStore for PgStore {
             }
             tests.push(format!("({})", each.join(" OR ")));
         }
-        let marks: Vec<String> = (0..tests.len()).map(|i| format!("m{i}")).collect();
-        let columns: Vec<String> = tests
-            .iter()
-            .zip(&marks)
-            .map(|(test, mark)| format!("{test} AS {mark}"))
-            .collect();
+        let (marks, columns) = marked_tests(&tests);
         let having: Vec<String> = marks
             .iter()
             .map(|mark| format!("bool_or({mark})"))
