@@ -32,6 +32,10 @@ pub const KAFKA_RECORDS_INVALID: &str = "causeway_collector_kafka_records_invali
 pub const BATCH_COMMIT_SECONDS: &str = "causeway_collector_batch_commit_seconds";
 /// Spans accepted but not yet committed.
 pub const QUEUE_SPANS: &str = "causeway_collector_queue_spans";
+/// 1 while this collector holds the store's lease (runs the lag poller, rules and hooks).
+pub const LEASE_HELD: &str = "causeway_collector_lease_held";
+/// Times this collector took the store's lease.
+pub const LEASE_ACQUIRED: &str = "causeway_collector_lease_acquired_total";
 
 /// Upper bounds of the commit latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -49,6 +53,8 @@ pub struct SelfMetrics {
     kafka_records_stored: AtomicU64,
     kafka_records_invalid: AtomicU64,
     queue_spans: AtomicU64,
+    lease_held: AtomicU64,
+    lease_acquired: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -98,6 +104,15 @@ impl SelfMetrics {
     /// Spans left the writer's queue (committed or failed).
     pub fn queue_shrank(&self, spans: u64) {
         self.queue_spans.fetch_sub(spans, Ordering::Relaxed);
+    }
+
+    /// Records whether this collector holds the store's lease now; a change to held counts
+    /// one acquisition.
+    pub fn lease_held(&self, held: bool) {
+        let before = self.lease_held.swap(u64::from(held), Ordering::Relaxed);
+        if held && before == 0 {
+            self.lease_acquired.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Records one batch commit's duration.
@@ -155,6 +170,11 @@ impl SelfMetrics {
                 "OTLP records read from Kafka that were malformed or too large, and skipped.",
                 &self.kafka_records_invalid,
             ),
+            (
+                LEASE_ACQUIRED,
+                "Times this collector took the store's lease.",
+                &self.lease_acquired,
+            ),
         ];
         for (name, help, value) in counters {
             let value = value.load(Ordering::Relaxed);
@@ -167,6 +187,11 @@ impl SelfMetrics {
         let _ = writeln!(
             text,
             "# HELP {QUEUE_SPANS} Spans accepted but not yet committed.\n# TYPE {QUEUE_SPANS} gauge\n{QUEUE_SPANS} {queue}"
+        );
+        let held = self.lease_held.load(Ordering::Relaxed);
+        let _ = writeln!(
+            text,
+            "# HELP {LEASE_HELD} 1 while this collector runs the lag poller, lag rules and alert hooks.\n# TYPE {LEASE_HELD} gauge\n{LEASE_HELD} {held}"
         );
         let name = BATCH_COMMIT_SECONDS;
         let _ = writeln!(

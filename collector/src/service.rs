@@ -132,6 +132,7 @@ impl Collector {
                 .spawn(stopped.clone())
         };
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
+            .reporting_to(Arc::clone(&metrics))
             .spawn(stopped.clone());
 
         // One memory budget for every request of both receivers; decoding slots and

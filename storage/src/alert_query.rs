@@ -53,21 +53,18 @@ impl Store {
         for alert in alerts {
             let labels = to_json(&alert.labels)?;
             let annotations = to_json(&alert.annotations)?;
-            sqlx::query(
-                "INSERT OR REPLACE INTO alerts (fingerprint, starts_ns, rule, status, labels, \
-                 annotations, ends_ns, updated_ns, notified_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&alert.fingerprint)
-            .bind(alert.starts_ns)
-            .bind(&alert.rule)
-            .bind(&alert.status)
-            .bind(labels)
-            .bind(annotations)
-            .bind(alert.ends_ns)
-            .bind(alert.updated_ns)
-            .bind(alert.notified_ns)
-            .execute(&mut *transaction)
-            .await?;
+            sqlx::query(ALERT_UPSERT)
+                .bind(&alert.fingerprint)
+                .bind(alert.starts_ns)
+                .bind(&alert.rule)
+                .bind(&alert.status)
+                .bind(labels)
+                .bind(annotations)
+                .bind(alert.ends_ns)
+                .bind(alert.updated_ns)
+                .bind(alert.notified_ns)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -83,6 +80,17 @@ impl Store {
              updated_ns DESC LIMIT ?",
         )
         .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(crate::row_decode::alert).collect()
+    }
+
+    /// Every alert episode still pending or firing, oldest first.
+    pub async fn unresolved_alerts(&self) -> Result<Vec<AlertRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT fingerprint, starts_ns, rule, status, labels, annotations, ends_ns, \
+             updated_ns, notified_ns FROM alerts WHERE status != 'resolved' ORDER BY starts_ns",
+        )
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(crate::row_decode::alert).collect()

@@ -16,6 +16,7 @@ use crate::interface::{
 };
 use crate::lag_group_query::LagGroupTopic;
 use crate::lag_query::{LagSample, LagStatusRow, WaitingEvent};
+use crate::lease::StoreLease;
 use crate::postgres::PgStore;
 use crate::record::SpanRecord;
 use crate::retention::{RetentionPolicy, RetentionReport};
@@ -100,6 +101,16 @@ impl Store {
                 database: store.database.to_string(),
                 what: "flow rules",
             }),
+        }
+    }
+
+    /// This collector's claim on the store's lease: who runs the lag poller, the lag rules
+    /// and the alert hooks. Always held on an SQLite file (one writer); shared through an
+    /// advisory lock on PostgreSQL.
+    pub fn lease(&self) -> StoreLease {
+        match &self.inner {
+            Inner::Sqlite(_) => StoreLease::exclusive(),
+            Inner::Postgres(store) => StoreLease::postgres(store.lease()),
         }
     }
 
@@ -219,6 +230,9 @@ dispatch! {
     /// The most recently updated alert episodes, at most `limit`: firing first, then
     /// pending, then resolved, newest first within each.
     fn alerts(&self, limit: i64) -> Vec<AlertRow>;
+    /// Every alert episode still pending or firing, oldest first: what a collector carries
+    /// on with when it takes the lease (or restarts).
+    fn unresolved_alerts(&self) -> Vec<AlertRow>;
     /// Applies a retention policy to the stored spans.
     fn apply_retention(&self, policy: &RetentionPolicy) -> RetentionReport;
     /// Bytes the store's data takes.

@@ -113,6 +113,14 @@ pub enum StorageError {
         #[source]
         source: sqlx::Error,
     },
+    /// A PostgreSQL database did not answer in time (the lease's connection).
+    #[error("database {database} did not answer within {seconds} s")]
+    Unresponsive {
+        /// The database URL, password hidden.
+        database: String,
+        /// How long it was given.
+        seconds: u64,
+    },
     /// Applying the schema migrations to a PostgreSQL database failed.
     #[error("cannot migrate database {database}: {source}")]
     MigrateDatabase {

@@ -216,6 +216,11 @@ pub trait AlertStore {
         &self,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<AlertRow>, StorageError>> + Send;
+
+    /// Every episode still pending or firing, oldest first: what a collector carries on
+    /// with when it takes the lease (or restarts).
+    fn unresolved_alerts(&self)
+    -> impl Future<Output = Result<Vec<AlertRow>, StorageError>> + Send;
 }
 
 /// Dropping old history.

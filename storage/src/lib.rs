@@ -21,6 +21,7 @@ mod ids;
 pub mod interface;
 mod lag_group_query;
 mod lag_query;
+mod lease;
 mod postgres;
 mod record;
 mod retention;
@@ -50,7 +51,8 @@ pub use flow_rule_store::{DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SeenM
 pub use ids::{IdError, SpanId, TraceId};
 pub use lag_group_query::LagGroupTopic;
 pub use lag_query::{LagSample, LagStatusRow, WaitingEvent};
-pub use postgres::POSTGRES_SCHEMA_VERSION;
+pub use lease::StoreLease;
+pub use postgres::{LEASE_LOCK_CLASS, POSTGRES_SCHEMA_VERSION};
 pub use record::{Attributes, Messaging, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use segments::SEGMENT_SPANS;

@@ -94,6 +94,7 @@ impl AlertStore for SqliteStore {
     forward! {
         fn upsert_alerts(&self, alerts: &[AlertRow]) -> ();
         fn alerts(&self, limit: i64) -> Vec<AlertRow>;
+        fn unresolved_alerts(&self) -> Vec<AlertRow>;
     }
 }
 

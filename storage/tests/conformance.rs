@@ -133,6 +133,8 @@ conformance!(
     attribute_search_finds_flows_by_key_and_value,
     lag_samples_statuses_and_groups,
     alerts_upsert_and_list_firing_first,
+    alerts_keep_their_notification_time_and_list_unresolved,
+    one_lease_holder_at_a_time,
     retention_by_age,
     retention_of_older_days,
     read_only_handles_read_and_refuse_writes,
@@ -813,6 +815,128 @@ async fn alerts_upsert_and_list_firing_first(case: Case) {
         vec![firing.clone(), resolved]
     );
     assert_eq!(store.alerts(1).await.unwrap(), vec![firing]);
+}
+
+async fn alerts_keep_their_notification_time_and_list_unresolved(case: Case) {
+    let store = &case.store;
+    let firing = AlertRow {
+        fingerprint: "ab".into(),
+        starts_ns: 10,
+        rule: "lagging".into(),
+        status: "firing".into(),
+        labels: BTreeMap::from([("consumer_group".into(), "billing".into())]),
+        annotations: BTreeMap::new(),
+        ends_ns: None,
+        updated_ns: 20,
+        notified_ns: Some(20),
+    };
+    let pending = AlertRow {
+        fingerprint: "cd".into(),
+        starts_ns: 5,
+        status: "pending".into(),
+        notified_ns: None,
+        ..firing.clone()
+    };
+    let resolved = AlertRow {
+        fingerprint: "ef".into(),
+        status: "resolved".into(),
+        ends_ns: Some(30),
+        ..firing.clone()
+    };
+    store
+        .upsert_alerts(&[firing.clone(), pending.clone(), resolved])
+        .await
+        .unwrap();
+    // Still firing, evaluated again without telling the hooks: the time they were told
+    // stays; an older notification time never replaces a newer one.
+    let again = AlertRow {
+        updated_ns: 40,
+        notified_ns: None,
+        annotations: BTreeMap::from([("summary".into(), "still behind".into())]),
+        ..firing.clone()
+    };
+    store
+        .upsert_alerts(std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    let older = AlertRow {
+        updated_ns: 41,
+        notified_ns: Some(15),
+        ..again.clone()
+    };
+    store
+        .upsert_alerts(std::slice::from_ref(&older))
+        .await
+        .unwrap();
+    let expected = AlertRow {
+        notified_ns: Some(20),
+        ..older
+    };
+    // Pending and firing episodes, oldest first; the resolved one is over.
+    assert_eq!(
+        store.unresolved_alerts().await.unwrap(),
+        vec![pending, expected]
+    );
+}
+
+async fn one_lease_holder_at_a_time(case: Case) {
+    let mut first = case.store.lease();
+    let mut second = case.store.lease();
+    assert!(first.try_hold().await.unwrap());
+    match case.kind {
+        Kind::Sqlite => {
+            // One writer per file: whoever writes holds the lease.
+            assert!(!first.is_shared());
+            assert!(second.try_hold().await.unwrap());
+        }
+        Kind::Postgres => {
+            assert!(first.is_shared());
+            assert!(!second.try_hold().await.unwrap(), "the lease is taken");
+            assert!(first.try_hold().await.unwrap(), "the holder keeps it");
+            // Another store in the same database has a lease of its own.
+            let url = std::env::var(PG_VARIABLE).unwrap();
+            let other_schema = fresh_schema(&url).await;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let other = Store::open(
+                &Database::parse(&format!(
+                    "{url}{separator}options[search_path]={other_schema}"
+                ))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            let mut elsewhere = other.lease();
+            assert!(elsewhere.try_hold().await.unwrap(), "another store's lease");
+            elsewhere.release().await;
+            other.close().await;
+            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {other_schema} CASCADE"
+            )))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+            // The holder goes away without a word (its session closes): the other takes it.
+            drop(first);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut taken = false;
+            while !taken && std::time::Instant::now() < deadline {
+                taken = second.try_hold().await.unwrap();
+                if !taken {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            assert!(taken, "the lease was not released with its session");
+            let mut third = case.store.lease();
+            assert!(!third.try_hold().await.unwrap());
+            second.release().await;
+            assert!(third.try_hold().await.unwrap(), "released at once");
+            third.release().await;
+            return;
+        }
+    }
+    first.release().await;
+    second.release().await;
 }
 
 async fn retention_by_age(case: Case) {

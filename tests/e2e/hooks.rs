@@ -149,6 +149,41 @@ fn stalled(at_ns: i64, committed: i64) -> LagSample {
     }
 }
 
+/// A lag rule that fires on a stalled `billing` group and resolves at once, told to `hook`,
+/// evaluated every 10 s.
+fn billing_stalled(hook: RawHook) -> LagConfig {
+    LagConfig {
+        interval: Some("10s".into()),
+        rules: vec![RawRule {
+            name: Some("billing-stalled".into()),
+            window: Some("30s".into()),
+            resolve_after: Some("0s".into()),
+            severity: Some("page".into()),
+            ..RawRule::default()
+        }],
+        hooks: vec![hook],
+        ..LagConfig::default()
+    }
+}
+
+/// Runs `service` at `steps` cycles of 10 s from `start`, the group at `committed` each time.
+async fn cycles(
+    service: &mut LagService,
+    store: &Store,
+    start: i64,
+    steps: std::ops::Range<i64>,
+    committed: i64,
+) {
+    for step in steps {
+        let at = start + step * 10 * SECOND;
+        store
+            .write_lag_samples(&[stalled(at, committed)])
+            .await
+            .unwrap();
+        service.cycle(at).await.unwrap();
+    }
+}
+
 async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while receiver.received().len() < count && Instant::now() < deadline {
@@ -163,35 +198,20 @@ async fn webhook_is_signed_retried_and_never_duplicated() {
     let receiver = Receiver::start(vec!["503 Service Unavailable"]).await;
     let dir = temp_dir();
     let store = Store::open(&dir.path().join("hooks.db")).await.unwrap();
-    let config = LagConfig {
-        interval: Some("10s".into()),
-        rules: vec![RawRule {
-            name: Some("billing-stalled".into()),
-            window: Some("30s".into()),
-            resolve_after: Some("0s".into()),
-            severity: Some("page".into()),
-            ..RawRule::default()
-        }],
-        hooks: vec![RawHook {
-            name: Some("oncall".into()),
-            kind: Some("webhook".into()),
-            url: Some(receiver.url.clone()),
-            secret: Some(SECRET.into()),
-            retries: Some(2),
-            timeout: Some("5s".into()),
-            external_url: Some("http://causeway.test".into()),
-            ..RawHook::default()
-        }],
-        ..LagConfig::default()
-    };
+    let config = billing_stalled(RawHook {
+        name: Some("oncall".into()),
+        kind: Some("webhook".into()),
+        url: Some(receiver.url.clone()),
+        secret: Some(SECRET.into()),
+        retries: Some(2),
+        timeout: Some("5s".into()),
+        external_url: Some("http://causeway.test".into()),
+        ..RawHook::default()
+    });
     let mut service = LagService::new(store.clone(), config.validate().unwrap(), None).unwrap();
     let start = now_ns();
     // A group reporting the same offset over the window: STALL, the alert fires.
-    for step in 0..3 {
-        let at = start + step * 10 * SECOND;
-        store.write_lag_samples(&[stalled(at, 5)]).await.unwrap();
-        service.cycle(at).await.unwrap();
-    }
+    cycles(&mut service, &store, start, 0..3, 5).await;
     let started = Instant::now();
     service.finish_deliveries().await;
     assert!(
@@ -238,18 +258,12 @@ async fn webhook_is_signed_retried_and_never_duplicated() {
     );
 
     // Still stalled on later cycles: no second notification inside the repeat interval.
-    for step in 3..5 {
-        let at = start + step * 10 * SECOND;
-        store.write_lag_samples(&[stalled(at, 5)]).await.unwrap();
-        service.cycle(at).await.unwrap();
-    }
+    cycles(&mut service, &store, start, 3..5, 5).await;
     service.finish_deliveries().await;
     assert_eq!(receiver.received().len(), 2, "no duplicate while firing");
 
     // Caught up: exactly one resolved notification.
-    let at = start + 5 * 10 * SECOND;
-    store.write_lag_samples(&[stalled(at, 10)]).await.unwrap();
-    service.cycle(at).await.unwrap();
+    cycles(&mut service, &store, start, 5..6, 10).await;
     service.finish_deliveries().await;
     let got = wait_for(&receiver, 3).await;
     assert_eq!(got.len(), 3, "{got:?}");
@@ -264,6 +278,64 @@ async fn webhook_is_signed_retried_and_never_duplicated() {
     let stored = store.alerts(10).await.unwrap();
     assert_eq!(stored[0].status, "resolved");
     assert!(stored[0].notified_ns.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_taking_the_lease_goes_on_with_the_stored_alert() {
+    let receiver = Receiver::start(vec![]).await;
+    let dir = temp_dir();
+    let store = Store::open(&dir.path().join("takeover.db")).await.unwrap();
+    let config = billing_stalled(RawHook {
+        name: Some("oncall".into()),
+        kind: Some("webhook".into()),
+        url: Some(receiver.url.clone()),
+        ..RawHook::default()
+    });
+    let settings = config.validate().unwrap();
+    let start = now_ns();
+    let mut first = LagService::new(store.clone(), settings.clone(), None).unwrap();
+    assert!(
+        first.hold_lease().await,
+        "an SQLite store's lease is always held"
+    );
+    cycles(&mut first, &store, start, 0..3, 5).await;
+    first.finish_deliveries().await;
+    assert_eq!(
+        wait_for(&receiver, 1).await.len(),
+        1,
+        "the alert fired once"
+    );
+    drop(first);
+
+    // Another service takes the lease: the alert is still firing, and no hook hears of it
+    // again inside its repeat interval.
+    let mut second = LagService::new(store.clone(), settings, None).unwrap();
+    assert!(second.hold_lease().await);
+    cycles(&mut second, &store, start, 3..5, 5).await;
+    second.finish_deliveries().await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the takeover sent the alert again"
+    );
+
+    // Caught up: the new holder sends the resolution of the first one's alert.
+    cycles(&mut second, &store, start, 5..6, 10).await;
+    second.finish_deliveries().await;
+    let got = wait_for(&receiver, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].json()["status"], "resolved");
+    assert_eq!(
+        got[1].json()["alerts"][0]["fingerprint"],
+        got[0].json()["alerts"][0]["fingerprint"]
+    );
+    let episodes = store.alerts(10).await.unwrap();
+    assert_eq!(
+        episodes.len(),
+        1,
+        "one episode across the takeover: {episodes:?}"
+    );
+    assert_eq!(episodes[0].status, "resolved");
 }
 
 fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {

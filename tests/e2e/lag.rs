@@ -18,13 +18,13 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::harness::{Broker, causeway_bin, temp_dir, wait_until};
 
-const TOPIC: &str = "orders";
-const GROUP: &str = "billing";
+pub(crate) const TOPIC: &str = "orders";
+pub(crate) const GROUP: &str = "billing";
 const SECOND: i64 = 1_000_000_000;
 
 /// Produces `count` records to `partition`, one record per batch (tansu 0.6 counts
 /// batches in its high watermark).
-fn produce(broker: &Broker, partition: i32, count: usize) {
+pub(crate) fn produce(broker: &Broker, partition: i32, count: usize) {
     let producer: BaseProducer = broker.producer_config().create().unwrap();
     for index in 0..count {
         let payload = format!("order {index}");
@@ -41,7 +41,7 @@ fn produce(broker: &Broker, partition: i32, count: usize) {
 }
 
 /// A live member of the group, subscribed to the topic and holding its assignment.
-fn member(broker: &Broker) -> BaseConsumer {
+pub(crate) fn member(broker: &Broker) -> BaseConsumer {
     let consumer: BaseConsumer = broker
         .client_config()
         .set("group.id", GROUP)
@@ -60,7 +60,7 @@ fn member(broker: &Broker) -> BaseConsumer {
 }
 
 /// Consumes a few records, then commits exactly `offsets` (partition → next offset).
-fn commit(consumer: &BaseConsumer, offsets: &[(i32, i64)]) {
+pub(crate) fn commit(consumer: &BaseConsumer, offsets: &[(i32, i64)]) {
     let mut list = TopicPartitionList::new();
     for (partition, offset) in offsets {
         list.add_partition_offset(TOPIC, *partition, Offset::Offset(*offset))

@@ -23,4 +23,5 @@ mod lag_groups;
 mod lag_view;
 mod otlp_kafka;
 mod postgres;
+mod scale_out;
 mod tui;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use causeway_storage::{Store, TraceId};
+use causeway_storage::{Database, Store, TraceId};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -18,16 +18,20 @@ use serde_json::Value;
 use crate::harness::{Broker, CollectorProcess, python, temp_dir, wait_until};
 
 /// The consumer group the collectors consume OTLP records in.
-const GROUP: &str = "causeway-collector";
+pub(crate) const GROUP: &str = "causeway-collector";
 
-/// Produces OTLP records with the third-party script and returns its report.
-fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
-    let output = Command::new(python())
+/// The third-party producer script (`otlp_to_kafka.py`) writing to `topic` with `args`.
+pub(crate) fn producer_command(broker: &Broker, topic: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(python());
+    command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/otlp_to_kafka.py"))
         .args(["--bootstrap", &broker.bootstrap(), "--topic", topic])
-        .args(args)
-        .output()
-        .expect("run otlp_to_kafka.py");
+        .args(args);
+    command
+}
+
+/// The report the producer script printed, once it exited successfully.
+pub(crate) fn producer_report(output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
         "otlp_to_kafka.py failed: {}",
@@ -36,8 +40,16 @@ fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("the script prints JSON")
 }
 
+/// Produces OTLP records with the third-party script and returns its report.
+fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
+    let output = producer_command(broker, topic, args)
+        .output()
+        .expect("run otlp_to_kafka.py");
+    producer_report(&output)
+}
+
 /// Spans stored per trace for the report's records.
-async fn stored(db: &Path, report: &Value) -> BTreeMap<String, usize> {
+pub(crate) async fn stored(db: impl Into<Database>, report: &Value) -> BTreeMap<String, usize> {
     let store = Store::open_read_only(db).await.expect("open read-only");
     let mut found = BTreeMap::new();
     for record in report["records"].as_array().unwrap() {
@@ -53,7 +65,7 @@ async fn stored(db: &Path, report: &Value) -> BTreeMap<String, usize> {
 }
 
 /// The group's committed offset per partition of `topic` (none when nothing is committed).
-fn committed(broker: &Broker, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+pub(crate) fn committed(broker: &Broker, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = broker
         .client_config()
         .set("group.id", GROUP)
@@ -76,7 +88,7 @@ fn committed(broker: &Broker, topic: &str, partitions: i32) -> BTreeMap<i32, i64
         .collect()
 }
 
-fn self_metric(text: &str, name: &str) -> u64 {
+pub(crate) fn self_metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
         .and_then(|value| value.trim().parse().ok())

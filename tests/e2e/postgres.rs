@@ -18,15 +18,15 @@ use crate::harness::{CollectorProcess, causeway_bin, python, python_script, wait
 const PG_VARIABLE: &str = "CAUSEWAY_TEST_PG";
 
 /// A schema of its own in the test database, dropped when the test ends.
-struct Schema {
+pub(crate) struct Schema {
     admin_url: String,
     name: String,
     /// The URL the commands get: the test database with this schema first on the path.
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Schema {
-    async fn create() -> Schema {
+    pub(crate) async fn create() -> Schema {
         let admin_url = std::env::var(PG_VARIABLE).unwrap_or_else(|_| {
             panic!(
                 "{PG_VARIABLE} is not set: these tests need a PostgreSQL database \
@@ -52,7 +52,7 @@ impl Schema {
         }
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA {} CASCADE",

@@ -6,10 +6,12 @@ exporter does: each record one ExportTraceServiceRequest, serialised with the
 Usage:
   otlp_to_kafka.py --bootstrap HOST:PORT --topic otlp_spans --records N --spans M
                    [--json-records J] [--malformed K] [--partitions P] [--service NAME]
+                   [--pause-ms MS]
 
 Every record holds one trace of M spans (a root and M-1 children); its trace id is new.
 Records are produced one per batch (linger.ms=0, a flush after each) because tansu 0.6's
-high watermark counts batches. Prints one JSON document on stdout:
+high watermark counts batches; --pause-ms waits that long after each record, to keep
+producing while a test does something else. Prints one JSON document on stdout:
   {"records": [{"partition", "offset", "format", "trace_id", "spans"}], "malformed": K}
 and exits non-zero when a delivery fails.
 """
@@ -117,6 +119,7 @@ def main():
     parser.add_argument("--malformed", type=int, default=0)
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--service", default="kafka-exporter")
+    parser.add_argument("--pause-ms", type=int, default=0)
     args = parser.parse_args()
 
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
@@ -158,6 +161,8 @@ def main():
             on_delivery=lambda error, message, record=record: delivered(error, message, record),
         )
         producer.flush(10)
+        if args.pause_ms:
+            time.sleep(args.pause_ms / 1000)
     remaining = producer.flush(30)
     print(json.dumps({"records": records, "malformed": args.malformed}))
     if failures or remaining:

@@ -40,6 +40,13 @@ impl Notifier {
         }
     }
 
+    /// Forgets every alert and when hooks heard of it (deliveries in flight go on): before
+    /// taking the stored episodes back with [`Notifier::restore`].
+    pub fn forget(&mut self) {
+        self.tracker = AlertTracker::default();
+        self.schedule = HookSchedule::default();
+    }
+
     /// Takes back an alert episode stored before a restart: a pending or firing one goes on
     /// (its hooks are not told again before their repeat interval).
     pub fn restore(&mut self, row: &AlertRow) {

@@ -1,12 +1,19 @@
 //! The lag service: every interval, poll (on a blocking thread), store the samples,
 //! evaluate the rules, store statuses and alerts, hand due notifications to the hooks, and
 //! apply sample retention. A thin shell around the pure parts.
+//!
+//! It runs in one collector of a store at a time: each interval it first tries the store's
+//! lease ([`causeway_storage::StoreLease`]; always held on an SQLite file, an advisory
+//! lock on PostgreSQL) and skips the cycle without it. On taking the lease it reads the
+//! pending and firing lag alerts back from the store, with when their hooks were last
+//! told, so an alert the previous holder raised goes on in its episode: it is neither sent
+//! again nor dropped.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use causeway_storage::{StorageError, Store, now_ns};
+use causeway_storage::{StorageError, Store, StoreLease, now_ns};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -16,6 +23,7 @@ use crate::lag::config::LagSettings;
 use crate::lag::discovery::{known_from_rows, rows_of_known};
 use crate::lag::evaluate::{RuleVerdict, evaluate};
 use crate::lag::poller::{HeadRecords, LagPoller, POLLER_SOURCE, PollError, PollTargets};
+use crate::self_metrics::SelfMetrics;
 use causeway_conventions::alert::{annotation, label};
 
 /// Samples of how far back are read for each evaluation, in poll intervals, at least.
@@ -64,6 +72,14 @@ pub struct LagService {
     last_retention_ns: i64,
     /// Whether the groups found by an earlier run were handed to the poller yet.
     known_loaded: bool,
+    /// This collector's claim on the store's lease (`None` once released).
+    lease: Option<StoreLease>,
+    /// Whether this service holds the lease and has taken over the alert state.
+    lease_held: bool,
+    /// Whether waiting for another collector's lease (or failing to reach it) was logged
+    /// since the last change, so each is logged once, not every interval.
+    standby_logged: bool,
+    metrics: Option<Arc<SelfMetrics>>,
 }
 
 impl LagService {
@@ -85,6 +101,7 @@ impl LagService {
             .transpose()?
             .map(|poller| Arc::new(Mutex::new(poller)));
         let notifier = Notifier::new(settings.hooks.clone());
+        let lease = Some(store.lease());
         Ok(LagService {
             store,
             settings,
@@ -92,7 +109,95 @@ impl LagService {
             notifier,
             last_retention_ns: 0,
             known_loaded: false,
+            lease,
+            lease_held: false,
+            standby_logged: false,
+            metrics: None,
         })
+    }
+
+    /// Reports whether this collector holds the lease in `metrics`.
+    pub fn reporting_to(mut self, metrics: Arc<SelfMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Tries the store's lease and says whether this collector runs the cycle now. On
+    /// taking the lease it first reads back the pending and firing lag alerts (see the
+    /// module header); when that read fails the cycle waits for the next interval.
+    pub async fn hold_lease(&mut self) -> bool {
+        let Some(lease) = &mut self.lease else {
+            return false;
+        };
+        let shared = lease.is_shared();
+        let held = match lease.try_hold().await {
+            Ok(held) => held,
+            Err(error) => {
+                if self.lease_held || !self.standby_logged {
+                    tracing::warn!(%error, "cannot reach the store's lease");
+                    self.standby_logged = true;
+                }
+                false
+            }
+        };
+        match (self.lease_held, held) {
+            (false, true) => match self.take_over().await {
+                Ok(restored) => {
+                    self.lease_held = true;
+                    self.standby_logged = false;
+                    if shared {
+                        tracing::info!(
+                            alerts_restored = restored,
+                            "lease acquired: this collector runs the lag poller, lag rules \
+                             and alert hooks"
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "lease acquired but the stored alerts cannot be read: trying again next interval"
+                ),
+            },
+            (true, false) => {
+                self.lease_held = false;
+                tracing::warn!(
+                    "lease lost: this collector stops running the lag poller, lag rules and \
+                     alert hooks, and tries again every interval"
+                );
+            }
+            (false, false) if !self.standby_logged => {
+                self.standby_logged = true;
+                tracing::info!(
+                    interval = ?self.settings.interval,
+                    "lease held by another collector: this one ingests only, and tries again \
+                     every interval"
+                );
+            }
+            _ => {}
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.lease_held(self.lease_held);
+        }
+        self.lease_held
+    }
+
+    /// Carries on with the lag alerts stored by whoever held the lease before; returns how
+    /// many were taken back.
+    async fn take_over(&mut self) -> Result<usize, StorageError> {
+        let rows = self.store.unresolved_alerts().await?;
+        self.notifier.forget();
+        let mut restored = 0;
+        // Flow alerts belong to the flow rule service.
+        for row in rows
+            .iter()
+            .filter(|r| !r.labels.contains_key(label::FLOW_KIND))
+        {
+            self.notifier.restore(row);
+            restored += 1;
+        }
+        // The groups the previous holder found, as after a restart.
+        self.known_loaded = false;
+        Ok(restored)
     }
 
     /// Runs cycles every interval until `stop` turns true, then waits for deliveries in
@@ -106,6 +211,13 @@ impl LagService {
                     _ = ticks.tick() => {}
                     _ = stop.wait_for(|stopped| *stopped) => break,
                 }
+                let held = tokio::select! {
+                    held = self.hold_lease() => held,
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                };
+                if !held {
+                    continue;
+                }
                 // A cycle waiting on an unreachable broker must not hold up shutdown.
                 tokio::select! {
                     result = self.cycle(now_ns()) => {
@@ -117,6 +229,10 @@ impl LagService {
                 }
             }
             self.finish_deliveries().await;
+            // Released at once, so another collector takes over at its next try.
+            if let Some(lease) = self.lease.take() {
+                lease.release().await;
+            }
         })
     }
 

@@ -242,7 +242,9 @@ impl AlertStore for PgStore {
                  ON CONFLICT (fingerprint, starts_ns) DO UPDATE SET rule = excluded.rule, \
                  status = excluded.status, labels = excluded.labels, \
                  annotations = excluded.annotations, ends_ns = excluded.ends_ns, \
-                 updated_ns = excluded.updated_ns, notified_ns = excluded.notified_ns",
+                 updated_ns = excluded.updated_ns, \
+                 notified_ns = CASE WHEN excluded.notified_ns IS NULL THEN alerts.notified_ns \
+                 ELSE greatest(coalesce(alerts.notified_ns, 0), excluded.notified_ns) END",
             )
             .bind(&alert.fingerprint)
             .bind(alert.starts_ns)
@@ -268,6 +270,16 @@ impl AlertStore for PgStore {
              updated_ns DESC LIMIT $1",
         )
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(crate::row_decode::alert).collect()
+    }
+
+    async fn unresolved_alerts(&self) -> Result<Vec<AlertRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT fingerprint, starts_ns, rule, status, labels, annotations, ends_ns, \
+             updated_ns, notified_ns FROM alerts WHERE status <> 'resolved' ORDER BY starts_ns",
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(crate::row_decode::alert).collect()

@@ -5,6 +5,7 @@
 //! Spans and links are partitioned by the day they were stored; see the first migration.
 
 mod lag;
+mod lease;
 mod read;
 mod retention;
 mod write;
@@ -20,6 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::database::PostgresUrl;
 use crate::error::StorageError;
 use crate::interface::Backend;
+
+pub use lease::{LEASE_LOCK_CLASS, PgLease};
 
 /// Every PostgreSQL migration, in order: (version, description, SQL). Append only.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -122,6 +125,11 @@ impl PgStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(found.unwrap_or(0))
+    }
+
+    /// A claim on this store's lease, on a connection of its own (opened at the first try).
+    pub(crate) fn lease(&self) -> PgLease {
+        PgLease::new(self.database.clone())
     }
 
     /// Fails for a read-only handle.
