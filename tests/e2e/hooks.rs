@@ -266,7 +266,7 @@ async fn webhook_is_signed_retried_and_never_duplicated() {
     assert!(stored[0].notified_ns.is_some());
 }
 
-fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {
+pub(crate) fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {
     use causeway_collector::alerting::alert::{Alert, AlertStatus};
     let alert = Alert {
         fingerprint: "00112233aabbccdd".into(),
@@ -281,7 +281,7 @@ fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload 
     causeway_collector::alerting::payload::payload(&alert, "hook", "http://x")
 }
 
-fn hook(raw: RawHook) -> HookConfig {
+pub(crate) fn hook(raw: RawHook) -> HookConfig {
     let config = LagConfig {
         hooks: vec![raw],
         ..LagConfig::default()
