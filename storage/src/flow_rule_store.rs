@@ -3,9 +3,11 @@
 //! expected consumer groups, the consumptions seen before their send, each flow alert's
 //! counts, and the alert rows, all written by one pass in one transaction.
 //!
-//! One rusqlite connection of its own, used on blocking threads: a pass reads up to
+//! Two rusqlite connections of its own, used on blocking threads: a pass reads up to
 //! hundreds of thousands of rows, which sqlx's per-value overhead would slow several times
-//! (see `span_write`).
+//! (see `span_write`). New spans are read through the second one, so that the next chunk
+//! can be read while the previous one is evaluated and written (a read transaction in WAL
+//! mode sees only committed rows, and the cursor moves only with a chunk's own write).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -156,10 +158,12 @@ pub struct FlowPassWrite {
     pub alerts: Vec<AlertRow>,
 }
 
-/// The flow rules' connection to the store.
+/// The flow rules' connections to the store.
 #[derive(Debug, Clone)]
 pub struct FlowRuleStore {
     connection: Arc<Mutex<Connection>>,
+    /// Reads new spans only ([`FlowRuleStore::spans_after`]).
+    span_reader: Arc<Mutex<Connection>>,
 }
 
 /// The columns of [`RuleSpan`], in order; the propagation break (read from the attributes)
@@ -181,6 +185,9 @@ fn rule_span_columns(breaks: bool) -> String {
          ingested_ns"
     )
 }
+
+/// The most rows [`FlowRuleStore::spans_after`] makes room for before reading.
+const MAX_PRESIZED_CHUNK: usize = 100_000;
 
 const DUE_COLUMNS: &str = "send_span_id, rule, send_trace_id, due_ns, overdue, topic, \
     message_id, partition_id, kafka_offset, correlation_id, event_type, producer, sent_ns, groups";
@@ -261,8 +268,10 @@ impl FlowRuleStore {
     fn open(path: &Path) -> Result<FlowRuleStore, StorageError> {
         let connection = open_rusqlite(path, false)?;
         connection.set_prepared_statement_cache_capacity(32);
+        let span_reader = open_rusqlite(path, false)?;
         Ok(FlowRuleStore {
             connection: Arc::new(Mutex::new(connection)),
+            span_reader: Arc::new(Mutex::new(span_reader)),
         })
     }
 
@@ -272,14 +281,7 @@ impl FlowRuleStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            // A panic cannot leave a transaction open (rusqlite rolls back on drop).
-            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
-            work(&mut connection).map_err(StorageError::from_write)
-        })
-        .await
-        .map_err(|error| StorageError::Corrupt(format!("flow rule thread failed: {error}")))?
+        on_blocking_thread(Arc::clone(&self.connection), work).await
     }
 
     /// Where the last pass stopped, if a pass ever ran.
@@ -312,15 +314,20 @@ impl FlowRuleStore {
         limit: usize,
         breaks: bool,
     ) -> Result<Vec<RuleSpan>, StorageError> {
+        // Sized for a full chunk at once: no copying while it grows.
+        let capacity = limit.min(MAX_PRESIZED_CHUNK);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |connection| {
+        on_blocking_thread(Arc::clone(&self.span_reader), move |connection| {
             let sql = format!(
                 "SELECT {} FROM spans WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                 rule_span_columns(breaks)
             );
             let mut statement = connection.prepare_cached(&sql)?;
-            let rows = statement.query_map(params![after, limit], rule_span)?;
-            rows.collect()
+            let mut spans = Vec::with_capacity(capacity);
+            for span in statement.query_map(params![after, limit], rule_span)? {
+                spans.push(span?);
+            }
+            Ok(spans)
         })
         .await
     }
@@ -583,6 +590,24 @@ impl FlowRuleStore {
         })
         .await
     }
+}
+
+/// Runs `work` on `connection` on a blocking thread.
+async fn on_blocking_thread<T, F>(
+    connection: Arc<Mutex<Connection>>,
+    work: F,
+) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        // A panic cannot leave a transaction open (rusqlite rolls back on drop).
+        let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+        work(&mut connection).map_err(StorageError::from_write)
+    })
+    .await
+    .map_err(|error| StorageError::Corrupt(format!("flow rule thread failed: {error}")))?
 }
 
 fn map_of(text: &str) -> rusqlite::Result<BTreeMap<String, String>> {

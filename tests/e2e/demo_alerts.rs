@@ -18,9 +18,9 @@ use crate::harness::{Broker, causeway_bin, temp_dir};
 use crate::hooks::{Receiver, SECRET, openssl_signature};
 
 /// The demo's lag rule (its slow consumer is also a lag alert).
-const LAG_RULE: &str = "demo-consumer-lag";
+pub(crate) const LAG_RULE: &str = "demo-consumer-lag";
 
-fn hook_section(url: &str) -> String {
+pub(crate) fn hook_section(url: &str) -> String {
     format!(
         "\n[[hooks]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"{url}\"\n\
          secret = \"{SECRET}\"\nrepeat_interval = \"1h\"\n"
@@ -29,7 +29,7 @@ fn hook_section(url: &str) -> String {
 
 /// Runs the headless demo (on a blocking thread, the receiver runs on this runtime) and
 /// returns its JSON summary.
-async fn demo(db: &Path, config: &Path, extra: &[&str], duration: &str) -> Value {
+pub(crate) async fn demo(db: &Path, config: &Path, extra: &[&str], duration: &str) -> Value {
     let mut args: Vec<String> = [
         "--db",
         db.to_str().unwrap(),
@@ -59,16 +59,21 @@ async fn demo(db: &Path, config: &Path, extra: &[&str], duration: &str) -> Value
         .unwrap_or_else(|e| panic!("summary is not json ({e}):\n{stdout}\nstderr:\n{stderr}"))
 }
 
-/// Checks the flow alerts of a faulty run in the summary and at the receiver.
-fn assert_flow_alerts(summary: &Value, receiver: &Receiver) {
-    let poisoned = summary["faults"]
+/// The correlation ID of the order the demo poisoned, from its summary.
+pub(crate) fn poisoned_order(summary: &Value) -> String {
+    summary["faults"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["kind"] == "poison-message")
         .and_then(|f| f["correlation_id"].as_str())
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// Checks the flow alerts of a faulty run in the summary and at the receiver.
+fn assert_flow_alerts(summary: &Value, receiver: &Receiver) {
+    let poisoned = poisoned_order(summary);
     let flow_alerts = summary["flow_alerts"].as_array().unwrap();
     let rules: BTreeSet<&str> = flow_alerts
         .iter()

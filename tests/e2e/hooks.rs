@@ -338,7 +338,7 @@ async fn a_service_taking_the_lease_goes_on_with_the_stored_alert() {
     assert_eq!(episodes[0].status, "resolved");
 }
 
-fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {
+pub(crate) fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload {
     use causeway_collector::alerting::alert::{Alert, AlertStatus};
     let alert = Alert {
         fingerprint: "00112233aabbccdd".into(),
@@ -353,7 +353,7 @@ fn payload_for_tests() -> causeway_collector::alerting::payload::WebhookPayload 
     causeway_collector::alerting::payload::payload(&alert, "hook", "http://x")
 }
 
-fn hook(raw: RawHook) -> HookConfig {
+pub(crate) fn hook(raw: RawHook) -> HookConfig {
     let config = LagConfig {
         hooks: vec![raw],
         ..LagConfig::default()

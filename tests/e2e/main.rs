@@ -8,6 +8,7 @@ mod flow_broker;
 mod flow_patterns;
 mod harness;
 mod hooks;
+mod hooks_python;
 mod ingest;
 mod ingest_backpressure;
 mod ingest_hostile;

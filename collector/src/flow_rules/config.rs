@@ -155,9 +155,12 @@ impl FlowRule {
 
     /// Whether every filter matches `subject`.
     pub fn matches(&self, subject: Subject<'_>) -> bool {
+        // `*`, every filter's default, matches anything (checked first: it is most rules'
+        // every filter, tried on every span).
         let one = |pattern: &str, value: Option<&str>| match value {
+            _ if pattern == "*" => true,
             Some(value) => glob_match(pattern, value),
-            None => pattern == "*",
+            None => false,
         };
         one(&self.service, subject.service)
             && one(&self.topic, subject.topic)

@@ -129,13 +129,53 @@ pub fn needing_links(spans: &[RuleSpan]) -> Vec<(i64, TraceId, SpanId)> {
 
 /// The parents of the chunk's dead-letter sends that are not in the chunk.
 pub fn missing_parents(spans: &[RuleSpan], settings: &FlowRuleSettings) -> Vec<(TraceId, SpanId)> {
-    let present: BTreeSet<(TraceId, SpanId)> =
-        spans.iter().map(|s| (s.trace_id, s.span_id)).collect();
+    let dead_letters = dead_letter_flags(spans, settings);
+    let found = dead_letter_parents(spans, &dead_letters);
     spans
         .iter()
-        .filter(|s| is_dead_letter_send(s, settings))
-        .filter_map(|s| Some((s.trace_id, s.parent_span_id?)))
-        .filter(|id| !present.contains(id))
+        .zip(&dead_letters)
+        .filter(|(_, dead_letter)| **dead_letter)
+        .filter_map(|(s, _)| Some((s.trace_id, s.parent_span_id?)))
+        .filter(|id| !found.contains_key(id))
+        .collect()
+}
+
+/// Whether each span of the chunk is a dead-letter send (each topic's name is matched
+/// against the patterns once).
+fn dead_letter_flags(spans: &[RuleSpan], settings: &FlowRuleSettings) -> Vec<bool> {
+    let mut known: HashMap<&str, bool> = HashMap::new();
+    spans
+        .iter()
+        .map(|span| {
+            let Some(topic) = span.topic.as_deref().filter(|_| role(span) == Role::Send) else {
+                return false;
+            };
+            *known
+                .entry(topic)
+                .or_insert_with(|| is_dead_letter_topic(topic, &settings.dead_letter_topics))
+        })
+        .collect()
+}
+
+/// The parents of the chunk's dead-letter sends (flagged in `dead_letters`) that are in
+/// the chunk. Dead letters are rare: only their parents are indexed, not the whole chunk.
+fn dead_letter_parents<'a>(
+    spans: &'a [RuleSpan],
+    dead_letters: &[bool],
+) -> HashMap<(TraceId, SpanId), &'a RuleSpan> {
+    let wanted: HashSet<(TraceId, SpanId)> = spans
+        .iter()
+        .zip(dead_letters)
+        .filter(|(_, dead_letter)| **dead_letter)
+        .filter_map(|(s, _)| Some((s.trace_id, s.parent_span_id?)))
+        .collect();
+    if wanted.is_empty() {
+        return HashMap::new();
+    }
+    spans
+        .iter()
+        .filter(|s| wanted.contains(&(s.trace_id, s.span_id)))
+        .map(|s| ((s.trace_id, s.span_id), s))
         .collect()
 }
 
@@ -184,15 +224,16 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 pub fn evaluate_chunk(spans: &[RuleSpan], context: &ChunkContext<'_>) -> ChunkOutcome {
     let settings = context.settings;
     let mut outcome = ChunkOutcome::default();
-    // Built at the first dead-letter send (they are rare).
-    let mut by_id: Option<HashMap<(TraceId, SpanId), &RuleSpan>> = None;
+    // Found at the first dead-letter send (they are rare).
+    let mut parents: Option<HashMap<(TraceId, SpanId), &RuleSpan>> = None;
     let roles: Vec<Role> = spans.iter().map(role).collect();
+    let dead_letters = dead_letter_flags(spans, settings);
     let wants_due = settings
         .rules
         .iter()
         .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
     let mut waiting = Waiting::default();
-    for (span, &role) in spans.iter().zip(&roles) {
+    for ((span, &role), &dead_lettered) in spans.iter().zip(&roles).zip(&dead_letters) {
         for (index, rule) in settings.rules.iter().enumerate() {
             match rule.kind {
                 FlowRuleKind::Error => error(index, rule, span, role, &mut outcome),
@@ -208,13 +249,11 @@ pub fn evaluate_chunk(spans: &[RuleSpan], context: &ChunkContext<'_>) -> ChunkOu
         if role == Role::Send && wants_due {
             waiting.expect(&settings.rules, span, context.expected);
         }
-        if role == Role::Send && is_dead_letter_send(span, settings) {
-            let by_id = by_id.get_or_insert_with(|| {
-                spans.iter().map(|s| ((s.trace_id, s.span_id), s)).collect()
-            });
+        if dead_lettered {
+            let in_chunk = parents.get_or_insert_with(|| dead_letter_parents(spans, &dead_letters));
             let parent = span.parent_span_id.and_then(|parent| {
                 let key = (span.trace_id, parent);
-                by_id
+                in_chunk
                     .get(&key)
                     .copied()
                     .or_else(|| context.parents.get(&key))

@@ -175,20 +175,22 @@ impl FlowRuleService {
             .rules
             .iter()
             .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
-        while report.spans < MAX_PASS_SPANS {
-            let spans = self
-                .rules_store
-                .spans_after(self.cursor, CHUNK_SPANS, breaks)
-                .await?;
+        // The next chunk is read (on its own connection) while this one is evaluated and
+        // written: on two cores a pass then costs about the reading alone.
+        let mut reading = Some(self.read_after(self.cursor, breaks));
+        while let Some(read) = reading.take() {
+            let spans = read.await.map_err(|error| {
+                StorageError::Corrupt(format!("flow rule read task failed: {error}"))
+            })??;
             let Some(last) = spans.last().map(|s| s.rowid) else {
                 break;
             };
             report.spans += spans.len();
+            if spans.len() == CHUNK_SPANS && report.spans < MAX_PASS_SPANS {
+                reading = Some(self.read_after(last, breaks));
+            }
             report.matches += self.chunk(&spans, &expected, now_ns).await?;
             self.cursor = last;
-            if spans.len() < CHUNK_SPANS {
-                break;
-            }
         }
         report.matches += self.orphans(now_ns).await?;
         if wants_due {
@@ -241,6 +243,16 @@ impl FlowRuleService {
         Ok(report)
     }
 
+    /// Starts reading the chunk of spans written after rowid `after`.
+    fn read_after(
+        &self,
+        after: i64,
+        breaks: bool,
+    ) -> JoinHandle<Result<Vec<RuleSpan>, StorageError>> {
+        let rules_store = self.rules_store.clone();
+        tokio::spawn(async move { rules_store.spans_after(after, CHUNK_SPANS, breaks).await })
+    }
+
     /// Which groups process which topics, from the stored topology.
     async fn expected(&self) -> Result<Expected, StorageError> {
         let mut expected = Expected::new();
@@ -258,7 +270,12 @@ impl FlowRuleService {
         expected: &Expected,
         now_ns: i64,
     ) -> Result<usize, FlowRuleServiceError> {
-        let links = self.rules_store.links_of(needing_links(spans)).await?;
+        let needing = needing_links(spans);
+        let links = if needing.is_empty() {
+            HashMap::new()
+        } else {
+            self.rules_store.links_of(needing).await?
+        };
         let missing = missing_parents(spans, &self.settings);
         let parents: HashMap<(TraceId, SpanId), RuleSpan> = if missing.is_empty() {
             HashMap::new()
