@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use causeway_storage::{
-    CorrelationRow, Position, SpanId, SpanRecord, StorageError, Store, TraceId,
+    CorrelationRow, LinkRef, Position, SpanId, SpanRecord, StorageError, Store, TraceId,
 };
 
 use crate::{Flow, FlowOptions, Topology, reconstruct};
@@ -117,8 +117,15 @@ pub async fn load_key(store: &Store, id: &str, key: &FlowKey) -> Result<FlowSpan
         let unread = &unread[..unread.len().min(room_for)];
         if !unread.is_empty() {
             let room = FLOW_SPAN_LIMIT - i64::try_from(closure.spans.len()).unwrap_or(i64::MAX);
-            let loaded = store.spans_of_traces(unread, room.max(1)).await?;
+            // The links into these traces are what the next round asks first: read them
+            // beside the spans instead of after.
+            let (loaded, links) = futures::future::try_join(
+                store.spans_of_traces(unread, room.max(1)),
+                store.links_into_traces(unread, FLOW_SPAN_LIMIT),
+            )
+            .await?;
             closure.remember(unread, loaded);
+            closure.remember_links_into(unread, links);
         }
         frontier = closure.add_joined(&anchors);
         truncated |= closure.spans.len() >= limit();
@@ -175,6 +182,9 @@ struct Closure {
     /// Message positions already looked up: the consumers of a send record the send's
     /// position, so the round after them would ask for the same ones again.
     positions_done: HashSet<Position>,
+    /// The links other spans recorded into traces read so far, per trace, read beside
+    /// the trace's spans.
+    links_into: HashMap<TraceId, Vec<LinkRef>>,
 }
 
 /// Per trace reached from the flow, the spans of it that join the flow.
@@ -190,6 +200,17 @@ impl Closure {
             own: BTreeSet::new(),
             read: HashMap::new(),
             positions_done: HashSet::new(),
+            links_into: HashMap::new(),
+        }
+    }
+
+    /// Keeps `links`, the links into `traces`, for the round that reaches those traces.
+    fn remember_links_into(&mut self, traces: &[TraceId], links: Vec<LinkRef>) {
+        for trace in traces {
+            self.links_into.entry(*trace).or_default();
+        }
+        for link in links {
+            self.links_into.entry(link.to_trace).or_default().push(link);
         }
     }
 
@@ -278,8 +299,20 @@ impl Closure {
         frontier: &BTreeSet<TraceId>,
     ) -> Result<Anchors, StorageError> {
         let mut anchors = Anchors::new();
-        let traces: Vec<TraceId> = frontier.iter().copied().collect();
-        for link in store.links_into_traces(&traces, FLOW_SPAN_LIMIT).await? {
+        let unknown: Vec<TraceId> = frontier
+            .iter()
+            .filter(|trace| !self.links_into.contains_key(trace))
+            .copied()
+            .collect();
+        let mut links: Vec<LinkRef> = if unknown.is_empty() {
+            Vec::new()
+        } else {
+            store.links_into_traces(&unknown, FLOW_SPAN_LIMIT).await?
+        };
+        for trace in frontier {
+            links.extend(self.links_into.get(trace).into_iter().flatten().copied());
+        }
+        for link in links {
             let into_flow = self.ids.contains(&(link.to_trace, link.to_span));
             if into_flow && !self.ids.contains(&(link.from_trace, link.from_span)) {
                 anchors

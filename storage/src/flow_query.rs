@@ -66,9 +66,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let marks = vec!["?"; ids.len()].join(", ");
+        // The correlation's summary row knows the segments its spans were written to, so
+        // the index is searched there only, not in every segment.
         let traces = format!(
-            "SELECT DISTINCT c.trace_id FROM spans c WHERE c.segment IN ({LIVE_SEGMENTS}) \
-             AND c.correlation_id IN ({marks})"
+            "SELECT DISTINCT t.trace_id FROM correlations r CROSS JOIN spans t \
+             ON t.segment IN ({}) AND t.correlation_id = r.correlation_id \
+             WHERE r.correlation_id IN ({marks})",
+            correlation_segments("r")
         );
         let span_sql = format!(
             "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \

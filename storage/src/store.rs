@@ -8,7 +8,7 @@ use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
-use crate::connection::{sqlx_options, sqlx_writer_options};
+use crate::connection::{sqlx_options, sqlx_reader_options, sqlx_writer_options};
 use crate::demo_mark::{DatabaseOwner, database_owner};
 use crate::error::StorageError;
 use crate::span_write::SpanWriter;
@@ -131,7 +131,7 @@ impl SqliteStore {
             })?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(sqlx_reader_options(options))
             .await
             .map_err(open_error)?;
         let span_writer = SpanWriter::open(path)?;
@@ -153,9 +153,7 @@ impl SqliteStore {
         }
         // A large row buffer lets SQLite's worker thread run ahead of the reader instead of
         // handing rows over 50 at a time (a flow is a few hundred rows).
-        let options = sqlx_options(path)
-            .read_only(true)
-            .row_buffer_size(READ_ROW_BUFFER);
+        let options = sqlx_reader_options(sqlx_options(path)).row_buffer_size(READ_ROW_BUFFER);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
