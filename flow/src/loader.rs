@@ -247,12 +247,7 @@ impl Closure {
     /// processing re-publishes) belong to the others.
     fn add_own(&mut self, spans: Vec<SpanRecord>) {
         // Each trace once: the spans of one trace are joined in one pass over it.
-        let traces: Vec<TraceId> = spans
-            .iter()
-            .map(|span| span.trace_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let traces = distinct_traces(&spans);
         self.remember(&traces, spans);
         for trace in traces {
             let Some(spans) = self.read.get(&trace) else {
@@ -277,12 +272,7 @@ impl Closure {
 
     /// Adds every span of the flow's own trace (a flow without a correlation ID).
     fn add_whole(&mut self, spans: Vec<SpanRecord>) {
-        let traces: Vec<TraceId> = spans
-            .iter()
-            .map(|span| span.trace_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let traces = distinct_traces(&spans);
         self.remember(&traces, spans);
         let picked: Vec<SpanRecord> = self.read.values().flatten().cloned().collect();
         for span in picked {
@@ -431,6 +421,16 @@ impl Closure {
         }
         grown
     }
+}
+
+/// The traces of `spans`, each once, in order.
+fn distinct_traces(spans: &[SpanRecord]) -> Vec<TraceId> {
+    spans
+        .iter()
+        .map(|span| span.trace_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// The spans of one trace joined to `starts`: the starts, their ancestors (parent chain)
