@@ -27,6 +27,14 @@ pub(crate) fn hook_section(url: &str) -> String {
     )
 }
 
+/// Writes, in `dir`, a demo config with the fast schedule and one webhook to `url`, and
+/// returns its path.
+pub(crate) fn demo_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    let config = dir.join("demo.toml");
+    std::fs::write(&config, format!("{FAST_SCHEDULE}{}", hook_section(url))).unwrap();
+    config
+}
+
 /// Runs the headless demo (on a blocking thread, the receiver runs on this runtime) and
 /// returns its JSON summary.
 pub(crate) async fn demo(db: &Path, config: &Path, extra: &[&str], duration: &str) -> Value {
@@ -162,12 +170,7 @@ async fn faulty_run(kafka: Option<&Broker>) {
     let receiver = Receiver::start(Vec::new()).await;
     let dir = temp_dir();
     let db = dir.path().join("demo.db");
-    let config = dir.path().join("demo.toml");
-    std::fs::write(
-        &config,
-        format!("{FAST_SCHEDULE}{}", hook_section(&receiver.url)),
-    )
-    .unwrap();
+    let config = demo_config(dir.path(), &receiver.url);
     let bootstrap = kafka.map(Broker::bootstrap);
     let extra: Vec<&str> = match &bootstrap {
         Some(brokers) => vec!["--kafka", brokers.as_str()],

@@ -16,8 +16,7 @@ use causeway_collector::alerting::hook_config::RawHook;
 use causeway_conventions::alert::{annotation, label};
 use serde_json::Value;
 
-use crate::demo::FAST_SCHEDULE;
-use crate::demo_alerts::{LAG_RULE, demo, hook_section, poisoned_order};
+use crate::demo_alerts::{LAG_RULE, demo, demo_config, poisoned_order};
 use crate::harness::{python, python_script, temp_dir};
 use crate::hooks::{SECRET, hook, payload_for_tests};
 
@@ -76,12 +75,7 @@ async fn demo_alerts_reach_a_python_http_server_signed_firing_then_resolved() {
     let dir = temp_dir();
     let receiver = PythonReceiver::start(dir.path(), SECRET);
     let db = dir.path().join("demo.db");
-    let config = dir.path().join("demo.toml");
-    std::fs::write(
-        &config,
-        format!("{FAST_SCHEDULE}{}", hook_section(&receiver.url)),
-    )
-    .unwrap();
+    let config = demo_config(dir.path(), &receiver.url);
     let summary = demo(&db, &config, &[], "20s").await;
     let poisoned = poisoned_order(&summary);
 
