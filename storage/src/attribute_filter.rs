@@ -21,7 +21,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
+
+use crate::error::StorageError;
 use serde_json::{Map, Value};
 
 /// Bits per block (256 bytes).
@@ -191,6 +193,40 @@ impl RunFilter {
             run_spans,
             bits: vec![0; MAX_BLOCKS * BLOCK_BYTES],
         }
+    }
+
+    /// The filter of the newest run of rows, holding the pairs of the rows it already has
+    /// (after a restart), so that the filter stored when it is full misses none.
+    pub(crate) fn open(connection: &Connection, run_spans: i64) -> Result<RunFilter, StorageError> {
+        let newest: i64 = connection
+            .query_row("SELECT coalesce(max(rowid), 0) FROM spans", [], |row| {
+                row.get(0)
+            })
+            .map_err(StorageError::from_write)?;
+        let mut filter = RunFilter::new(newest, run_spans);
+        let Some(first_rowid) = filter.first_rowid() else {
+            return Ok(filter);
+        };
+        let mut statement = connection
+            .prepare("SELECT attributes, resource FROM spans WHERE rowid >= ?")
+            .map_err(StorageError::from_write)?;
+        let mut rows = statement
+            .query([first_rowid])
+            .map_err(StorageError::from_write)?;
+        let mut pairs = Vec::new();
+        let mut last_resource = String::new();
+        while let Some(row) = rows.next().map_err(StorageError::from_write)? {
+            let attributes: String = row.get(0).map_err(StorageError::from_write)?;
+            let resource: String = row.get(1).map_err(StorageError::from_write)?;
+            pairs.clear();
+            push_text_pair_hashes(&attributes, &mut pairs);
+            if resource != last_resource {
+                push_text_pair_hashes(&resource, &mut pairs);
+                last_resource = resource;
+            }
+            filter.add(&pairs);
+        }
+        Ok(filter)
     }
 
     /// The first rowid of the run being filled.

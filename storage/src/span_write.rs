@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 
-use crate::attribute_filter::{RUN_SPANS, RunFilter, Written, push_text_pair_hashes};
+use crate::attribute_filter::{RUN_SPANS, RunFilter, Written};
 use crate::checkpointer::Checkpointer;
 use crate::clock::now_ns;
 use crate::connection::open_rusqlite;
@@ -105,7 +105,7 @@ impl SpanWriter {
         let connection = open_rusqlite(path, true)?;
         // Full-size statements, the tail of each batch and the correlation upserts.
         connection.set_prepared_statement_cache_capacity(64);
-        let filter = open_run_filter(&connection, RUN_SPANS)?;
+        let filter = RunFilter::open(&connection, RUN_SPANS)?;
         Ok(Arc::new(SpanWriter {
             connection: Mutex::new(connection),
             filter: Mutex::new(filter),
@@ -170,45 +170,11 @@ impl Store {
     pub(crate) fn set_filter_run_spans(&self, spans: i64) -> Result<(), StorageError> {
         if let Some(writer) = &self.span_writer {
             let connection = writer.connection.lock().unwrap_or_else(|p| p.into_inner());
-            let filter = open_run_filter(&connection, spans)?;
+            let filter = RunFilter::open(&connection, spans)?;
             *writer.filter.lock().unwrap_or_else(|p| p.into_inner()) = filter;
         }
         Ok(())
     }
-}
-
-/// The filter of the newest run of rows, holding the pairs of the rows it already has
-/// (after a restart), so that the filter stored when it is full misses none.
-fn open_run_filter(connection: &Connection, run_spans: i64) -> Result<RunFilter, StorageError> {
-    let newest: i64 = connection
-        .query_row("SELECT coalesce(max(rowid), 0) FROM spans", [], |row| {
-            row.get(0)
-        })
-        .map_err(StorageError::from_write)?;
-    let mut filter = RunFilter::new(newest, run_spans);
-    let Some(first_rowid) = filter.first_rowid() else {
-        return Ok(filter);
-    };
-    let mut statement = connection
-        .prepare("SELECT attributes, resource FROM spans WHERE rowid >= ?")
-        .map_err(StorageError::from_write)?;
-    let mut rows = statement
-        .query([first_rowid])
-        .map_err(StorageError::from_write)?;
-    let mut pairs = Vec::new();
-    let mut last_resource = String::new();
-    while let Some(row) = rows.next().map_err(StorageError::from_write)? {
-        let attributes: String = row.get(0).map_err(StorageError::from_write)?;
-        let resource: String = row.get(1).map_err(StorageError::from_write)?;
-        pairs.clear();
-        push_text_pair_hashes(&attributes, &mut pairs);
-        if resource != last_resource {
-            push_text_pair_hashes(&resource, &mut pairs);
-            last_resource = resource;
-        }
-        filter.add(&pairs);
-    }
-    Ok(filter)
 }
 
 fn write_batches(
