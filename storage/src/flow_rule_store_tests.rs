@@ -2,7 +2,12 @@
 
 use super::*;
 use crate::testsuite::span;
-use crate::{EncodedSpans, SpanRecord};
+use std::collections::BTreeMap;
+
+use causeway_conventions::attribute;
+use causeway_conventions::messaging::Operation;
+
+use crate::{EncodedSpans, SpanKind, SpanRecord, StatusCode};
 
 fn ids(n: u8) -> (TraceId, SpanId) {
     (TraceId([n; 16]), SpanId([n; 8]))
