@@ -31,8 +31,9 @@ use crate::store::SqliteStore as Store;
 #[derive(Debug, Clone)]
 pub struct FlowRuleStore {
     connection: Arc<Mutex<Connection>>,
-    /// Reads new spans only ([`FlowRuleStore::spans_after`]).
-    span_reader: Arc<Mutex<Connection>>,
+    /// Read new spans only ([`FlowRuleStore::spans_after`], [`FlowRuleStore::spans_in`]):
+    /// two, so that two chunks can be read at once.
+    span_readers: Arc<[Arc<Mutex<Connection>>; 2]>,
 }
 
 impl Store {
@@ -47,10 +48,13 @@ impl FlowRuleStore {
     fn open(path: &Path) -> Result<FlowRuleStore, StorageError> {
         let connection = open_rusqlite(path, false)?;
         connection.set_prepared_statement_cache_capacity(32);
-        let span_reader = open_rusqlite(path, false)?;
+        let span_readers = [
+            Arc::new(Mutex::new(open_rusqlite(path, false)?)),
+            Arc::new(Mutex::new(open_rusqlite(path, false)?)),
+        ];
         Ok(FlowRuleStore {
             connection: Arc::new(Mutex::new(connection)),
-            span_reader: Arc::new(Mutex::new(span_reader)),
+            span_readers: Arc::new(span_readers),
         })
     }
 
@@ -96,7 +100,7 @@ impl FlowRuleStore {
         // Sized for a full chunk at once: no copying while it grows.
         let capacity = limit.min(MAX_PRESIZED_CHUNK);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        on_blocking_thread(Arc::clone(&self.span_reader), move |connection| {
+        on_blocking_thread(Arc::clone(&self.span_readers[0]), move |connection| {
             let sql = format!(
                 "SELECT {} FROM spans WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                 rule_span_columns(breaks)
@@ -109,6 +113,41 @@ impl FlowRuleStore {
             Ok(spans)
         })
         .await
+    }
+
+    /// The spans of rowids `after + 1 ..= through`, oldest first, read on whichever of the
+    /// two span readers is free, so that two ranges can be read at once.
+    pub async fn spans_in(
+        &self,
+        after: i64,
+        through: i64,
+        breaks: bool,
+    ) -> Result<Vec<RuleSpan>, StorageError> {
+        let readers = Arc::clone(&self.span_readers);
+        let capacity = usize::try_from(through.saturating_sub(after))
+            .unwrap_or(0)
+            .min(MAX_PRESIZED_CHUNK);
+        tokio::task::spawn_blocking(move || {
+            let connection = readers
+                .iter()
+                .find_map(|reader| reader.try_lock().ok())
+                .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
+            let sql = format!(
+                "SELECT {} FROM spans WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid",
+                rule_span_columns(breaks)
+            );
+            let read = || -> rusqlite::Result<Vec<RuleSpan>> {
+                let mut statement = connection.prepare_cached(&sql)?;
+                let mut spans = Vec::with_capacity(capacity);
+                for span in statement.query_map(params![after, through], rule_span)? {
+                    spans.push(span?);
+                }
+                Ok(spans)
+            };
+            read().map_err(StorageError::from_write)
+        })
+        .await
+        .map_err(|error| StorageError::Corrupt(format!("flow rule thread failed: {error}")))?
     }
 
     /// The spans each of `spans` (segment, trace, span) links to.

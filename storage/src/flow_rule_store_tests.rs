@@ -95,6 +95,27 @@ async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
             .is_empty()
     );
     assert_eq!(rules.max_span_rowid().await.unwrap(), rest[2].rowid);
+    // A range of rowids, two at once (one per span reader): each holds its rows only.
+    let (low, high) = tokio::join!(
+        rules.spans_in(0, first[1].rowid, false),
+        rules.spans_in(first[1].rowid, rest[2].rowid, false)
+    );
+    let (low, high) = (low.unwrap(), high.unwrap());
+    assert_eq!(
+        low.iter().map(|s| s.rowid).collect::<Vec<_>>(),
+        [first[0].rowid, first[1].rowid]
+    );
+    assert_eq!(
+        high.iter().map(|s| s.rowid).collect::<Vec<_>>(),
+        rest.iter().map(|s| s.rowid).collect::<Vec<_>>()
+    );
+    assert!(
+        rules
+            .spans_in(rest[2].rowid, rest[2].rowid + 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let links = rules
         .links_of(vec![(rest[0].segment, rest[0].trace_id, rest[0].span_id)])

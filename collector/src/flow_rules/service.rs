@@ -3,7 +3,7 @@
 //! for their expected groups, and the alerts, through the same tracker and hooks as lag
 //! alerts. A thin shell around the pure parts (`evaluate`, `subjects`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use causeway_conventions::alert::label;
@@ -23,10 +23,27 @@ use crate::flow_rules::evaluate::{
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
 
-/// Spans read per chunk.
-pub const CHUNK_SPANS: usize = 50_000;
-/// Most spans one pass reads; a backlog is worked off over the next passes.
-pub const MAX_PASS_SPANS: usize = 500_000;
+/// Rowids (spans) read per chunk: small enough that reading the next chunks overlaps
+/// evaluating this one for most of a pass.
+pub const CHUNK_SPANS: usize = 20_000;
+/// Chunks being read while one is evaluated.
+const READ_AHEAD: usize = 2;
+/// Most rowids one pass reads; a backlog is worked off over the next passes.
+pub const MAX_PASS_ROWS: i64 = 500_000;
+/// The chunks of rowids `after + 1 ..= end`, in order, each [`CHUNK_SPANS`] wide or less.
+fn chunk_ranges(after: i64, end: i64) -> impl Iterator<Item = (i64, i64)> {
+    let width = i64::try_from(CHUNK_SPANS).unwrap_or(i64::MAX);
+    let mut from = after;
+    std::iter::from_fn(move || {
+        (from < end).then(|| {
+            let through = from.saturating_add(width).min(end);
+            let range = (from, through);
+            from = through;
+            range
+        })
+    })
+}
+
 /// Due items read at a time.
 const DUE_BATCH: usize = 5_000;
 /// Overdue items checked again each pass for a consumption matched by message id or
@@ -175,20 +192,30 @@ impl FlowRuleService {
             .rules
             .iter()
             .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
-        // The next chunk is read (on its own connection) while this one is evaluated and
-        // written: on two cores a pass then costs about the reading alone.
-        let mut reading = Some(self.read_after(self.cursor, breaks));
-        while let Some(read) = reading.take() {
+        // The rows stored when the pass starts, in chunks of rowids (a later row has a
+        // higher rowid). The chunks after the one being evaluated are read ahead, each on
+        // its own connection, so that a pass costs about the reading alone.
+        let newest = self.rules_store.max_span_rowid().await?;
+        let end = newest.min(self.cursor.saturating_add(MAX_PASS_ROWS));
+        let mut ranges = chunk_ranges(self.cursor, end);
+        let mut reading: VecDeque<JoinHandle<Result<Vec<RuleSpan>, StorageError>>> =
+            VecDeque::new();
+        loop {
+            while reading.len() < READ_AHEAD
+                && let Some((after, through)) = ranges.next()
+            {
+                reading.push_back(self.read_range(after, through, breaks));
+            }
+            let Some(read) = reading.pop_front() else {
+                break;
+            };
             let spans = read.await.map_err(|error| {
                 StorageError::Corrupt(format!("flow rule read task failed: {error}"))
             })??;
             let Some(last) = spans.last().map(|s| s.rowid) else {
-                break;
+                continue;
             };
             report.spans += spans.len();
-            if spans.len() == CHUNK_SPANS && report.spans < MAX_PASS_SPANS {
-                reading = Some(self.read_after(last, breaks));
-            }
             report.matches += self.chunk(&spans, &expected, now_ns).await?;
             self.cursor = last;
         }
@@ -243,14 +270,15 @@ impl FlowRuleService {
         Ok(report)
     }
 
-    /// Starts reading the chunk of spans written after rowid `after`.
-    fn read_after(
+    /// Starts reading the spans of rowids `after + 1 ..= through`.
+    fn read_range(
         &self,
         after: i64,
+        through: i64,
         breaks: bool,
     ) -> JoinHandle<Result<Vec<RuleSpan>, StorageError>> {
         let rules_store = self.rules_store.clone();
-        tokio::spawn(async move { rules_store.spans_after(after, CHUNK_SPANS, breaks).await })
+        tokio::spawn(async move { rules_store.spans_in(after, through, breaks).await })
     }
 
     /// Which groups process which topics, from the stored topology.

@@ -241,3 +241,24 @@ async fn a_consumption_stored_before_its_send_and_one_found_by_message_id_count(
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].annotations[annotation::FLOW_IDS], "ord-7");
 }
+
+#[test]
+fn a_pass_reads_every_rowid_after_its_cursor_once_in_chunk_wide_ranges() {
+    let width = i64::try_from(CHUNK_SPANS).unwrap();
+    assert_eq!(chunk_ranges(5, 5).count(), 0, "nothing new");
+    assert_eq!(
+        chunk_ranges(7, 3).count(),
+        0,
+        "a cursor past the newest row"
+    );
+    assert_eq!(chunk_ranges(0, 1).collect::<Vec<_>>(), [(0, 1)]);
+    let ranges: Vec<(i64, i64)> = chunk_ranges(10, 10 + 2 * width + 3).collect();
+    assert_eq!(
+        ranges,
+        [
+            (10, 10 + width),
+            (10 + width, 10 + 2 * width),
+            (10 + 2 * width, 10 + 2 * width + 3)
+        ]
+    );
+}
