@@ -439,6 +439,13 @@ mod tests {
             .collect()
     }
 
+    /// The store at `path`, opened with runs of ten rows.
+    async fn open_with_small_runs(path: &std::path::Path) -> Store {
+        let store = Store::open(path).await.unwrap();
+        store.set_filter_run_spans(10).unwrap();
+        store
+    }
+
     async fn search(store: &Store, key: &str, value: &str, limit: i64) -> Vec<String> {
         let filters = [(key.to_owned(), value.to_owned())];
         store
@@ -450,8 +457,7 @@ mod tests {
     #[tokio::test]
     async fn full_runs_are_read_only_where_their_filter_may_hold_the_value() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("f.db")).await.unwrap();
-        store.set_filter_run_spans(10).unwrap();
+        let store = open_with_small_runs(&dir.path().join("f.db")).await;
         // Rows 1..=50 in five full runs, then rows 51..=55 in the run being filled.
         write(&store, 0..20, "bronze").await;
         write(&store, 20..30, "gold").await;
@@ -488,14 +494,12 @@ mod tests {
     async fn a_run_open_across_a_restart_gets_a_filter_of_all_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
-        let store = Store::open(&path).await.unwrap();
-        store.set_filter_run_spans(10).unwrap();
+        let store = open_with_small_runs(&path).await;
         write(&store, 0..10, "bronze").await;
         // The run of rows 11..=20 holds three when the writer stops.
         write(&store, 10..13, "gold").await;
         store.close().await;
-        let store = Store::open(&path).await.unwrap();
-        store.set_filter_run_spans(10).unwrap();
+        let store = open_with_small_runs(&path).await;
         write(&store, 13..25, "bronze").await;
         assert_eq!(
             candidates(&store, "tier", "gold").await,
@@ -511,8 +515,7 @@ mod tests {
     #[tokio::test]
     async fn a_retry_that_replaces_a_row_of_a_full_run_is_still_found() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        store.set_filter_run_spans(10).unwrap();
+        let store = open_with_small_runs(&dir.path().join("t.db")).await;
         write(&store, 0..25, "bronze").await;
         // The same span again, now saying `gold`: it replaces row 4 in place (one segment).
         write(&store, 3..4, "gold").await;
@@ -522,8 +525,7 @@ mod tests {
     #[tokio::test]
     async fn rows_without_a_filter_are_always_read_and_retention_drops_filters() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("o.db")).await.unwrap();
-        store.set_filter_run_spans(10).unwrap();
+        let store = open_with_small_runs(&dir.path().join("o.db")).await;
         write(&store, 0..25, "bronze").await;
         // As rows written before migration 0008 are.
         let writer = store.writer().unwrap();

@@ -30,6 +30,7 @@ pub const CHUNK_SPANS: usize = 20_000;
 const READ_AHEAD: usize = 2;
 /// Most rowids one pass reads; a backlog is worked off over the next passes.
 pub const MAX_PASS_ROWS: i64 = 500_000;
+
 /// The chunks of rowids `after + 1 ..= end`, in order, each [`CHUNK_SPANS`] wide or less.
 fn chunk_ranges(after: i64, end: i64) -> impl Iterator<Item = (i64, i64)> {
     let width = i64::try_from(CHUNK_SPANS).unwrap_or(i64::MAX);
