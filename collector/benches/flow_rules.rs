@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use causeway_collector::flow_rules::config::RawFlowRule;
-use causeway_collector::flow_rules::service::{CHUNK_SPANS, FlowRuleService};
+use causeway_collector::flow_rules::service::{CHUNK_SPANS, FlowRuleService, MAX_PASS_ROWS};
 use causeway_collector::flows_config::FlowsConfig;
 use causeway_storage::testsuite::span;
 use causeway_storage::{EncodedSpans, SpanId, SpanRecord, Store, TraceId, now_ns};
@@ -162,17 +162,18 @@ fn main() {
         );
         let mut passes = Vec::new();
         for round in 1..=rounds {
-            let cursor = rules_store.max_span_rowid().await.unwrap();
+            let cursor = rules_store.newest_position().await.unwrap();
             next = write_orders(&store, next, spans, start_ns).await;
-            // Baseline: only reading the new rows, chunk by chunk, as the pass does.
+            // Baseline: only reading the new rows, range by range on one connection (the
+            // pass reads two ranges at once).
             let started = Instant::now();
-            let mut at = cursor;
             let mut read = 0;
-            loop {
-                let chunk = rules_store.spans_after(at, CHUNK_SPANS, false).await.unwrap();
-                let Some(last) = chunk.last() else { break };
-                at = last.rowid;
-                read += chunk.len();
+            for (after, through) in rules_store
+                .pass_ranges(cursor, CHUNK_SPANS, MAX_PASS_ROWS)
+                .await
+                .unwrap()
+            {
+                read += rules_store.spans_in(after, through, false).await.unwrap().len();
             }
             let read_time = started.elapsed();
             // The pass, past the 5m wait, so the events nobody processed fall due in it.

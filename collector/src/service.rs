@@ -118,21 +118,18 @@ impl Collector {
             spawn_writer(store, writer_options(config), Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
         // Flow alerts go to the same hooks as lag alerts; with every rule off, nothing runs.
+        // Both run only while the lag service holds the store's lease.
+        let (lease_tx, lease_rx) = watch::channel(false);
         let flow_rules = if flow_settings.rules.is_empty() {
-            tokio::spawn(async {})
-        } else if lag_store.path().is_none() {
-            tracing::warn!(
-                "flow rules run on SQLite stores only for now: no flow alerts from this \
-                 PostgreSQL database"
-            );
             tokio::spawn(async {})
         } else {
             FlowRuleService::new(lag_store.clone(), flow_settings, lag_settings.hooks.clone())
                 .await?
-                .spawn(stopped.clone())
+                .spawn(stopped.clone(), lease_rx)
         };
         let lag = LagService::new(lag_store.clone(), lag_settings, config.kafka.as_deref())?
             .reporting_to(Arc::clone(&metrics))
+            .sharing_lease(lease_tx)
             .spawn(stopped.clone());
 
         // One memory budget for every request of both receivers; decoding slots and

@@ -91,16 +91,12 @@ impl Store {
         }
     }
 
-    /// The flow rules' own connection to this read-write store. Flow rules keep their
-    /// cursor and due times in SQLite tables only for now: a PostgreSQL store answers
-    /// [`StorageError::NotSupported`].
+    /// The flow rules' handle on this read-write store (their own connections on SQLite,
+    /// the store's pool on PostgreSQL).
     pub fn flow_rule_store(&self) -> Result<crate::FlowRuleStore, StorageError> {
         match &self.inner {
-            Inner::Sqlite(store) => store.flow_rule_store(),
-            Inner::Postgres(store) => Err(StorageError::NotSupported {
-                database: store.database.to_string(),
-                what: "flow rules",
-            }),
+            Inner::Sqlite(store) => Ok(crate::FlowRuleStore::sqlite(store.flow_rules()?)),
+            Inner::Postgres(store) => Ok(crate::FlowRuleStore::postgres(store.flow_rules()?)),
         }
     }
 
@@ -111,6 +107,15 @@ impl Store {
         match &self.inner {
             Inner::Sqlite(_) => StoreLease::exclusive(),
             Inner::Postgres(store) => StoreLease::postgres(store.lease()),
+        }
+    }
+
+    /// What `--db` names this store in a command shown to people (an alert's `causeway
+    /// flow` commands): the SQLite file's path, or the PostgreSQL URL without its password.
+    pub fn command_db(&self) -> String {
+        match &self.inner {
+            Inner::Sqlite(store) => store.path().display().to_string(),
+            Inner::Postgres(store) => store.database.without_password(),
         }
     }
 

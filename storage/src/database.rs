@@ -61,6 +61,16 @@ impl PostgresUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The URL with no password at all (`postgres://user@host/db`): for a command shown to
+    /// people, who connect with their own credentials (`PGPASSWORD`, `~/.pgpass`).
+    pub fn without_password(&self) -> String {
+        let url = &self.0;
+        match password_range(url) {
+            Some(password) => format!("{}{}", &url[..password.start], &url[password.end..]),
+            None => url.clone(),
+        }
+    }
 }
 
 impl fmt::Display for PostgresUrl {
@@ -75,23 +85,20 @@ impl fmt::Debug for PostgresUrl {
     }
 }
 
-/// `url` with the password of its user part replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
+/// Where the password of `url`'s user part is: the bytes of `:password`.
+fn password_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let scheme_end = url.find("://")? + 3;
     let rest = &url[scheme_end..];
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &rest[..colon],
-            &rest[at..]
-        ),
+    let at = rest[..authority_end].rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(scheme_end + colon..scheme_end + at)
+}
+
+/// `url` with the password of its user part replaced by `***`.
+fn redact(url: &str) -> String {
+    match password_range(url) {
+        Some(password) => format!("{}:***{}", &url[..password.start], &url[password.end..]),
         None => url.to_owned(),
     }
 }
@@ -108,10 +115,7 @@ fn redact_in(text: &str, url: &str) -> String {
 }
 
 fn password_of(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let user_info = &authority[..authority.rfind('@')?];
-    user_info.split_once(':').map(|(_, password)| password)
+    password_range(url).map(|password| &url[password.start + 1..password.end])
 }
 
 /// `text` with the password of every `postgres://` URL in it replaced by `***`: for
@@ -222,6 +226,20 @@ impl<'de> Deserialize<'de> for Database {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn a_url_for_people_carries_no_password() {
+        let bare = |url: &str| PostgresUrl::parse(url).unwrap().without_password();
+        assert_eq!(
+            bare("postgres://ops:s3cr%40t@db.internal:5432/causeway?sslmode=require"),
+            "postgres://ops@db.internal:5432/causeway?sslmode=require"
+        );
+        assert_eq!(
+            bare("postgres://ops@db/causeway"),
+            "postgres://ops@db/causeway"
+        );
+        assert_eq!(bare("postgresql://db/causeway"), "postgresql://db/causeway");
+    }
 
     #[test]
     fn values_parse_as_urls_or_paths() {

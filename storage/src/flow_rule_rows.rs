@@ -17,9 +17,10 @@ use crate::record::{SpanKind, StatusCode};
 /// consumer recorded for losing its trace context. No attributes, resource or events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpan {
-    /// The row's rowid (the cursor's unit).
+    /// The row's position, the cursor's unit: its rowid on SQLite, the id of the
+    /// transaction that wrote it on PostgreSQL.
     pub rowid: i64,
-    /// The row's segment (to find its links).
+    /// The row's segment on SQLite, its day partition on PostgreSQL (to find its links).
     pub segment: i64,
     /// The span's trace.
     pub trace_id: TraceId,
@@ -165,7 +166,7 @@ pub(crate) fn rule_span_columns(breaks: bool) -> String {
     )
 }
 
-/// The most rows [`FlowRuleStore::spans_after`] makes room for before reading.
+/// The most rows a range read makes room for before reading.
 pub(crate) const MAX_PRESIZED_CHUNK: usize = 100_000;
 
 pub(crate) const DUE_COLUMNS: &str = "send_span_id, rule, send_trace_id, due_ns, overdue, topic, \

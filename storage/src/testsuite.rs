@@ -1,5 +1,6 @@
 //! Test support for every crate that stores spans (feature `testsuite`, and this crate's
-//! own tests): a [`SpanRecord`] builder, so tests state only what matters to them.
+//! own tests): a [`SpanRecord`] builder, so tests state only what matters to them, and a
+//! PostgreSQL schema of a test's own ([`PgTestSchema`]).
 //!
 //! The messaging setters fill both the [`Messaging`] field and the span attribute the
 //! collector reads it from (OpenTelemetry's v1.44 names from `causeway-conventions`), so a
@@ -245,5 +246,79 @@ mod tests {
             Value::from("ord-1")
         );
         assert_eq!(built.messaging.operation_type.as_deref(), Some("process"));
+    }
+}
+
+/// The variable naming the PostgreSQL database tests run against (`.ci/run` sets it).
+pub const PG_TEST_VARIABLE: &str = "CAUSEWAY_TEST_PG";
+
+/// A schema of its own in the test database named by [`PG_TEST_VARIABLE`], for one test;
+/// [`PgTestSchema::drop`] removes it. Without the variable the test fails, never skips.
+#[derive(Debug)]
+pub struct PgTestSchema {
+    admin_url: String,
+    name: String,
+    /// The test database's URL with this schema first on the search path.
+    pub url: String,
+}
+
+impl PgTestSchema {
+    /// Creates an empty schema no other test uses.
+    ///
+    /// # Panics
+    /// When the variable is not set or the database cannot be reached.
+    #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+    pub async fn create() -> PgTestSchema {
+        use sqlx::Connection;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin_url = std::env::var(PG_TEST_VARIABLE).unwrap_or_else(|_| {
+            panic!(
+                "{PG_TEST_VARIABLE} is not set: this test needs a PostgreSQL database \
+                 (e.g. postgres://causeway:causeway@localhost/causeway_test, see .ci/run)"
+            )
+        });
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_TEST_VARIABLE}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("the test schema is created");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options[search_path]={name}");
+        PgTestSchema {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// Drops the schema and everything in it.
+    ///
+    /// # Panics
+    /// When the database cannot be reached.
+    #[allow(clippy::expect_used)]
+    pub async fn drop(self) {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url)
+            .await
+            .expect("the test database is reachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("the test schema is dropped");
     }
 }

@@ -11,58 +11,10 @@ use std::time::Duration;
 
 use causeway_storage::{Database, Store, TraceId};
 use serde_json::Value;
-use sqlx::Connection;
 
 use crate::harness::{CollectorProcess, causeway_bin, python, python_script, wait_until};
 
-const PG_VARIABLE: &str = "CAUSEWAY_TEST_PG";
-
-/// A schema of its own in the test database, dropped when the test ends.
-pub(crate) struct Schema {
-    admin_url: String,
-    name: String,
-    /// The URL the commands get: the test database with this schema first on the path.
-    pub(crate) url: String,
-}
-
-impl Schema {
-    pub(crate) async fn create() -> Schema {
-        let admin_url = std::env::var(PG_VARIABLE).unwrap_or_else(|_| {
-            panic!(
-                "{PG_VARIABLE} is not set: these tests need a PostgreSQL database \
-                 (e.g. postgres://causeway:causeway@localhost/causeway_test, see .ci/run)"
-            )
-        });
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("e2e_{}_{nanos}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options[search_path]={name}");
-        Schema {
-            admin_url,
-            name,
-            url,
-        }
-    }
-
-    pub(crate) async fn drop(self) {
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA {} CASCADE",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    }
-}
+pub(crate) use causeway_storage::testsuite::PgTestSchema as Schema;
 
 fn causeway(args: &[&str], env_db: Option<&str>) -> Output {
     let mut command = Command::new(causeway_bin());

@@ -1,10 +1,9 @@
 //! The flow rule service: every interval, one pass over the spans written since the last
-//! one (by rowid, in bounded chunks; never a rescan), the due-time table for events waiting
+//! one (by position, in bounded ranges; never a rescan), the due-time table for events waiting
 //! for their expected groups, and the alerts, through the same tracker and hooks as lag
 //! alerts. A thin shell around the pure parts (`evaluate`, `subjects`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 
 use causeway_conventions::alert::label;
 use causeway_storage::{
@@ -28,22 +27,8 @@ use crate::flows_config::FlowRuleSettings;
 pub const CHUNK_SPANS: usize = 20_000;
 /// Chunks being read while one is evaluated.
 const READ_AHEAD: usize = 2;
-/// Most rowids one pass reads; a backlog is worked off over the next passes.
-pub const MAX_PASS_ROWS: i64 = 500_000;
-
-/// The chunks of rowids `after + 1 ..= end`, in order, each [`CHUNK_SPANS`] wide or less.
-fn chunk_ranges(after: i64, end: i64) -> impl Iterator<Item = (i64, i64)> {
-    let width = i64::try_from(CHUNK_SPANS).unwrap_or(i64::MAX);
-    let mut from = after;
-    std::iter::from_fn(move || {
-        (from < end).then(|| {
-            let through = from.saturating_add(width).min(end);
-            let range = (from, through);
-            from = through;
-            range
-        })
-    })
-}
+/// Most spans one pass reads; a backlog is worked off over the next passes.
+pub const MAX_PASS_ROWS: usize = 500_000;
 
 /// Due items read at a time.
 const DUE_BATCH: usize = 5_000;
@@ -88,7 +73,8 @@ pub struct FlowRuleService {
     store: Store,
     rules_store: FlowRuleStore,
     settings: FlowRuleSettings,
-    db: PathBuf,
+    /// How the alerts' `causeway flow` commands name the store.
+    db: String,
     notifier: Notifier,
     subjects: Subjects,
     cursor: i64,
@@ -105,18 +91,39 @@ impl FlowRuleService {
         hooks: Vec<HookConfig>,
     ) -> Result<FlowRuleService, FlowRuleServiceError> {
         let rules_store = store.flow_rule_store()?;
-        let cursor = match rules_store.cursor().await? {
-            Some(cursor) => cursor,
-            None => rules_store.max_span_rowid().await?,
+        let db = store.command_db();
+        let mut service = FlowRuleService {
+            store,
+            rules_store,
+            settings,
+            db,
+            notifier: Notifier::new(hooks),
+            subjects: Subjects::new(),
+            cursor: 0,
+            orphans: Vec::new(),
         };
-        let mut notifier = Notifier::new(hooks);
-        for row in rules_store.open_alerts().await? {
+        // A store no pass ever ran on starts at its newest span.
+        service.cursor = service.rules_store.newest_position().await?;
+        service.restore().await?;
+        Ok(service)
+    }
+
+    /// Reads back the state the store keeps: the cursor (when a pass ever stored one), the
+    /// open flow alerts and what they counted. Done at start and again whenever this
+    /// collector takes the lease over from another one (which moved them meanwhile).
+    async fn restore(&mut self) -> Result<(), StorageError> {
+        if let Some(cursor) = self.rules_store.cursor().await? {
+            self.cursor = cursor;
+        }
+        self.notifier.forget();
+        for row in self.rules_store.open_alerts().await? {
             if row.labels.contains_key(label::FLOW_KIND) {
-                notifier.restore(&row);
+                self.notifier.restore(&row);
             }
         }
+        let settings = &self.settings;
         let mut subjects = Subjects::new();
-        for row in rules_store.subjects().await? {
+        for row in self.rules_store.subjects().await? {
             let name = row.labels.get(label::ALERT_NAME);
             if let Some(rule) = settings.rules.iter().position(|r| Some(&r.name) == name) {
                 subjects.restore(rule, &row);
@@ -130,7 +137,7 @@ impl FlowRuleService {
             }
         }
         let now = now_ns();
-        for (rule_name, topic, groups, count) in rules_store.overdue_counts().await? {
+        for (rule_name, topic, groups, count) in self.rules_store.overdue_counts().await? {
             let Some(rule) = settings.rules.iter().position(|r| r.name == rule_name) else {
                 continue;
             };
@@ -142,29 +149,40 @@ impl FlowRuleService {
                 subjects.overdue(&settings.rules, rule, &subject, count, None, now);
             }
         }
-        let db = store.path().map(Path::to_path_buf).unwrap_or_default();
-        Ok(FlowRuleService {
-            store,
-            rules_store,
-            settings,
-            db,
-            notifier,
-            subjects,
-            cursor,
-            orphans: Vec::new(),
-        })
+        self.subjects = subjects;
+        self.orphans.clear();
+        Ok(())
     }
 
-    /// Runs a pass every interval until `stop` turns true, then waits for deliveries in
-    /// flight.
-    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    /// Runs a pass every interval while `lease` says this collector holds the store's
+    /// lease, until `stop` turns true, then waits for deliveries in flight. On taking the
+    /// lease (over from another collector, or at start) it first reads the stored state
+    /// back; without it, it evaluates nothing and sends nothing.
+    pub fn spawn(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        lease: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The state read by `new` may be stale by the time the lease is ours.
+            let mut current = false;
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
                     _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+                if !*lease.borrow() {
+                    current = false;
+                    continue;
+                }
+                if !current {
+                    if let Err(error) = self.restore().await {
+                        tracing::warn!(%error, "flow rule state cannot be read back: trying again next interval");
+                        continue;
+                    }
+                    current = true;
                 }
                 if let Err(error) = self.pass(now_ns()).await {
                     tracing::warn!(%error, "flow rule pass failed");
@@ -193,12 +211,14 @@ impl FlowRuleService {
             .rules
             .iter()
             .any(|r| r.kind == FlowRuleKind::IncompleteAfter);
-        // The rows stored when the pass starts, in chunks of rowids (a later row has a
-        // higher rowid). The chunks after the one being evaluated are read ahead, each on
-        // its own connection, so that a pass costs about the reading alone.
-        let newest = self.rules_store.max_span_rowid().await?;
-        let end = newest.min(self.cursor.saturating_add(MAX_PASS_ROWS));
-        let mut ranges = chunk_ranges(self.cursor, end);
+        // The spans stored when the pass starts, in ranges of positions (rowids on SQLite,
+        // writing transactions on PostgreSQL). The ranges after the one being evaluated are
+        // read ahead, two at once, so that a pass costs about the reading alone.
+        let mut ranges = self
+            .rules_store
+            .pass_ranges(self.cursor, CHUNK_SPANS, MAX_PASS_ROWS)
+            .await?
+            .into_iter();
         let mut reading: VecDeque<JoinHandle<Result<Vec<RuleSpan>, StorageError>>> =
             VecDeque::new();
         loop {
@@ -271,7 +291,7 @@ impl FlowRuleService {
         Ok(report)
     }
 
-    /// Starts reading the spans of rowids `after + 1 ..= through`.
+    /// Starts reading the spans of positions `after + 1 ..= through`.
     fn read_range(
         &self,
         after: i64,

@@ -3,7 +3,6 @@
 //! the alert condition it gives each pass.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use causeway_conventions::alert::{annotation, label};
 use causeway_storage::SubjectRow;
@@ -166,7 +165,7 @@ impl Subjects {
 
     /// The alert condition of every subject at `now_ns`. `db` goes into the `causeway flow`
     /// commands the annotations name.
-    pub fn conditions(&self, rules: &[FlowRule], now_ns: i64, db: &Path) -> Vec<Condition> {
+    pub fn conditions(&self, rules: &[FlowRule], now_ns: i64, db: &str) -> Vec<Condition> {
         self.by_print
             .values()
             .map(|subject| {
@@ -201,7 +200,7 @@ impl Subjects {
     }
 }
 
-fn annotations(rule: &FlowRule, subject: &Subject, db: &Path) -> BTreeMap<String, String> {
+fn annotations(rule: &FlowRule, subject: &Subject, db: &str) -> BTreeMap<String, String> {
     let count = subject.count;
     let plural = |one: &str, many: &str| {
         if count == 1 {
@@ -248,7 +247,7 @@ fn annotations(rule: &FlowRule, subject: &Subject, db: &Path) -> BTreeMap<String
     if let Some(first) = subject.flow_ids.first() {
         summary.push_str(&format!("; first {first}"));
     }
-    let db = shell_word(&db.display().to_string());
+    let db = shell_word(db);
     let commands: Vec<String> = subject
         .flow_ids
         .iter()
@@ -313,7 +312,7 @@ mod tests {
             assert_eq!(print, first, "one alert per rule and group, never per flow");
         }
         subjects.record(&rules, &occurrence("ord-1"), 101 * S);
-        let conditions = subjects.conditions(&rules, 101 * S, Path::new("/var/lib/my db.db"));
+        let conditions = subjects.conditions(&rules, 101 * S, "/var/lib/my db.db");
         assert_eq!(conditions.len(), 1);
         let condition = &conditions[0];
         assert!(condition.active);
@@ -336,7 +335,7 @@ mod tests {
             "9 messages dead-lettered by consumer group inventory on orders; first ord-1"
         );
         // Quiet for resolve_after: the condition clears.
-        let later = subjects.conditions(&rules, 111 * S, Path::new("x.db"));
+        let later = subjects.conditions(&rules, 111 * S, "x.db");
         assert!(!later[0].active);
         assert_eq!(
             later[0].resolve_after_ns, 0,
@@ -353,7 +352,7 @@ mod tests {
             (label::TOPIC.to_owned(), "payments".to_owned()),
         ]);
         subjects.overdue(&rules, 1, &subject, 2, Some("ord-7"), 10 * S);
-        let condition = &subjects.conditions(&rules, 500 * S, Path::new("c.db"))[0];
+        let condition = &subjects.conditions(&rules, 500 * S, "c.db")[0];
         assert!(
             condition.active,
             "overdue for as long as it is not processed"
@@ -364,7 +363,7 @@ mod tests {
             "2 events on payments not processed by consumer group shipping within 3s; first ord-7"
         );
         subjects.overdue(&rules, 1, &subject, -2, None, 501 * S);
-        assert!(!subjects.conditions(&rules, 501 * S, Path::new("c.db"))[0].active);
+        assert!(!subjects.conditions(&rules, 501 * S, "c.db")[0].active);
     }
 
     #[test]

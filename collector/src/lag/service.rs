@@ -80,6 +80,8 @@ pub struct LagService {
     /// since the last change, so each is logged once, not every interval.
     standby_logged: bool,
     metrics: Option<Arc<SelfMetrics>>,
+    /// Tells the flow rule service whether this collector holds the lease.
+    lease_watch: Option<watch::Sender<bool>>,
 }
 
 impl LagService {
@@ -113,7 +115,15 @@ impl LagService {
             lease_held: false,
             standby_logged: false,
             metrics: None,
+            lease_watch: None,
         })
+    }
+
+    /// Tells `lease` whether this collector holds the lease (and has taken over the lag
+    /// alerts), after every try: the flow rules run only while it does.
+    pub fn sharing_lease(mut self, lease: watch::Sender<bool>) -> Self {
+        self.lease_watch = Some(lease);
+        self
     }
 
     /// Reports whether this collector holds the lease in `metrics`.
@@ -148,8 +158,8 @@ impl LagService {
                     if shared {
                         tracing::info!(
                             alerts_restored = restored,
-                            "lease acquired: this collector runs the lag poller, lag rules \
-                             and alert hooks"
+                            "lease acquired: this collector runs the lag poller, lag rules, \
+                             flow rules and alert hooks"
                         );
                     }
                 }
@@ -161,8 +171,8 @@ impl LagService {
             (true, false) => {
                 self.lease_held = false;
                 tracing::warn!(
-                    "lease lost: this collector stops running the lag poller, lag rules and \
-                     alert hooks, and tries again every interval"
+                    "lease lost: this collector stops running the lag poller, lag rules, \
+                     flow rules and alert hooks, and tries again every interval"
                 );
             }
             (false, false) if !self.standby_logged => {
@@ -177,6 +187,9 @@ impl LagService {
         }
         if let Some(metrics) = &self.metrics {
             metrics.lease_held(self.lease_held);
+        }
+        if let Some(watch) = &self.lease_watch {
+            watch.send_replace(self.lease_held);
         }
         self.lease_held
     }
@@ -229,6 +242,9 @@ impl LagService {
                 }
             }
             self.finish_deliveries().await;
+            if let Some(watch) = &self.lease_watch {
+                watch.send_replace(false);
+            }
             // Released at once, so another collector takes over at its next try.
             if let Some(lease) = self.lease.take() {
                 lease.release().await;

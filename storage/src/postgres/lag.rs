@@ -229,6 +229,35 @@ impl LagStore for PgStore {
     }
 }
 
+/// Inserts or updates one alert episode; a notification time never moves back.
+pub(crate) async fn upsert_alert(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    alert: &AlertRow,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO alerts (fingerprint, starts_ns, rule, status, labels, annotations, \
+         ends_ns, updated_ns, notified_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (fingerprint, starts_ns) DO UPDATE SET rule = excluded.rule, \
+         status = excluded.status, labels = excluded.labels, \
+         annotations = excluded.annotations, ends_ns = excluded.ends_ns, \
+         updated_ns = excluded.updated_ns, \
+         notified_ns = CASE WHEN excluded.notified_ns IS NULL THEN alerts.notified_ns \
+         ELSE greatest(coalesce(alerts.notified_ns, 0), excluded.notified_ns) END",
+    )
+    .bind(&alert.fingerprint)
+    .bind(alert.starts_ns)
+    .bind(&alert.rule)
+    .bind(&alert.status)
+    .bind(to_json(&alert.labels)?)
+    .bind(to_json(&alert.annotations)?)
+    .bind(alert.ends_ns)
+    .bind(alert.updated_ns)
+    .bind(alert.notified_ns)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
 impl AlertStore for PgStore {
     async fn upsert_alerts(&self, alerts: &[AlertRow]) -> Result<(), StorageError> {
         if alerts.is_empty() {
@@ -236,27 +265,7 @@ impl AlertStore for PgStore {
         }
         let mut transaction = self.writable()?.begin().await?;
         for alert in alerts {
-            sqlx::query(
-                "INSERT INTO alerts (fingerprint, starts_ns, rule, status, labels, annotations, \
-                 ends_ns, updated_ns, notified_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (fingerprint, starts_ns) DO UPDATE SET rule = excluded.rule, \
-                 status = excluded.status, labels = excluded.labels, \
-                 annotations = excluded.annotations, ends_ns = excluded.ends_ns, \
-                 updated_ns = excluded.updated_ns, \
-                 notified_ns = CASE WHEN excluded.notified_ns IS NULL THEN alerts.notified_ns \
-                 ELSE greatest(coalesce(alerts.notified_ns, 0), excluded.notified_ns) END",
-            )
-            .bind(&alert.fingerprint)
-            .bind(alert.starts_ns)
-            .bind(&alert.rule)
-            .bind(&alert.status)
-            .bind(to_json(&alert.labels)?)
-            .bind(to_json(&alert.annotations)?)
-            .bind(alert.ends_ns)
-            .bind(alert.updated_ns)
-            .bind(alert.notified_ns)
-            .execute(&mut *transaction)
-            .await?;
+            upsert_alert(&mut transaction, alert).await?;
         }
         transaction.commit().await?;
         Ok(())

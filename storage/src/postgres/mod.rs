@@ -1,9 +1,10 @@
 //! The PostgreSQL backend: a pool of connections to one database, its own migrations
 //! (`storage/migrations/postgres/`), and the queries of the storage interface written for
-//! PostgreSQL (`write.rs`, `read.rs`, `lag.rs`, `retention.rs`).
+//! PostgreSQL (`write.rs`, `read.rs`, `lag.rs`, `retention.rs`, `flow_rules.rs`).
 //!
 //! Spans and links are partitioned by the day they were stored; see the first migration.
 
+mod flow_rules;
 mod lag;
 mod lease;
 mod read;
@@ -22,14 +23,22 @@ use crate::database::PostgresUrl;
 use crate::error::StorageError;
 use crate::interface::Backend;
 
+pub(crate) use flow_rules::PgFlowRules;
 pub use lease::{LEASE_LOCK_CLASS, PgLease};
 
 /// Every PostgreSQL migration, in order: (version, description, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../migrations/postgres/0001_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "flow rules",
+        include_str!("../../migrations/postgres/0002_flow_rules.sql"),
+    ),
+];
 
 /// The newest PostgreSQL migration this build knows.
 pub const POSTGRES_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

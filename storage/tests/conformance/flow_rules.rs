@@ -1,27 +1,21 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The flow rules' store on both backends: the ranges a pass reads, the compact span rows,
+//! links and parents, the due-time and seen tables, alert counts and alert rows.
 
-use super::*;
-use crate::testsuite::span;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use causeway_conventions::attribute;
 use causeway_conventions::messaging::Operation;
+use causeway_storage::testsuite::span;
+use causeway_storage::{
+    AlertRow, DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SpanId, SpanKind,
+    SpanRecord, StatusCode, StorageError, Store, SubjectRow, TraceId, now_ns,
+};
 
-use crate::{EncodedSpans, SpanKind, SpanRecord, StatusCode};
+use crate::{Case, write};
 
 fn ids(n: u8) -> (TraceId, SpanId) {
     (TraceId([n; 16]), SpanId([n; 8]))
-}
-
-async fn store_with(spans: &[SpanRecord]) -> (tempfile::TempDir, Store, FlowRuleStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("rules.db")).await.unwrap();
-    store
-        .write_spans(vec![EncodedSpans::encode(spans)])
-        .await
-        .unwrap();
-    let rules = store.flow_rule_store().unwrap();
-    (dir, store, rules)
 }
 
 fn due(send: u8, rule: &str, due_ns: i64, groups: &[&str]) -> DueItem {
@@ -44,12 +38,40 @@ fn due(send: u8, rule: &str, due_ns: i64, groups: &[&str]) -> DueItem {
     }
 }
 
-#[tokio::test]
-async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
+/// Every span a pass would read after `after` now, range by range, with the ranges. On
+/// PostgreSQL a transaction is read once every older one has finished: another test's
+/// write may hold it back for a moment, so this waits until `expected` spans are there.
+async fn read_all(
+    rules: &FlowRuleStore,
+    after: i64,
+    chunk_rows: usize,
+    expected: usize,
+) -> (Vec<(i64, i64)>, Vec<RuleSpan>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ranges = rules.pass_ranges(after, chunk_rows, 1_000).await.unwrap();
+        let mut spans = Vec::new();
+        for &(from, through) in &ranges {
+            spans.extend(rules.spans_in(from, through, true).await.unwrap());
+        }
+        if spans.len() >= expected || Instant::now() > deadline {
+            return (ranges, spans);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) async fn a_pass_reads_each_new_span_once_in_ranges(case: Case) {
+    let store = &case.store;
+    let rules = store.flow_rule_store().unwrap();
+    assert_eq!(rules.cursor().await.unwrap(), None, "no pass ran yet");
+    let start = rules.newest_position().await.unwrap();
     let (trace, send) = ids(1);
     let spans: Vec<SpanRecord> = (1..=5u8)
         .map(|n| {
-            let builder = span(trace, SpanId([n; 8])).correlation("ord-1");
+            let builder = span(trace, SpanId([n; 8]))
+                .correlation("ord-1")
+                .times(1_000 + i64::from(n), 2_000);
             match n {
                 1 => builder.send("orders").message_id("m1").build(),
                 2 => builder
@@ -63,65 +85,72 @@ async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
             }
         })
         .collect();
-    let (_dir, _store, rules) = store_with(&spans).await;
-    assert_eq!(rules.cursor().await.unwrap(), None, "no pass ran yet");
-    let first = rules.spans_after(0, 2, true).await.unwrap();
-    assert_eq!(first.len(), 2, "bounded by the limit");
-    assert_eq!(first[0].topic.as_deref(), Some("orders"));
-    assert_eq!(first[0].kind, SpanKind::Producer);
-    assert_eq!(first[1].consumer_group.as_deref(), Some("billing"));
-    assert_eq!(first[1].parent_span_id, Some(send));
+    // Two writes: two transactions on PostgreSQL, whose spans a range never splits.
+    write(store, &spans[..2]).await;
+    write(store, &spans[2..]).await;
+    let (ranges, read) = read_all(&rules, start, 2, 5).await;
+    assert_eq!(read.len(), 5, "each new span once: {ranges:?}");
     assert_eq!(
-        first[1].propagation_break.as_deref(),
+        read.iter().map(|s| s.span_id).collect::<Vec<_>>(),
+        spans.iter().map(|s| s.span_id).collect::<Vec<_>>(),
+        "in the order stored"
+    );
+    assert_eq!(ranges[0].0, start, "the first range starts at the cursor");
+    assert!(
+        ranges
+            .windows(2)
+            .all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1),
+        "ranges follow one another: {ranges:?}"
+    );
+    assert!(ranges.len() >= 2, "about two spans a range: {ranges:?}");
+    let end = ranges.last().unwrap().1;
+    assert!(rules.newest_position().await.unwrap() >= end);
+    assert!(
+        rules.pass_ranges(end, 2, 1_000).await.unwrap().is_empty(),
+        "nothing after the last range"
+    );
+    assert!(
+        rules
+            .spans_in(end, end + 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let few = rules.pass_ranges(start, 1, 2).await.unwrap();
+    assert!(
+        !few.is_empty() && few.len() < ranges.len().max(3),
+        "a pass reads about its most rows and leaves the rest: {few:?}"
+    );
+
+    assert_eq!(read[0].topic.as_deref(), Some("orders"));
+    assert_eq!(read[0].kind, SpanKind::Producer);
+    assert_eq!(read[0].operation, Some(Operation::Send));
+    assert_eq!(read[0].message_id.as_deref(), Some("m1"));
+    assert_eq!(read[0].correlation_id.as_deref(), Some("ord-1"));
+    assert_eq!(read[0].start_ns, 1_001);
+    assert!(read[0].ingested_ns > 0);
+    assert_eq!(read[0].propagation_break, None);
+    assert_eq!(read[1].consumer_group.as_deref(), Some("billing"));
+    assert_eq!(read[1].parent_span_id, Some(send));
+    assert_eq!(read[1].operation, Some(Operation::Process));
+    assert_eq!(
+        read[1].propagation_break.as_deref(),
         Some("invalid traceparent")
     );
-    assert_eq!(first[0].propagation_break, None);
-    assert_eq!(first[0].operation, Some(Operation::Send));
-    assert_eq!(first[1].operation, Some(Operation::Process));
-    let unasked = rules.spans_after(0, 2, false).await.unwrap();
-    assert_eq!(
-        unasked[1].propagation_break, None,
+    assert_eq!(read[2].status, StatusCode::Error);
+    assert_eq!(read[2].operation, None);
+    let (from, through) = ranges[0];
+    let unasked = rules.spans_in(from, through, false).await.unwrap();
+    assert!(
+        unasked.iter().all(|s| s.propagation_break.is_none()),
         "the attributes are not read unless asked"
-    );
-    let rest = rules.spans_after(first[1].rowid, 10, false).await.unwrap();
-    assert_eq!(rest.len(), 3, "only the rows after the cursor");
-    assert_eq!(rest[0].status, StatusCode::Error);
-    assert_eq!(rest[0].operation, None);
-    assert!(
-        rules
-            .spans_after(rest[2].rowid, 10, false)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(rules.max_span_rowid().await.unwrap(), rest[2].rowid);
-    // A range of rowids, two at once (one per span reader): each holds its rows only.
-    let (low, high) = tokio::join!(
-        rules.spans_in(0, first[1].rowid, false),
-        rules.spans_in(first[1].rowid, rest[2].rowid, false)
-    );
-    let (low, high) = (low.unwrap(), high.unwrap());
-    assert_eq!(
-        low.iter().map(|s| s.rowid).collect::<Vec<_>>(),
-        [first[0].rowid, first[1].rowid]
-    );
-    assert_eq!(
-        high.iter().map(|s| s.rowid).collect::<Vec<_>>(),
-        rest.iter().map(|s| s.rowid).collect::<Vec<_>>()
-    );
-    assert!(
-        rules
-            .spans_in(rest[2].rowid, rest[2].rowid + 10, false)
-            .await
-            .unwrap()
-            .is_empty()
     );
 
     let links = rules
-        .links_of(vec![(rest[0].segment, rest[0].trace_id, rest[0].span_id)])
+        .links_of(vec![(read[2].segment, read[2].trace_id, read[2].span_id)])
         .await
         .unwrap();
-    assert_eq!(links[&(rest[0].trace_id, rest[0].span_id)], [(trace, send)]);
+    assert_eq!(links[&(read[2].trace_id, read[2].span_id)], [(trace, send)]);
     let found = rules
         .spans_by_id(vec![(trace, send), ids(9)])
         .await
@@ -130,9 +159,8 @@ async fn spans_after_reads_the_new_rows_in_bounded_chunks() {
     assert_eq!(found[0].message_id.as_deref(), Some("m1"));
 }
 
-#[tokio::test]
-async fn due_items_are_read_by_send_and_by_due_time_and_written_atomically() {
-    let (_dir, _store, rules) = store_with(&[]).await;
+pub(crate) async fn due_items_are_read_by_send_and_by_due_time_and_written_atomically(case: Case) {
+    let rules = case.store.flow_rule_store().unwrap();
     rules
         .write(FlowPassWrite {
             cursor: Some(42),
@@ -180,9 +208,8 @@ async fn due_items_are_read_by_send_and_by_due_time_and_written_atomically() {
     assert!(rules.overdue_before(100, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn seen_consumptions_answer_by_source_message_or_position() {
-    let (_dir, _store, rules) = store_with(&[]).await;
+pub(crate) async fn seen_consumptions_answer_by_source_message_or_position(case: Case) {
+    let rules = case.store.flow_rule_store().unwrap();
     let mark = |group: Option<&str>| SeenMark {
         consumer_group: group.map(str::to_owned),
         source_span_id: None,
@@ -232,7 +259,7 @@ async fn seen_consumptions_answer_by_source_message_or_position() {
     );
     rules
         .write(FlowPassWrite {
-            forget_seen_before_ns: Some(crate::clock::now_ns() + 1),
+            forget_seen_before_ns: Some(now_ns() + 1),
             ..FlowPassWrite::default()
         })
         .await
@@ -244,9 +271,9 @@ async fn seen_consumptions_answer_by_source_message_or_position() {
     assert_eq!(answers, vec![Vec::<Option<String>>::new()], "forgotten");
 }
 
-#[tokio::test]
-async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed() {
-    let (_dir, store, rules) = store_with(&[]).await;
+pub(crate) async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed(case: Case) {
+    let store = &case.store;
+    let rules = store.flow_rule_store().unwrap();
     let alert = AlertRow {
         fingerprint: "f1".into(),
         starts_ns: 10,
@@ -275,7 +302,17 @@ async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed() {
         .await
         .unwrap();
     assert_eq!(rules.subjects().await.unwrap(), [subject]);
-    rules.mark_notified("f1".into(), 10, 15).await.unwrap();
+    // The hooks were told at 15.
+    rules
+        .write(FlowPassWrite {
+            alerts: vec![AlertRow {
+                notified_ns: Some(15),
+                ..alert.clone()
+            }],
+            ..FlowPassWrite::default()
+        })
+        .await
+        .unwrap();
     // A later pass writes the row again without a notification time: 15 is kept.
     let updated = AlertRow {
         updated_ns: 20,
@@ -305,7 +342,7 @@ async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed() {
     };
     rules
         .write(FlowPassWrite {
-            alerts: vec![resolved],
+            alerts: vec![resolved.clone()],
             subjects_deleted: vec!["f1".into()],
             ..FlowPassWrite::default()
         })
@@ -313,7 +350,16 @@ async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed() {
         .unwrap();
     assert!(rules.subjects().await.unwrap().is_empty());
     assert_eq!(rules.open_alerts().await.unwrap().len(), 1);
-    rules.mark_notified("f1".into(), 10, 31).await.unwrap();
+    rules
+        .write(FlowPassWrite {
+            alerts: vec![AlertRow {
+                notified_ns: Some(31),
+                ..resolved
+            }],
+            ..FlowPassWrite::default()
+        })
+        .await
+        .unwrap();
     assert!(
         rules.open_alerts().await.unwrap().is_empty(),
         "the resolution was told"
@@ -321,12 +367,8 @@ async fn alert_rows_keep_their_notification_time_and_open_ones_are_listed() {
     assert_eq!(store.alerts(10).await.unwrap()[0].notified_ns, Some(31));
 }
 
-#[tokio::test]
-async fn a_read_only_store_opens_no_rule_store() {
-    let (dir, _store, _rules) = store_with(&[]).await;
-    let read_only = Store::open_read_only(&dir.path().join("rules.db"))
-        .await
-        .unwrap();
+pub(crate) async fn a_read_only_store_opens_no_rule_store(case: Case) {
+    let read_only = Store::open_read_only(&case.database).await.unwrap();
     assert!(matches!(
         read_only.flow_rule_store(),
         Err(StorageError::ReadOnly)
