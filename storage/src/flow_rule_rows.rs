@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use rusqlite::Row;
 
 use causeway_conventions::attribute;
@@ -15,6 +16,10 @@ use crate::record::{SpanKind, StatusCode};
 
 /// One span as the flow rules see it: ids, messaging fields, status, and the reason a
 /// consumer recorded for losing its trace context. No attributes, resource or events.
+///
+/// Its text is held in [`CompactString`]s: a pass reads hundreds of thousands of rows, and
+/// names and ids of up to 24 bytes (most service names, topics, groups, event types and
+/// short ids) then need no allocation of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpan {
     /// The row's position, the cursor's unit: its rowid on SQLite, the id of the
@@ -31,29 +36,29 @@ pub struct RuleSpan {
     /// Span kind.
     pub kind: SpanKind,
     /// `service.name`.
-    pub service: String,
+    pub service: CompactString,
     /// Start, in nanoseconds since the Unix epoch.
     pub start_ns: i64,
     /// Status code.
     pub status: StatusCode,
     /// Correlation ID.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<CompactString>,
     /// Message id.
-    pub message_id: Option<String>,
+    pub message_id: Option<CompactString>,
     /// Event type.
-    pub event_type: Option<String>,
+    pub event_type: Option<CompactString>,
     /// Topic.
-    pub topic: Option<String>,
+    pub topic: Option<CompactString>,
     /// Partition.
     pub partition: Option<i64>,
     /// Offset.
     pub offset: Option<i64>,
     /// Consumer group.
-    pub consumer_group: Option<String>,
+    pub consumer_group: Option<CompactString>,
     /// Messaging operation (`None` for a value no generation names).
     pub operation: Option<Operation>,
     /// `causeway.propagation.break`, when the span recorded one (and it was asked for).
-    pub propagation_break: Option<String>,
+    pub propagation_break: Option<CompactString>,
     /// When the collector stored it, in nanoseconds since the Unix epoch.
     pub ingested_ns: i64,
 }
@@ -189,6 +194,14 @@ pub(crate) fn span_at(row: &Row<'_>, index: usize) -> rusqlite::Result<SpanId> {
     SpanId::from_bytes(row.get_ref(index)?.as_blob()?).map_err(|e| corrupt("span id", e))
 }
 
+/// Text read in place into a [`CompactString`] (no allocation for up to 24 bytes).
+fn text_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<CompactString>> {
+    Ok(row
+        .get_ref(index)?
+        .as_str_or_null()?
+        .map(CompactString::new))
+}
+
 pub(crate) fn rule_span(row: &Row<'_>) -> rusqlite::Result<RuleSpan> {
     let parent = row.get_ref(4)?.as_blob_or_null()?;
     let operation = row.get_ref(16)?.as_str_or_null()?;
@@ -200,18 +213,18 @@ pub(crate) fn rule_span(row: &Row<'_>) -> rusqlite::Result<RuleSpan> {
         // An invalid stored parent reads as none, as the collector would have dropped it.
         parent_span_id: parent.and_then(|bytes| SpanId::from_bytes(bytes).ok()),
         kind: SpanKind::from_code(row.get(5)?),
-        service: row.get(6)?,
+        service: CompactString::new(row.get_ref(6)?.as_str()?),
         start_ns: row.get(7)?,
         status: StatusCode::from_code(row.get(8)?),
-        correlation_id: row.get(9)?,
-        message_id: row.get(10)?,
-        event_type: row.get(11)?,
-        topic: row.get(12)?,
+        correlation_id: text_at(row, 9)?,
+        message_id: text_at(row, 10)?,
+        event_type: text_at(row, 11)?,
+        topic: text_at(row, 12)?,
         partition: row.get(13)?,
         offset: row.get(14)?,
-        consumer_group: row.get(15)?,
+        consumer_group: text_at(row, 15)?,
         operation: operation.and_then(Operation::parse),
-        propagation_break: row.get(17)?,
+        propagation_break: text_at(row, 17)?,
         ingested_ns: row.get(18)?,
     })
 }

@@ -45,6 +45,7 @@ pub use attribute_filter::RUN_SPANS as FILTER_RUN_SPANS;
 pub use attribute_search::ATTRIBUTE_SCAN_SPANS;
 pub use backend::Store;
 pub use clock::{duration_ns, now_ns};
+pub use compact_str::CompactString;
 pub use correlation_search::CorrelationSearch;
 pub use database::{Database, DatabaseError, PostgresUrl, hide_passwords};
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};

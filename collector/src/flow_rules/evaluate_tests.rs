@@ -20,16 +20,16 @@ fn row(record: &SpanRecord, rowid: i64) -> RuleSpan {
         span_id: record.span_id,
         parent_span_id: record.parent_span_id,
         kind: record.kind,
-        service: record.service_name.clone(),
+        service: record.service_name.as_str().into(),
         start_ns: record.start_ns,
         status: record.status_code,
-        correlation_id: messaging.correlation_id.clone(),
-        message_id: messaging.message_id.clone(),
-        event_type: messaging.event_type.clone(),
-        topic: messaging.destination.clone(),
+        correlation_id: messaging.correlation_id.as_deref().map(Into::into),
+        message_id: messaging.message_id.as_deref().map(Into::into),
+        event_type: messaging.event_type.as_deref().map(Into::into),
+        topic: messaging.destination.as_deref().map(Into::into),
         partition: messaging.partition,
         offset: messaging.offset,
-        consumer_group: messaging.consumer_group.clone(),
+        consumer_group: messaging.consumer_group.as_deref().map(Into::into),
         operation: messaging
             .operation_type
             .as_deref()
@@ -37,7 +37,7 @@ fn row(record: &SpanRecord, rowid: i64) -> RuleSpan {
         propagation_break: record
             .attributes
             .get(attribute::PROPAGATION_BREAK)
-            .and_then(|v| v.as_str().map(str::to_owned)),
+            .and_then(|v| v.as_str().map(Into::into)),
         ingested_ns: record.start_ns,
     }
 }

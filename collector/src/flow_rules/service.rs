@@ -406,10 +406,10 @@ impl FlowRuleService {
             }
             if !matched {
                 write.seen.push(causeway_storage::SeenMark {
-                    consumer_group: consumption.group,
+                    consumer_group: consumption.group.map(String::from),
                     source_span_id: consumption.sources.first().copied(),
-                    topic: consumption.topic,
-                    message_id: consumption.message_id,
+                    topic: consumption.topic.map(String::from),
+                    message_id: consumption.message_id.map(String::from),
                     partition: consumption.partition,
                     offset: consumption.offset,
                 });

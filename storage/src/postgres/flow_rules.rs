@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -68,6 +69,13 @@ fn span_at(row: &PgRow, index: usize) -> Result<SpanId, StorageError> {
     SpanId::from_bytes(row.try_get::<&[u8], _>(index)?).map_err(|e| corrupt("span id", e))
 }
 
+/// Text read in place into a [`CompactString`].
+fn text_at(row: &PgRow, index: usize) -> Result<Option<CompactString>, StorageError> {
+    Ok(row
+        .try_get::<Option<&str>, _>(index)?
+        .map(CompactString::new))
+}
+
 fn rule_span(row: &PgRow) -> Result<RuleSpan, StorageError> {
     let parent: Option<&[u8]> = row.try_get(4)?;
     let operation: Option<&str> = row.try_get(16)?;
@@ -79,18 +87,18 @@ fn rule_span(row: &PgRow) -> Result<RuleSpan, StorageError> {
         // An invalid stored parent reads as none, as the collector would have dropped it.
         parent_span_id: parent.and_then(|bytes| SpanId::from_bytes(bytes).ok()),
         kind: SpanKind::from_code(row.try_get(5)?),
-        service: row.try_get(6)?,
+        service: CompactString::new(row.try_get::<&str, _>(6)?),
         start_ns: row.try_get(7)?,
         status: StatusCode::from_code(row.try_get(8)?),
-        correlation_id: row.try_get(9)?,
-        message_id: row.try_get(10)?,
-        event_type: row.try_get(11)?,
-        topic: row.try_get(12)?,
+        correlation_id: text_at(row, 9)?,
+        message_id: text_at(row, 10)?,
+        event_type: text_at(row, 11)?,
+        topic: text_at(row, 12)?,
         partition: row.try_get(13)?,
         offset: row.try_get(14)?,
-        consumer_group: row.try_get(15)?,
+        consumer_group: text_at(row, 15)?,
         operation: operation.and_then(Operation::parse),
-        propagation_break: row.try_get(17)?,
+        propagation_break: text_at(row, 17)?,
         ingested_ns: row.try_get(18)?,
     })
 }
