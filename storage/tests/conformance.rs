@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use causeway_conventions::LagState;
 use causeway_storage::{
@@ -17,10 +16,6 @@ use causeway_storage::{
     LagSample, LagStatusRow, LinkRef, RetentionPolicy, SpanId, SpanRecord, StorageError, Store,
     TraceId, testsuite,
 };
-use sqlx::Connection;
-
-/// The variable naming the PostgreSQL database the suite runs against.
-const PG_VARIABLE: &str = "CAUSEWAY_TEST_PG";
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -54,16 +49,8 @@ where
             .await;
         }
         Kind::Postgres => {
-            let url = std::env::var(PG_VARIABLE).unwrap_or_else(|_| {
-                panic!(
-                    "{PG_VARIABLE} is not set: the PostgreSQL conformance cases need a database \
-                     (e.g. postgres://causeway:causeway@localhost/causeway_test, see .ci/run)"
-                )
-            });
-            let schema = fresh_schema(&url).await;
-            let separator = if url.contains('?') { '&' } else { '?' };
-            let database =
-                Database::parse(&format!("{url}{separator}options[search_path]={schema}")).unwrap();
+            let schema = testsuite::PgTestSchema::create().await;
+            let database = Database::parse(&schema.url).unwrap();
             let store = Store::open(&database).await.unwrap();
             case(Case {
                 store,
@@ -71,35 +58,9 @@ where
                 kind,
             })
             .await;
-            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
+            schema.drop().await;
         }
     }
-}
-
-/// Creates an empty schema no other case uses, and returns its name.
-async fn fresh_schema(url: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!(
-        "conformance_{}_{}_{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_VARIABLE}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    schema
 }
 
 /// Declares each case once per backend: `sqlite::name` and `postgres::name`.
@@ -908,28 +869,15 @@ async fn one_lease_holder_at_a_time(case: Case) {
             assert!(!second.try_hold().await.unwrap(), "the lease is taken");
             assert!(first.try_hold().await.unwrap(), "the holder keeps it");
             // Another store in the same database has a lease of its own.
-            let url = std::env::var(PG_VARIABLE).unwrap();
-            let other_schema = fresh_schema(&url).await;
-            let separator = if url.contains('?') { '&' } else { '?' };
-            let other = Store::open(
-                &Database::parse(&format!(
-                    "{url}{separator}options[search_path]={other_schema}"
-                ))
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+            let other_schema = testsuite::PgTestSchema::create().await;
+            let other = Store::open(&Database::parse(&other_schema.url).unwrap())
+                .await
+                .unwrap();
             let mut elsewhere = other.lease();
             assert!(elsewhere.try_hold().await.unwrap(), "another store's lease");
             elsewhere.release().await;
             other.close().await;
-            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA {other_schema} CASCADE"
-            )))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+            other_schema.drop().await;
             // The holder goes away without a word (its session closes): the other takes it.
             drop(first);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -22,10 +22,10 @@ use crate::flow_rules::evaluate::{
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
 
-/// Rowids (spans) read per chunk: small enough that reading the next chunks overlaps
-/// evaluating this one for most of a pass.
+/// Spans read per range: few enough that reading the next ranges overlaps evaluating
+/// this one for most of a pass.
 pub const CHUNK_SPANS: usize = 20_000;
-/// Chunks being read while one is evaluated.
+/// Ranges being read while one is evaluated.
 const READ_AHEAD: usize = 2;
 /// Most spans one pass reads; a backlog is worked off over the next passes.
 pub const MAX_PASS_ROWS: usize = 500_000;
