@@ -1,10 +1,13 @@
-//! The process's allocator: mimalloc, returning freed memory to the system at once.
+//! The process's allocator: mimalloc; in the commands that ingest, returning freed memory
+//! to the system at once.
 //!
 //! The collector allocates and frees a few dozen strings per span. Measured with perf on
 //! the ingest benchmark at about 50k spans/s, glibc's allocator took a fifth of the
 //! collector's CPU (`malloc`, `_int_free`, `malloc_consolidate`). mimalloc is much cheaper,
 //! but by default keeps freed pages for a while: peak RSS rose from 110 to 143 MiB at 16
-//! clients, so freed memory is purged immediately instead.
+//! clients, so the collector purges freed memory immediately instead. Readers (`flow`,
+//! `flows`, the dashboard) keep the default: purging at once made them fault the same pages
+//! back in on every query.
 
 use std::os::raw::{c_int, c_long};
 
@@ -18,7 +21,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// environment (109.9 MiB), against 143.2 MiB without either.
 const MI_OPTION_PURGE_DELAY: c_int = 15;
 
-/// Asks mimalloc to return freed memory to the system at once. Call first thing in `main`.
+/// Asks mimalloc to return freed memory to the system at once. Called by `main` for the
+/// commands that ingest (collector, demo), before they start.
 #[allow(unsafe_code)]
 pub fn purge_freed_memory_at_once() {
     // SAFETY: `mi_option_set` only stores an integer option; any option number and value

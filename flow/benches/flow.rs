@@ -9,6 +9,11 @@
 //! and its baseline alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+/// The allocator the `causeway` binary runs with (`src/allocator.rs`), with its default
+/// settings, as `causeway flow` runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -228,10 +228,7 @@ impl Closure {
 
     /// Whether `span` may join: no correlation ID, or one of the flow's.
     fn admits(&self, span: &SpanRecord) -> bool {
-        span.messaging
-            .correlation_id
-            .as_ref()
-            .is_none_or(|id| self.allowed.contains(id))
+        admits(&self.allowed, span)
     }
 
     fn push(&mut self, span: SpanRecord) {
@@ -250,7 +247,7 @@ impl Closure {
         let traces = distinct_traces(&spans);
         self.remember(&traces, spans);
         for trace in traces {
-            let Some(spans) = self.read.get(&trace) else {
+            let Some(spans) = self.read.get_mut(&trace) else {
                 continue;
             };
             let starts: Vec<usize> = spans
@@ -259,11 +256,17 @@ impl Closure {
                 .filter(|(_, span)| span.messaging.correlation_id.is_some())
                 .map(|(index, _)| index)
                 .collect();
-            let picked: Vec<SpanRecord> = joined(spans, &starts, |span| self.admits(span))
+            let allowed = &self.allowed;
+            let picked = joined(spans, &starts, |span| admits(allowed, span));
+            // The joined spans move into the flow; the rest stay for later rounds. What
+            // stays holds no descendant of a joined span (those were joined with it), so
+            // joining from it later finds the same spans as from the whole trace.
+            let (joined_spans, rest): (Vec<_>, Vec<_>) = std::mem::take(spans)
                 .into_iter()
-                .map(|index| spans[index].clone())
-                .collect();
-            for span in picked {
+                .enumerate()
+                .partition(|(index, _)| picked.contains(index));
+            *spans = rest.into_iter().map(|(_, span)| span).collect();
+            for (_, span) in joined_spans {
                 self.own.insert(span.trace_id);
                 self.push(span);
             }
@@ -421,6 +424,15 @@ impl Closure {
         }
         grown
     }
+}
+
+/// Whether `span` may join a flow of the correlation IDs `allowed`: it carries none, or one
+/// of them.
+fn admits(allowed: &HashSet<String>, span: &SpanRecord) -> bool {
+    span.messaging
+        .correlation_id
+        .as_ref()
+        .is_none_or(|id| allowed.contains(id))
 }
 
 /// The traces of `spans`, each once, in order.

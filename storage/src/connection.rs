@@ -29,7 +29,7 @@ const WRITER_CACHE_KIB: &str = "32768";
 
 /// Bytes of the file a reading connection maps: more than any store holds, so the whole
 /// file is mapped (pages still in the write-ahead log are read from the log as before).
-const READER_MMAP_BYTES: u64 = 1 << 40;
+pub(crate) const READER_MMAP_BYTES: u64 = 1 << 40;
 
 /// `options` for a pool that only reads: read-only, with the file mapped into memory.
 pub(crate) fn sqlx_reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {

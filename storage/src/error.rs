@@ -104,6 +104,9 @@ pub enum StorageError {
     /// Writing spans failed.
     #[error("cannot write spans: {0}")]
     Write(#[source] rusqlite::Error),
+    /// Reading spans failed.
+    #[error("database query failed: {0}")]
+    Read(#[source] rusqlite::Error),
     /// A PostgreSQL database could not be reached or logged into.
     #[error("cannot connect to database {database}: {source}")]
     Connect {
@@ -188,6 +191,16 @@ impl StorageError {
                 StorageError::Locked
             }
             _ => StorageError::Write(error),
+        }
+    }
+
+    /// Converts an error of a span reading connection, telling a lock apart.
+    pub(crate) fn from_read(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StorageError::Locked
+            }
+            _ => StorageError::Read(error),
         }
     }
 }

@@ -8,7 +8,9 @@ use crate::error::StorageError;
 use crate::ids::TraceId;
 use crate::record::SpanRecord;
 use crate::segments::{LIVE_SEGMENTS, correlation_segments};
-use crate::span_query::{SPAN_COLUMNS, assemble};
+use rusqlite::types::Value;
+
+use crate::span_query::{SPAN_COLUMNS, limit_sql};
 use crate::store::SqliteStore as Store;
 
 /// At most this many correlation IDs are stitched into one flow.
@@ -78,26 +80,22 @@ impl Store {
             "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
              AND s.trace_id IN ({traces}) \
              AND (s.correlation_id IS NULL OR s.correlation_id IN ({marks})) \
-             ORDER BY s.start_ns LIMIT ?"
+             ORDER BY s.start_ns {}",
+            limit_sql(limit)
         );
-        let mut spans = sqlx::query(AssertSqlSafe(span_sql));
-        for id in ids.iter().chain(ids) {
-            spans = spans.bind(id);
-        }
         let link_sql = format!(
             "SELECT l.trace_id, l.span_id, l.linked_trace_id, l.linked_span_id, l.attributes \
              FROM span_links l WHERE l.segment IN ({LIVE_SEGMENTS}) AND l.trace_id IN ({traces})"
         );
-        let mut links = sqlx::query(AssertSqlSafe(link_sql));
-        for id in ids {
-            links = links.bind(id);
-        }
-        // Spans and links are read at once, on two reader connections.
-        let (rows, links) = tokio::try_join!(
-            spans.bind(limit).fetch_all(&self.reader),
-            links.fetch_all(&self.reader)
-        )?;
-        assemble(rows, links)
+        let texts = || ids.iter().map(|id| Value::Text(id.clone()));
+        self.span_reads
+            .spans_with_links(
+                span_sql,
+                texts().chain(texts()).collect(),
+                link_sql,
+                texts().collect(),
+            )
+            .await
     }
 
     /// The correlation IDs that spans of `trace_id` carry, sorted, at most
@@ -110,10 +108,10 @@ impl Store {
         let rows = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT DISTINCT correlation_id FROM spans INDEXED BY spans_by_segment_id \
              WHERE segment IN ({LIVE_SEGMENTS}) \
-             AND trace_id = ? AND correlation_id IS NOT NULL ORDER BY correlation_id LIMIT ?"
+             AND trace_id = ? AND correlation_id IS NOT NULL ORDER BY correlation_id {}",
+            limit_sql(i64::try_from(MAX_FLOW_CORRELATIONS).unwrap_or(i64::MAX))
         )))
         .bind(&trace_id.0[..])
-        .bind(i64::try_from(MAX_FLOW_CORRELATIONS).unwrap_or(i64::MAX))
         .fetch_all(&self.reader)
         .await?;
         Ok(rows)
@@ -121,11 +119,11 @@ impl Store {
 
     /// Every `(topic, consumer group)` pair seen in stored traffic.
     pub async fn topology(&self) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT destination, consumer_group FROM topology \
-             ORDER BY destination, consumer_group LIMIT ?",
-        )
-        .bind(MAX_TOPOLOGY_ROWS)
+             ORDER BY destination, consumer_group {}",
+            limit_sql(MAX_TOPOLOGY_ROWS)
+        )))
         .fetch_all(&self.reader)
         .await?;
         rows.iter()

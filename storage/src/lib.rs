@@ -32,6 +32,7 @@ mod row_decode;
 mod segments;
 mod span_encode;
 mod span_query;
+mod span_read;
 mod span_write;
 mod sqlite_backend;
 mod stitch_query;

@@ -1,13 +1,13 @@
 //! Reading spans back: by correlation ID, by trace, with their links.
 
-use std::collections::HashMap;
-
+use rusqlite::types::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::StorageError;
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
 use crate::segments::LIVE_SEGMENTS;
+use crate::span_read::join_spans;
 use crate::store::SqliteStore as Store;
 
 /// The span columns every backend selects, in the order [`decode_span`] reads them; a
@@ -27,6 +27,14 @@ macro_rules! span_columns {
 pub(crate) use span_columns;
 
 pub(crate) const SPAN_COLUMNS: &str = span_columns!("s.rowid");
+
+/// `LIMIT n` with `n` written into the statement, not bound. SQLite (3.51) marks a statement
+/// whose `LIMIT` is a bound parameter to be prepared again each time the parameter is bound,
+/// so a cached statement that is run again with `LIMIT ?` is planned from its text again on
+/// every run. A limit is a number of our own, never input text.
+pub(crate) fn limit_sql(limit: i64) -> String {
+    format!("LIMIT {limit}")
+}
 
 /// The column of [`SPAN_COLUMNS`] that orders copies of one span (the SQLite rowid, the
 /// PostgreSQL ingest time): the newest copy wins.
@@ -68,22 +76,19 @@ impl Store {
         trace_id: TraceId,
         limit: i64,
     ) -> Result<Vec<SpanRecord>, StorageError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let span_sql = format!(
             "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
-             AND s.trace_id = ? ORDER BY s.start_ns LIMIT ?"
-        )))
-        .bind(&trace_id.0[..])
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        let links = sqlx::query(sqlx::AssertSqlSafe(format!(
+             AND s.trace_id = ? ORDER BY s.start_ns {}",
+            limit_sql(limit)
+        );
+        let link_sql = format!(
             "SELECT trace_id, span_id, linked_trace_id, linked_span_id, attributes \
              FROM span_links WHERE segment IN ({LIVE_SEGMENTS}) AND trace_id = ?"
-        )))
-        .bind(&trace_id.0[..])
-        .fetch_all(&self.reader)
-        .await?;
-        assemble(rows, links)
+        );
+        let key = vec![Value::Blob(trace_id.0.to_vec())];
+        self.span_reads
+            .spans_with_links(span_sql, key.clone(), link_sql, key)
+            .await
     }
 
     /// Spans elsewhere that link to the given span (the reverse direction of links).
@@ -125,46 +130,23 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let mut links_by_span: HashMap<(TraceId, SpanId), Vec<SpanLink>> = HashMap::new();
-    for row in &links {
-        let key = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
-        let link = SpanLink {
-            trace_id: trace_id_at(row, 2)?,
-            span_id: span_id_at(row, 3)?,
-            attributes: json_at(row, 4)?,
-        };
-        let known = links_by_span.entry(key).or_default();
-        if !known
-            .iter()
-            .any(|k| (k.trace_id, k.span_id) == (link.trace_id, link.span_id))
-        {
-            known.push(link);
-        }
-    }
-    let mut newest: HashMap<(TraceId, SpanId), (usize, i64)> = HashMap::with_capacity(rows.len());
-    let mut records: Vec<Option<SpanRecord>> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let rowid: i64 = row.try_get(ROWID_COLUMN)?;
-        let record = decode_span(row)?;
-        let key = (record.trace_id, record.span_id);
-        match newest.get(&key) {
-            Some(&(_, kept)) if kept > rowid => continue,
-            Some(&(older, _)) => records[older] = None,
-            None => {}
-        }
-        newest.insert(key, (records.len(), rowid));
-        records.push(Some(record));
-    }
-    Ok(records
-        .into_iter()
-        .flatten()
-        .map(|mut record| {
-            record.links = links_by_span
-                .remove(&(record.trace_id, record.span_id))
-                .unwrap_or_default();
-            record
+    let links = links
+        .iter()
+        .map(|row| {
+            let holder = (trace_id_at(row, 0)?, span_id_at(row, 1)?);
+            let link = SpanLink {
+                trace_id: trace_id_at(row, 2)?,
+                span_id: span_id_at(row, 3)?,
+                attributes: json_at(row, 4)?,
+            };
+            Ok((holder, link))
         })
-        .collect())
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let rows = rows
+        .iter()
+        .map(|row| Ok((decode_span(row)?, row.try_get(ROWID_COLUMN)?)))
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(join_spans(rows, links))
 }
 
 /// Decodes a row selected with [`SPAN_COLUMNS`] (links are filled in by the caller).

@@ -13,7 +13,10 @@ use crate::flow_query::CorrelationRow;
 use crate::ids::{SpanId, TraceId};
 use crate::record::SpanRecord;
 use crate::segments::LIVE_SEGMENTS;
-use crate::span_query::{SPAN_COLUMNS, assemble, span_id_at, trace_id_at};
+use rusqlite::types::Value;
+
+use crate::span_query::{SPAN_COLUMNS, limit_sql, trace_id_at};
+use crate::span_read;
 use crate::store::SqliteStore as Store;
 
 /// Most traces or positions bound in one statement.
@@ -42,30 +45,29 @@ impl Store {
         traces: &[TraceId],
         limit: i64,
     ) -> Result<Vec<SpanRecord>, StorageError> {
-        let mut rows = Vec::new();
-        let mut links = Vec::new();
+        let mut spans = Vec::new();
         for chunk in traces.chunks(KEYS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let mut spans = sqlx::query(AssertSqlSafe(format!(
+            let span_sql = format!(
                 "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.segment IN ({LIVE_SEGMENTS}) \
-                 AND s.trace_id IN ({marks}) ORDER BY s.start_ns LIMIT ?"
-            )));
-            let mut link_rows = sqlx::query(AssertSqlSafe(format!(
+                 AND s.trace_id IN ({marks}) ORDER BY s.start_ns {}",
+                limit_sql(limit)
+            );
+            let link_sql = format!(
                 "SELECT trace_id, span_id, linked_trace_id, linked_span_id, attributes \
                  FROM span_links WHERE segment IN ({LIVE_SEGMENTS}) AND trace_id IN ({marks})"
-            )));
-            for trace in chunk {
-                spans = spans.bind(&trace.0[..]);
-                link_rows = link_rows.bind(&trace.0[..]);
-            }
-            let (found, found_links) = tokio::try_join!(
-                spans.bind(limit).fetch_all(&self.reader),
-                link_rows.fetch_all(&self.reader)
-            )?;
-            rows.extend(found);
-            links.extend(found_links);
+            );
+            let keys: Vec<Value> = chunk
+                .iter()
+                .map(|trace| Value::Blob(trace.0.to_vec()))
+                .collect();
+            // A trace is in one chunk only, so each chunk's copies of a span are all of it.
+            let found = self
+                .span_reads
+                .spans_with_links(span_sql, keys.clone(), link_sql, keys)
+                .await?;
+            spans.extend(found);
         }
-        let mut spans = assemble(rows, links)?;
         spans.sort_by_key(|span| (span.start_ns, span.trace_id, span.span_id));
         spans.truncate(usize::try_from(limit.max(0)).unwrap_or(usize::MAX));
         Ok(spans)
@@ -81,22 +83,36 @@ impl Store {
         let mut found = Vec::new();
         for chunk in traces.chunks(KEYS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let mut query = sqlx::query(AssertSqlSafe(format!(
+            let sql = format!(
                 "SELECT DISTINCT trace_id, span_id, linked_trace_id, linked_span_id \
                  FROM span_links INDEXED BY span_links_by_target \
-                 WHERE segment IN ({LIVE_SEGMENTS}) AND linked_trace_id IN ({marks}) LIMIT ?"
-            )));
-            for trace in chunk {
-                query = query.bind(&trace.0[..]);
-            }
-            for row in query.bind(limit).fetch_all(&self.reader).await? {
-                found.push(LinkRef {
-                    from_trace: trace_id_at(&row, 0)?,
-                    from_span: span_id_at(&row, 1)?,
-                    to_trace: trace_id_at(&row, 2)?,
-                    to_span: span_id_at(&row, 3)?,
-                });
-            }
+                 WHERE segment IN ({LIVE_SEGMENTS}) AND linked_trace_id IN ({marks}) {}",
+                limit_sql(limit)
+            );
+            let keys: Vec<Value> = chunk
+                .iter()
+                .map(|trace| Value::Blob(trace.0.to_vec()))
+                .collect();
+            let links = self
+                .span_reads
+                .run(move |connection| {
+                    let mut statement = connection.prepare_cached(&sql)?;
+                    statement
+                        .query_map(rusqlite::params_from_iter(keys), |row| {
+                            let id = |index| -> rusqlite::Result<&[u8]> {
+                                Ok(row.get_ref(index)?.as_blob()?)
+                            };
+                            Ok(LinkRef {
+                                from_trace: span_read::trace_id(id(0)?, 0)?,
+                                from_span: span_read::span_id(id(1)?, 1)?,
+                                to_trace: span_read::trace_id(id(2)?, 2)?,
+                                to_span: span_read::span_id(id(3)?, 3)?,
+                            })
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            found.extend(links);
         }
         found.sort_unstable();
         found.dedup();
@@ -129,13 +145,17 @@ impl Store {
                     )
                 })
                 .collect();
-            let mut query = sqlx::query(AssertSqlSafe(format!("{} LIMIT ?", arms.join(" UNION "))));
+            let mut query = sqlx::query(AssertSqlSafe(format!(
+                "{} {}",
+                arms.join(" UNION "),
+                limit_sql(limit)
+            )));
             for (topic, partition, offset) in chunk {
                 for _ in SIDES {
                     query = query.bind(topic).bind(partition).bind(offset);
                 }
             }
-            for row in query.bind(limit).fetch_all(&self.reader).await? {
+            for row in query.fetch_all(&self.reader).await? {
                 traces.push(trace_id_at(&row, 0)?);
             }
         }

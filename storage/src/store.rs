@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use crate::connection::{sqlx_options, sqlx_reader_options, sqlx_writer_options};
 use crate::demo_mark::{DatabaseOwner, database_owner};
 use crate::error::StorageError;
+use crate::span_read::SpanReaders;
 use crate::span_write::SpanWriter;
 
 /// The schema migrations, in order. Append only: never edit one that has shipped.
@@ -91,6 +92,8 @@ const READ_ROW_BUFFER: usize = 4096;
 pub struct SqliteStore {
     pub(crate) path: PathBuf,
     pub(crate) reader: SqlitePool,
+    /// The rusqlite readers a flow's spans are loaded with (`span_read`).
+    pub(crate) span_reads: SpanReaders,
     pub(crate) writer: Option<SqlitePool>,
     pub(crate) span_writer: Option<Arc<SpanWriter>>,
 }
@@ -138,6 +141,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_owned(),
             reader,
+            span_reads: SpanReaders::new(path),
             writer: Some(writer),
             span_writer: Some(span_writer),
         })
@@ -165,6 +169,7 @@ impl SqliteStore {
         let store = SqliteStore {
             path: path.to_owned(),
             reader,
+            span_reads: SpanReaders::new(path),
             writer: None,
             span_writer: None,
         };

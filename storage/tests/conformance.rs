@@ -113,6 +113,7 @@ conformance!(
     seen_consumptions_answer_by_source_message_or_position,
     alert_rows_keep_their_notification_time_and_open_ones_are_listed,
     a_read_only_store_opens_no_rule_store,
+    a_retried_span_that_changes_correlation_takes_its_summary_along,
 );
 
 fn trace(n: u8) -> TraceId {
@@ -1041,4 +1042,73 @@ async fn read_only_handles_read_and_refuse_writes(case: Case) {
     );
     reader.close().await;
     case.store.close().await;
+}
+
+/// The flows list as (ID, first start, last end, failed), newest first.
+async fn listed(store: &Store) -> Vec<(String, i64, i64, bool)> {
+    let query = CorrelationQuery {
+        limit: 10,
+        ..CorrelationQuery::default()
+    };
+    store
+        .recent_correlations(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.correlation_id,
+                r.first_start_ns,
+                r.last_end_ns,
+                r.has_error,
+            )
+        })
+        .collect()
+}
+
+async fn a_retried_span_that_changes_correlation_takes_its_summary_along(case: Case) {
+    let store = &case.store;
+    let span = |id: u8, correlation: &str, start: i64, failed: bool| {
+        let span = testsuite::span(trace(1), span_id(id))
+            .correlation(correlation)
+            .times(start, start + 10);
+        if failed { span.error("failed") } else { span }.build()
+    };
+    write(
+        store,
+        &[span(1, "old", 100, true), span(2, "old", 500, false)],
+    )
+    .await;
+    assert_eq!(listed(store).await, [("old".into(), 100, 510, true)]);
+
+    // The failed first span is retried carrying another ID: `old` keeps span 2 only.
+    write(store, &[span(1, "new", 100, true)]).await;
+    assert_eq!(
+        listed(store).await,
+        [
+            ("old".into(), 500, 510, false),
+            ("new".into(), 100, 110, true)
+        ],
+        "the old summary is worked out again from the span it still has"
+    );
+
+    // Its last span moves too: `old` is gone, not listed with no spans.
+    write(store, &[span(2, "new", 500, false)]).await;
+    assert_eq!(listed(store).await, [("new".into(), 100, 510, true)]);
+    assert!(
+        store
+            .flow_spans(&["old".into()], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Both copies in one write (a quick retry merged with its first try).
+    write(
+        store,
+        &[span(3, "first", 900, false), span(3, "second", 900, false)],
+    )
+    .await;
+    let ids: Vec<String> = listed(store).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(ids, ["second", "new"], "no summary is left for `first`");
 }

@@ -76,14 +76,15 @@ impl MessagingReader {
             consumer_group: first_text(CONSUMER_GROUP),
             operation_type: OPERATION
                 .iter()
-                .filter_map(|key| text_at(attributes, key))
-                .find_map(|value| Operation::parse(&value))
+                .filter_map(|key| attributes.get(*key).and_then(Value::as_str))
+                .find_map(Operation::parse)
                 .map(|operation| operation.type_value().to_owned()),
             message_key: first_text(MESSAGE_KEY),
             message_id,
         };
-        if let Some(id) = messaging.message_id.clone() {
+        if let Some(id) = messaging.message_id.take() {
             fill_from_message_id(&mut messaging, &id);
+            messaging.message_id = Some(id);
         }
         let is_messaging = attributes.contains_key(MESSAGING_SYSTEM)
             || matches!(kind, SpanKind::Producer | SpanKind::Consumer)
@@ -186,7 +187,7 @@ fn text_at(attributes: &Attributes, key: &str) -> Option<String> {
 }
 
 /// A non-empty string, or a number or bool written as text (some SDKs send ids as ints).
-fn text_of(value: &Value) -> Option<String> {
+pub fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -196,7 +197,7 @@ fn text_of(value: &Value) -> Option<String> {
 }
 
 /// An integer, or decimal text holding one.
-fn integer_of(value: &Value) -> Option<i64> {
+pub fn integer_of(value: &Value) -> Option<i64> {
     match value {
         Value::Number(number) => number.as_i64(),
         Value::String(text) => text.trim().parse().ok(),

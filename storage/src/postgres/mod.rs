@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flow rules",
         include_str!("../../migrations/postgres/0002_flow_rules.sql"),
     ),
+    (
+        3,
+        "correlation moves",
+        include_str!("../../migrations/postgres/0003_correlation_moves.sql"),
+    ),
 ];
 
 /// The newest PostgreSQL migration this build knows.

@@ -2,7 +2,7 @@
 //! `INSERT … SELECT FROM UNNEST(arrays)` statements, one array per column, so a statement
 //! carries thousands of rows in a handful of bound values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::error::StorageError;
 use crate::postgres::PgStore;
@@ -141,6 +141,15 @@ impl<'a> Merged<'a> {
                     .or_insert((first, last));
             }
         }
+        // A span written twice in one write with two correlation IDs (a quick retry merged
+        // with its first try) is stored as its last copy: the first copy's ID, carried by no
+        // stored span, gets no summary.
+        let carried: HashSet<&str> = merged
+            .spans
+            .iter()
+            .filter_map(|row| row.correlation_id.as_deref())
+            .collect();
+        merged.correlations.retain(|id, _| carried.contains(id));
         merged
     }
 }
