@@ -2,13 +2,15 @@
 //! (`tests/python/webhook_receiver.py`), which checks each Alertmanager v4 webhook's HMAC
 //! signature with Python's `hmac` module and records what it got. The demo's flow alerts
 //! (dead letter, incomplete) and its lag alert reach it signed, firing then resolved; a
-//! hook signing with another secret is refused by it.
+//! hook signing with another secret is refused by it; and a PostgreSQL collector fed by the
+//! Python instrumentation's spans raises a dead-letter flow alert that reaches it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use causeway_collector::alerting::delivery::SIGNATURE_HEADER;
 use causeway_collector::alerting::hook::deliver;
@@ -17,8 +19,10 @@ use causeway_conventions::alert::{annotation, label};
 use serde_json::Value;
 
 use crate::demo_alerts::{LAG_RULE, demo, demo_config, poisoned_order};
-use crate::harness::{python, python_script, temp_dir};
+use crate::harness::{Broker, CollectorProcess, python, python_script, temp_dir, wait_until};
 use crate::hooks::{SECRET, hook, payload_for_tests};
+use crate::interop::{chain_args, run_chain};
+use crate::postgres::Schema;
 
 /// The Python receiver, stopped when dropped.
 struct PythonReceiver {
@@ -207,4 +211,99 @@ async fn python_http_server_refuses_a_webhook_signed_with_another_secret() {
         received[0]
     );
     assert_eq!(received[0]["payload"]["status"], "firing");
+}
+
+/// Third-party spans on a PostgreSQL collector: three Python services instrumented only by
+/// the standard confluent-kafka instrumentation run an order chain over tansu, and the
+/// billing service dead-letters the poisoned order. The collector, writing to PostgreSQL,
+/// raises the built-in dead-letter flow alert, and the Python receiver gets it signed,
+/// naming that order and a command that opens it on the same database (no password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_spans_on_postgres_raise_a_flow_alert_at_a_python_http_server() {
+    let dir = temp_dir();
+    let receiver = PythonReceiver::start(dir.path(), SECRET);
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[flows]\ninterval = \"1s\"\n\n[[lag.hooks]]\nname = \"oncall\"\nkind = \"webhook\"\n\
+             url = \"{}\"\nsecret = \"{SECRET}\"\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let schema = Schema::create().await;
+    let broker = Broker::start();
+    let collector = CollectorProcess::start(
+        Path::new(&schema.url),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--kafka",
+            &broker.bootstrap(),
+        ],
+    );
+    let endpoint = format!("{}/v1/traces", collector.http_endpoint());
+    let args = chain_args(&broker.bootstrap(), &endpoint, "pgdl", 3, 2);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = run_chain(&python(), "tests/python/kafka_chain.py", &args);
+    let poisoned = "ord-pgdl-2";
+    assert!(
+        report["correlation_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| id == poisoned),
+        "the chain handled {poisoned}: {report:#}"
+    );
+
+    let dead_letter = |request: &Value| {
+        request["payload"]["groupLabels"][label::ALERT_NAME] == "flow-dead-letter"
+            && request["payload"]["status"] == "firing"
+    };
+    let arrived = wait_until(Duration::from_secs(60), || {
+        receiver.received().iter().any(dead_letter)
+    });
+    assert!(
+        arrived,
+        "no dead-letter alert reached the receiver: {:?}\ncollector stderr:\n{}",
+        receiver.received(),
+        collector.stderr()
+    );
+    let received = receiver.received();
+    let request = received.iter().find(|r| dead_letter(r)).unwrap();
+    assert_eq!(request["signature_valid"], true, "{request}");
+    let body = &request["payload"];
+    assert_eq!(
+        body["commonLabels"][label::FLOW_KIND],
+        "dead_letter",
+        "{body}"
+    );
+    // The Python instrumentation records no consumer group: the alert names the service
+    // that gave up, and the topic it read.
+    assert_eq!(
+        body["commonLabels"][label::SERVICE],
+        "billing-service",
+        "{body}"
+    );
+    assert_eq!(body["commonLabels"][label::TOPIC], "orders", "{body}");
+    let notes = &body["commonAnnotations"];
+    assert_eq!(notes[annotation::FLOW_IDS], poisoned, "{body}");
+    let command = notes[annotation::FLOW_COMMANDS].as_str().unwrap();
+    assert!(
+        command.starts_with("causeway --db ")
+            && command.contains("postgres://")
+            && command.ends_with(&format!(" flow {poisoned}")),
+        "{command}"
+    );
+    assert!(!command.contains(":causeway@"), "no password: {command}");
+    assert!(
+        received
+            .iter()
+            .all(|r| r["payload"]["groupLabels"][label::ALERT_NAME] == "flow-dead-letter"),
+        "only the dead letter fired on clean orders: {received:?}"
+    );
+    drop(collector);
+    drop(broker);
+    schema.drop().await;
 }

@@ -521,7 +521,7 @@ fn node() -> PathBuf {
 }
 
 /// Runs one `kafka_chain` role (`program` is Python or Node) and returns its report.
-fn run_chain(program: &Path, script: &str, args: &[&str]) -> Value {
+pub(crate) fn run_chain(program: &Path, script: &str, args: &[&str]) -> Value {
     let output: Output = Command::new(program)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .args(args)
@@ -541,6 +541,41 @@ fn run_chain(program: &Path, script: &str, args: &[&str]) -> Value {
     report
 }
 
+/// The arguments of a `kafka_chain` run of `count` orders with order `poison` poisoned and
+/// dead-lettered to `orders.dlq`, exporting to `endpoint`, in groups named after `run_id`.
+pub(crate) fn chain_args(
+    bootstrap: &str,
+    endpoint: &str,
+    run_id: &str,
+    count: u32,
+    poison: u32,
+) -> Vec<String> {
+    [
+        "chain",
+        "--bootstrap",
+        bootstrap,
+        "--otlp-endpoint",
+        endpoint,
+        "--run-id",
+        run_id,
+        "--count",
+        &count.to_string(),
+        "--poison",
+        &poison.to_string(),
+        "--dead-letter-topic",
+        "orders.dlq",
+        "--billing-group",
+        &format!("billing-{run_id}"),
+        "--mailer-group",
+        &format!("mailer-{run_id}"),
+        "--timeout",
+        "90",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect()
+}
+
 /// A three-service chain of one language over tansu into the real collector, one poison
 /// order among four.
 async fn live_chain(program: &Path, script: &str, run_id: &str) {
@@ -549,31 +584,9 @@ async fn live_chain(program: &Path, script: &str, run_id: &str) {
     let broker = Broker::start();
     let collector = CollectorProcess::start(&db, &[]);
     let endpoint = format!("{}/v1/traces", collector.http_endpoint());
-    let report = run_chain(
-        program,
-        script,
-        &[
-            "chain",
-            "--bootstrap",
-            &broker.bootstrap(),
-            "--otlp-endpoint",
-            &endpoint,
-            "--run-id",
-            run_id,
-            "--count",
-            "4",
-            "--poison",
-            "3",
-            "--dead-letter-topic",
-            "orders.dlq",
-            "--billing-group",
-            &format!("billing-{run_id}"),
-            "--mailer-group",
-            &format!("mailer-{run_id}"),
-            "--timeout",
-            "90",
-        ],
-    );
+    let args = chain_args(&broker.bootstrap(), &endpoint, run_id, 4, 3);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = run_chain(program, script, &args);
     check_run(&db, &report, false);
     drop(collector);
     drop(broker);
