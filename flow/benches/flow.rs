@@ -7,6 +7,11 @@
 //! reuse it. Run with `cargo bench -p causeway-flow --bench flow`; set
 //! `CAUSEWAY_BENCH_ONLY=where` for the `--where` search alone, `=warm` for the warm loader
 //! and its baseline alone.
+//!
+//! `CAUSEWAY_BENCH_PG=postgres://…` runs the warm loader and its baseline on PostgreSQL
+//! instead: the same spans, written through the storage API into a schema of that database
+//! named after the store's size (`flow_bench_<spans>`), kept for the next run like the
+//! SQLite file (drop it by hand to free the space).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 /// The allocator the `causeway` binary runs with (`src/allocator.rs`), with its default
@@ -19,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use causeway_flow::{FlowOptions, Topology, load_spans, reconstruct};
 use causeway_storage::{
-    EncodedSpans, Messaging, SCHEMA_VERSION, SpanId, SpanKind, SpanLink, SpanRecord, StatusCode,
-    Store, TraceId,
+    Database, EncodedSpans, Messaging, SCHEMA_VERSION, SpanId, SpanKind, SpanLink, SpanRecord,
+    StatusCode, Store, TraceId,
 };
 use serde_json::{Map, Value};
 
@@ -45,13 +50,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if let Ok(url) = std::env::var("CAUSEWAY_BENCH_PG") {
+        runtime.block_on(postgres(&url, flows));
+        return;
+    }
     let path = data_path(flows);
     runtime.block_on(async {
         ensure_store(&path, flows).await;
-        // Sample correlation ids spread over the whole store: one set for cold, one for warm.
-        let stride = flows / (2 * SAMPLES);
-        let cold_ids: Vec<usize> = (0..SAMPLES).map(|i| 2 * i * stride).collect();
-        let warm_ids: Vec<usize> = (0..SAMPLES).map(|i| (2 * i + 1) * stride).collect();
+        let (cold_ids, warm_ids) = samples(flows);
         if std::env::var("CAUSEWAY_BENCH_ONLY").as_deref() == Ok("where") {
             let store = Store::open_read_only(&path).await.expect("open read-only");
             measure_where(&store, flows).await;
@@ -92,6 +98,75 @@ fn main() {
         );
         measure_where(&store, flows).await;
     });
+}
+
+/// Sample correlation IDs spread over the whole store: one set for cold, one for warm.
+fn samples(flows: usize) -> (Vec<usize>, Vec<usize>) {
+    let stride = flows / (2 * SAMPLES);
+    let cold = (0..SAMPLES).map(|i| 2 * i * stride).collect();
+    let warm = (0..SAMPLES).map(|i| (2 * i + 1) * stride).collect();
+    (cold, warm)
+}
+
+/// The warm loader and its baseline on PostgreSQL, in a schema kept between runs.
+async fn postgres(url: &str, flows: usize) {
+    use sqlx::Connection;
+    let schema = format!("flow_bench_{}", flows * SPANS_PER_FLOW);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = Database::parse(&format!("{url}{separator}options[search_path]={schema}"))
+        .expect("a PostgreSQL URL");
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the bench database: {e}"));
+    let complete: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = 'bench_complete')",
+    )
+    .bind(&schema)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    if complete {
+        println!("reusing PostgreSQL schema {schema}");
+    } else {
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        let store = Store::open(database.clone())
+            .await
+            .expect("create bench store");
+        write_flows(&store, flows).await;
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {schema}.bench_complete ()"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {schema}.spans")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let (_, warm_ids) = samples(flows);
+    let store = Store::open_read_only(database)
+        .await
+        .expect("open read-only");
+    let _ = measure(&store, &warm_ids, Read::Loader).await;
+    report(
+        "PostgreSQL, loader, warm",
+        measure(&store, &warm_ids, Read::Loader).await,
+    );
+    report(
+        "PostgreSQL, baseline: own traces only, warm",
+        measure(&store, &warm_ids, Read::OwnTraces).await,
+    );
 }
 
 /// Runs of each `flows --where` search.
@@ -198,6 +273,15 @@ async fn ensure_store(path: &Path, flows: usize) {
     let _ = std::fs::remove_file(path);
     let store = Store::open(path).await.expect("create bench store");
     let started = Instant::now();
+    write_flows(&store, flows).await;
+    store.close().await;
+    std::fs::write(&done, b"").expect("mark complete");
+    println!("generated {} in {:.0?}", path.display(), started.elapsed());
+}
+
+/// Writes `flows` flows through the storage API, printing progress.
+async fn write_flows(store: &Store, flows: usize) {
+    let started = Instant::now();
     let mut written = 0;
     for first in (0..flows).step_by(BATCH_FLOWS) {
         let mut records = Vec::with_capacity(BATCH_FLOWS * SPANS_PER_FLOW);
@@ -214,9 +298,6 @@ async fn ensure_store(path: &Path, flows: usize) {
             println!("generated {written} spans ({rate:.0} spans/s)");
         }
     }
-    store.close().await;
-    std::fs::write(&done, b"").expect("mark complete");
-    println!("generated {} in {:.0?}", path.display(), started.elapsed());
 }
 
 /// One 200-span correlation: a root, then 66 messages, each sent once and processed by

@@ -105,6 +105,10 @@ impl PgStore {
         };
         let mut options: PgConnectOptions = database.expose().parse().map_err(connect_error)?;
         options = options.log_statements(tracing::log::LevelFilter::Trace);
+        // PostgreSQL compiles a statement the planner costs high (a flow's spans over every
+        // day's partition, say) with LLVM first: about 18 ms of a query that then ran in 1
+        // ms on the 10M-span flow bench. causeway's statements are short: no JIT.
+        options = options.options([("jit", "off")]);
         if read_only {
             options = options.options([("default_transaction_read_only", "on")]);
         }
