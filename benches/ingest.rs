@@ -17,11 +17,14 @@
 //!   order ids that grow per client;
 //! - `CAUSEWAY_BENCH_PG=postgres://…` (or `CAUSEWAY_TEST_PG`) also runs the full-rate phase
 //!   with the collector writing to that PostgreSQL database (in a schema of its own,
-//!   dropped afterwards) and prints its rate beside SQLite's.
+//!   dropped afterwards) and prints its rate beside SQLite's, then the raw `COPY` rate of
+//!   the same rows into the store's PostgreSQL tables and the ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/e2e/harness.rs"]
 mod harness;
+#[path = "ingest/raw_postgres.rs"]
+mod raw_postgres;
 #[path = "ingest/raw_sqlite.rs"]
 mod raw_sqlite;
 #[path = "ingest/workload.rs"]
@@ -298,10 +301,18 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 
-    let postgres_rate = std::env::var("CAUSEWAY_BENCH_PG")
+    let postgres_rates = std::env::var("CAUSEWAY_BENCH_PG")
         .or_else(|_| std::env::var("CAUSEWAY_TEST_PG"))
         .ok()
-        .map(|url| runtime.block_on(postgres_full_rate(&url, total_spans, clients)));
+        .map(|url| {
+            let collector = runtime.block_on(postgres_full_rate(&url, total_spans, clients));
+            let copy = runtime.block_on(raw_postgres::copy_rate(
+                &url,
+                total_spans,
+                SPANS_PER_REQUEST,
+            ));
+            (collector, copy)
+        });
 
     let raw_db = dir.path().join("raw.db");
     let raw_rate = raw_sqlite::insert_rate(&raw_db, total_spans, SPANS_PER_REQUEST);
@@ -310,12 +321,19 @@ fn main() {
         "ratio: collector / raw sqlite = {:.0}%",
         100.0 * collector_rate / raw_rate.max(1.0)
     );
-    match postgres_rate {
-        Some(rate) => println!(
-            "postgres collector: {rate:.0} spans/s committed = {:.0}% of the sqlite collector's \
-             {collector_rate:.0} (same spans, clients and machine)",
-            100.0 * rate / collector_rate.max(1.0)
-        ),
+    match postgres_rates {
+        Some((rate, copy)) => {
+            println!(
+                "postgres collector: {rate:.0} spans/s committed = {:.0}% of the sqlite \
+                 collector's {collector_rate:.0} (same spans, clients and machine)",
+                100.0 * rate / collector_rate.max(1.0)
+            );
+            println!(
+                "raw postgres COPY: {copy:.0} span rows/s (same rows, the store's tables and \
+                 indexes, no upsert); postgres collector / raw COPY = {:.0}%",
+                100.0 * rate / copy.max(1.0)
+            );
+        }
         None => println!("postgres collector: not measured (set CAUSEWAY_BENCH_PG)"),
     }
 }
@@ -323,24 +341,11 @@ fn main() {
 /// The full-rate phase again, with the collector writing to PostgreSQL: a schema of its
 /// own in the database `url` names, dropped afterwards.
 async fn postgres_full_rate(url: &str, total_spans: u64, clients: u64) -> f64 {
-    use sqlx::Connection;
-    let schema = format!("bench_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to the bench database: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{separator}options[search_path]={schema}");
+    let schema = raw_postgres::BenchSchema::create(url, "bench").await;
     println!("postgres: the same full-rate phase, collector on PostgreSQL");
-    let collector = CollectorProcess::start(std::path::Path::new(&db), &[]);
+    let collector = CollectorProcess::start(std::path::Path::new(&schema.url), &[]);
     let rate = full_rate(&collector, total_spans, clients).await;
     drop(collector);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    schema.drop().await;
     rate
 }

@@ -105,7 +105,10 @@ fn span_row(span: &Span, service: &str, resource: &str, segment: i64) -> Vec<Sql
 }
 
 /// The rows of one transaction, all in `segment`: span rows and link rows.
-fn transaction_rows(workload: &mut Workload, segment: i64) -> (Vec<Vec<Sql>>, Vec<Vec<Sql>>) {
+pub(crate) fn transaction_rows(
+    workload: &mut Workload,
+    segment: i64,
+) -> (Vec<Vec<Sql>>, Vec<Vec<Sql>>) {
     let mut spans = Vec::new();
     let mut links = Vec::new();
     for _ in 0..REQUESTS_PER_TRANSACTION {
