@@ -65,15 +65,7 @@ fn main() {
         }
         if std::env::var("CAUSEWAY_BENCH_ONLY").as_deref() == Ok("warm") {
             let store = Store::open_read_only(&path).await.expect("open read-only");
-            let _ = measure(&store, &warm_ids, Read::Loader).await;
-            report(
-                "loader, warm",
-                measure(&store, &warm_ids, Read::Loader).await,
-            );
-            report(
-                "baseline: own traces only, warm",
-                measure(&store, &warm_ids, Read::OwnTraces).await,
-            );
+            measure_warm(&store, &warm_ids, "").await;
             return;
         }
 
@@ -158,14 +150,20 @@ async fn postgres(url: &str, flows: usize) {
     let store = Store::open_read_only(database)
         .await
         .expect("open read-only");
-    let _ = measure(&store, &warm_ids, Read::Loader).await;
+    measure_warm(&store, &warm_ids, "PostgreSQL, ").await;
+}
+
+/// The warm loader (after one pass over the same ids) and its baseline, reported with
+/// `prefix` before their labels.
+async fn measure_warm(store: &Store, warm_ids: &[usize], prefix: &str) {
+    let _ = measure(store, warm_ids, Read::Loader).await;
     report(
-        "PostgreSQL, loader, warm",
-        measure(&store, &warm_ids, Read::Loader).await,
+        &format!("{prefix}loader, warm"),
+        measure(store, warm_ids, Read::Loader).await,
     );
     report(
-        "PostgreSQL, baseline: own traces only, warm",
-        measure(&store, &warm_ids, Read::OwnTraces).await,
+        &format!("{prefix}baseline: own traces only, warm"),
+        measure(store, warm_ids, Read::OwnTraces).await,
     );
 }
 

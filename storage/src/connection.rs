@@ -1,5 +1,6 @@
 //! The SQLite settings of every connection causeway opens, in one place: the sqlx pools
-//! (writer and readers), the span writer's and the checkpointer's rusqlite connections.
+//! (writer and readers), the span writer's and the checkpointer's rusqlite connections, and
+//! the rusqlite connections a flow's spans are read on.
 //!
 //! - WAL journal, so readers never block the writer and the writer never blocks readers.
 //! - `synchronous = NORMAL`: a commit is durable once it is in the log; a power cut can
@@ -16,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::error::StorageError;
@@ -29,7 +30,7 @@ const WRITER_CACHE_KIB: &str = "32768";
 
 /// Bytes of the file a reading connection maps: more than any store holds, so the whole
 /// file is mapped (pages still in the write-ahead log are read from the log as before).
-pub(crate) const READER_MMAP_BYTES: u64 = 1 << 40;
+const READER_MMAP_BYTES: u64 = 1 << 40;
 
 /// `options` for a pool that only reads: read-only, with the file mapped into memory.
 pub(crate) fn sqlx_reader_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
@@ -73,5 +74,26 @@ pub(crate) fn open_rusqlite(path: &Path, writer: bool) -> Result<Connection, Sto
             ))
             .map_err(StorageError::from_write)?;
     }
+    Ok(connection)
+}
+
+/// A read-only rusqlite connection to `path` with the reading pools' settings (the file
+/// mapped), keeping `cached_statements` prepared statements: the span readers of
+/// `span_read`.
+pub(crate) fn open_rusqlite_reader(
+    path: &Path,
+    cached_statements: usize,
+) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(
+        None,
+        "mmap_size",
+        i64::try_from(READER_MMAP_BYTES).unwrap_or(i64::MAX),
+    )?;
+    connection.set_prepared_statement_cache_capacity(cached_statements);
     Ok(connection)
 }

@@ -7,8 +7,9 @@
 //! perf of the flow benchmark put more of its time there than in SQLite's own search. Here
 //! a blocking task steps the statement and decodes each column in place.
 //!
-//! Connections are read-only, map the file as the sqlx readers do, and are kept for reuse
-//! (at most [`IDLE_CONNECTIONS`]); each caches its prepared statements.
+//! Connections are read-only, with the reading pools' settings
+//! (`connection::open_rusqlite_reader`), and are kept for reuse (at most
+//! [`IDLE_CONNECTIONS`]); each caches its prepared statements.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
+use rusqlite::{Connection, Row, params_from_iter};
 
-use crate::connection::{BUSY_TIMEOUT, READER_MMAP_BYTES};
+use crate::connection::open_rusqlite_reader;
 use crate::error::StorageError;
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Messaging, SpanKind, SpanLink, SpanRecord, StatusCode};
@@ -70,7 +71,8 @@ impl SpanReaders {
             let taken = inner.idle.lock().ok().and_then(|mut idle| idle.pop());
             let connection = match taken {
                 Some(connection) => connection,
-                None => open(&inner.path).map_err(StorageError::from_read)?,
+                None => open_rusqlite_reader(&inner.path, CACHED_STATEMENTS)
+                    .map_err(StorageError::from_read)?,
             };
             let result = read(&connection).map_err(StorageError::from_read);
             if let Ok(mut idle) = inner.idle.lock()
@@ -83,22 +85,6 @@ impl SpanReaders {
         .await
         .map_err(|error| StorageError::Corrupt(format!("span read task failed: {error}")))?
     }
-}
-
-/// A read-only connection to `path` with the reading pools' settings.
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.pragma_update(
-        None,
-        "mmap_size",
-        i64::try_from(READER_MMAP_BYTES).unwrap_or(i64::MAX),
-    )?;
-    connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
-    Ok(connection)
 }
 
 /// A span row (selected with `SPAN_COLUMNS`) and the rowid that orders its copies.
