@@ -18,11 +18,18 @@
 //! - `CAUSEWAY_BENCH_PG=postgres://…` (or `CAUSEWAY_TEST_PG`) also runs the full-rate phase
 //!   with the collector writing to that PostgreSQL database (in a schema of its own,
 //!   dropped afterwards) and prints its rate beside SQLite's, then the raw `COPY` rate of
-//!   the same rows into the store's PostgreSQL tables and the ratio.
+//!   the same rows into the store's PostgreSQL tables and the ratio; the full-rate phase
+//!   runs twice there, with one collector and with two on the same database (the clients
+//!   split between them);
+//! - `CAUSEWAY_BENCH_ONLY=postgres` runs only the PostgreSQL phases;
+//! - `CAUSEWAY_BENCH_BIN=PATH` runs another build's `causeway` (an older commit's, to
+//!   compare two builds in the same minutes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/e2e/harness.rs"]
 mod harness;
+#[path = "ingest/process_cpu.rs"]
+mod process_cpu;
 #[path = "ingest/raw_postgres.rs"]
 mod raw_postgres;
 #[path = "ingest/raw_sqlite.rs"]
@@ -66,15 +73,16 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Full-rate phase: `clients` tasks send until `total_spans` are acknowledged.
-async fn full_rate(collector: &CollectorProcess, total_spans: u64, clients: u64) -> f64 {
+/// Full-rate phase: `clients` tasks send until `total_spans` are acknowledged, each to one
+/// of `collectors` in turn.
+async fn full_rate(collectors: &[&CollectorProcess], total_spans: u64, clients: u64) -> f64 {
     let requests_total = total_spans.div_ceil(SPANS_PER_REQUEST as u64);
     let next_request = Arc::new(AtomicU64::new(0));
     let acked_spans = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client_index in 0..clients {
-        let endpoint = collector.grpc_endpoint();
+        let endpoint = collectors[client_index as usize % collectors.len()].grpc_endpoint();
         let next_request = Arc::clone(&next_request);
         let acked_spans = Arc::clone(&acked_spans);
         tasks.push(tokio::spawn(async move {
@@ -135,8 +143,12 @@ async fn full_rate(collector: &CollectorProcess, total_spans: u64, clients: u64)
     latencies.sort_unstable();
     let acked = acked_spans.load(Ordering::Relaxed);
     let rate = acked as f64 / elapsed.as_secs_f64();
+    let who = match collectors.len() {
+        1 => "collector".to_owned(),
+        n => format!("{n} collectors"),
+    };
     println!(
-        "collector: {acked} spans in {:.1} s = {rate:.0} spans/s committed ({clients} clients, \
+        "{who}: {acked} spans in {:.1} s = {rate:.0} spans/s committed ({clients} clients, \
          {SPANS_PER_REQUEST}-span requests)",
         elapsed.as_secs_f64()
     );
@@ -268,6 +280,9 @@ fn main() {
         "ingest bench: {total_spans} spans, {clients} clients, binary {}",
         harness::causeway_bin().display()
     );
+    let postgres_url = std::env::var("CAUSEWAY_BENCH_PG")
+        .or_else(|_| std::env::var("CAUSEWAY_TEST_PG"))
+        .ok();
 
     if std::env::var_os("CAUSEWAY_BENCH_RAW_ONLY").is_some() {
         let raw_rate =
@@ -275,8 +290,14 @@ fn main() {
         println!("raw sqlite: {raw_rate:.0} span rows/s (same rows, schema and indexes)");
         return;
     }
+    if std::env::var("CAUSEWAY_BENCH_ONLY").as_deref() == Ok("postgres") {
+        let url = postgres_url.expect("CAUSEWAY_BENCH_ONLY=postgres needs CAUSEWAY_BENCH_PG");
+        let rates = runtime.block_on(postgres_rates(&url, total_spans, clients));
+        rates.print(None);
+        return;
+    }
     let collector = CollectorProcess::start(&db, &[]);
-    let collector_rate = runtime.block_on(full_rate(&collector, total_spans, clients));
+    let collector_rate = runtime.block_on(full_rate(&[&collector], total_spans, clients));
     let peak = collector.peak_rss_kib().unwrap_or(0);
     println!(
         "collector: peak RSS (VmHWM) {:.1} MiB after the full-rate phase",
@@ -301,18 +322,8 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 
-    let postgres_rates = std::env::var("CAUSEWAY_BENCH_PG")
-        .or_else(|_| std::env::var("CAUSEWAY_TEST_PG"))
-        .ok()
-        .map(|url| {
-            let collector = runtime.block_on(postgres_full_rate(&url, total_spans, clients));
-            let copy = runtime.block_on(raw_postgres::copy_rate(
-                &url,
-                total_spans,
-                SPANS_PER_REQUEST,
-            ));
-            (collector, copy)
-        });
+    let postgres =
+        postgres_url.map(|url| runtime.block_on(postgres_rates(&url, total_spans, clients)));
 
     let raw_db = dir.path().join("raw.db");
     let raw_rate = raw_sqlite::insert_rate(&raw_db, total_spans, SPANS_PER_REQUEST);
@@ -321,31 +332,91 @@ fn main() {
         "ratio: collector / raw sqlite = {:.0}%",
         100.0 * collector_rate / raw_rate.max(1.0)
     );
-    match postgres_rates {
-        Some((rate, copy)) => {
-            println!(
-                "postgres collector: {rate:.0} spans/s committed = {:.0}% of the sqlite \
-                 collector's {collector_rate:.0} (same spans, clients and machine)",
-                100.0 * rate / collector_rate.max(1.0)
-            );
-            println!(
-                "raw postgres COPY: {copy:.0} span rows/s (same rows, the store's tables and \
-                 indexes, no upsert); postgres collector / raw COPY = {:.0}%",
-                100.0 * rate / copy.max(1.0)
-            );
-        }
+    match postgres {
+        Some(rates) => rates.print(Some(collector_rate)),
         None => println!("postgres collector: not measured (set CAUSEWAY_BENCH_PG)"),
     }
 }
 
-/// The full-rate phase again, with the collector writing to PostgreSQL: a schema of its
-/// own in the database `url` names, dropped afterwards.
-async fn postgres_full_rate(url: &str, total_spans: u64, clients: u64) -> f64 {
+/// The PostgreSQL phases' figures: spans per second, and the server's CPU time per span.
+struct PostgresRates {
+    /// One collector.
+    one: Phase,
+    /// Two collectors on the same database, the clients split between them.
+    two: Phase,
+    /// The raw `COPY` baseline.
+    copy: Phase,
+}
+
+/// One phase's rate, and what it cost the server.
+#[derive(Clone, Copy)]
+pub struct Phase {
+    /// Spans (or span rows) per second.
+    pub rate: f64,
+    /// The PostgreSQL server's CPU time per span, in microseconds.
+    pub server_us: f64,
+}
+
+impl Phase {
+    /// The phase's figures from `spans` in `elapsed` at a server cost of `server`.
+    pub fn of(rate: f64, spans: u64, server: Duration) -> Phase {
+        Phase {
+            rate,
+            server_us: server.as_secs_f64() * 1e6 / spans.max(1) as f64,
+        }
+    }
+}
+
+impl PostgresRates {
+    /// Prints the figures and their ratios (to the SQLite collector's rate when measured).
+    fn print(&self, sqlite_collector: Option<f64>) {
+        let (one, two, copy) = (self.one.rate, self.two.rate, self.copy.rate);
+        if let Some(sqlite) = sqlite_collector {
+            println!(
+                "postgres collector: {one:.0} spans/s committed = {:.0}% of the sqlite \
+                 collector's {sqlite:.0} (same spans, clients and machine)",
+                100.0 * one / sqlite.max(1.0)
+            );
+        }
+        println!(
+            "raw postgres COPY: {copy:.0} span rows/s (same rows, the store's tables and \
+             indexes, no upsert); postgres collector / raw COPY = {:.0}%",
+            100.0 * one / copy.max(1.0)
+        );
+        println!(
+            "postgres: one collector {one:.0} spans/s, two collectors {two:.0} spans/s = \
+             {:.2}x",
+            two / one.max(1.0)
+        );
+        println!(
+            "postgres server CPU per span: one collector {:.1} us, two collectors {:.1} us, \
+             raw COPY {:.1} us",
+            self.one.server_us, self.two.server_us, self.copy.server_us
+        );
+    }
+}
+
+/// The PostgreSQL phases, each in a schema of its own: the full-rate phase with one
+/// collector, then with two on one database, then the raw `COPY` baseline.
+async fn postgres_rates(url: &str, total_spans: u64, clients: u64) -> PostgresRates {
+    let one = postgres_full_rate(url, total_spans, clients, 1).await;
+    let two = postgres_full_rate(url, total_spans, clients, 2).await;
+    let copy = raw_postgres::copy_rate(url, total_spans, SPANS_PER_REQUEST).await;
+    PostgresRates { one, two, copy }
+}
+
+/// The full-rate phase again, with `collectors` collectors writing to PostgreSQL: a schema
+/// of its own in the database `url` names, dropped afterwards.
+async fn postgres_full_rate(url: &str, total_spans: u64, clients: u64, collectors: usize) -> Phase {
     let schema = raw_postgres::BenchSchema::create(url, "bench").await;
-    println!("postgres: the same full-rate phase, collector on PostgreSQL");
-    let collector = CollectorProcess::start(std::path::Path::new(&schema.url), &[]);
-    let rate = full_rate(&collector, total_spans, clients).await;
-    drop(collector);
+    println!("postgres: the same full-rate phase, {collectors} collector(s) on PostgreSQL");
+    let started: Vec<CollectorProcess> = (0..collectors)
+        .map(|_| CollectorProcess::start(std::path::Path::new(&schema.url), &[]))
+        .collect();
+    let cpu = process_cpu::PostgresCpu::start();
+    let rate = full_rate(&started.iter().collect::<Vec<_>>(), total_spans, clients).await;
+    let server = cpu.used();
+    drop(started);
     schema.drop().await;
-    rate
+    Phase::of(rate, total_spans, server)
 }

@@ -3,7 +3,9 @@
 //! reading the same rows in chunks on one connection (the pass reads two chunks at once),
 //! in the same run. Target: a pass over 100,000 new spans in at most 200 ms.
 //!
-//! `cargo bench -p causeway-collector --bench flow_rules -- [spans] [rounds]`
+//! `cargo bench -p causeway-collector --bench flow_rules -- [spans] [rounds]`; with
+//! `CAUSEWAY_BENCH_PG=postgres://…` the same on a PostgreSQL store (a schema of its own in
+//! that database, dropped afterwards).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 /// The allocator the `causeway` binary runs the collector with.
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 use causeway_collector::flow_rules::config::RawFlowRule;
 use causeway_collector::flow_rules::service::{CHUNK_SPANS, FlowRuleService, MAX_PASS_ROWS};
 use causeway_collector::flows_config::FlowsConfig;
-use causeway_storage::testsuite::span;
-use causeway_storage::{EncodedSpans, SpanId, SpanRecord, Store, TraceId, now_ns};
+use causeway_storage::testsuite::{PgTestSchema, span};
+use causeway_storage::{Database, EncodedSpans, SpanId, SpanRecord, Store, TraceId, now_ns};
 
 /// Spans per order: the order sent, billing and inventory processing it, billing's payment
 /// sent, shipping processing it.
@@ -140,7 +142,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("bench.db")).await.unwrap();
+        let schema = match std::env::var("CAUSEWAY_BENCH_PG") {
+            Ok(url) => Some(PgTestSchema::create_in(url).await),
+            Err(_) => None,
+        };
+        let (database, backend) = match &schema {
+            Some(schema) => (Database::parse(&schema.url).unwrap(), "postgres"),
+            None => (Database::from(dir.path().join("bench.db")), "sqlite"),
+        };
+        let store = Store::open(database).await.unwrap();
         let start_ns = now_ns() - 600 * 1_000_000_000;
         // Seed the topology (who processes what) before the service starts.
         let mut next = write_orders(&store, 0, SPANS_PER_ORDER * 10, start_ns).await;
@@ -156,7 +166,7 @@ fn main() {
             .unwrap();
         let rules_store = store.flow_rule_store().unwrap();
         println!(
-            "flow rules: {} ({} spans per chunk)",
+            "flow rules on {backend}: {} ({} spans per chunk)",
             rule_names.join(", "),
             CHUNK_SPANS
         );
@@ -173,7 +183,11 @@ fn main() {
                 .await
                 .unwrap()
             {
-                read += rules_store.spans_in(after, through, false).await.unwrap().len();
+                read += rules_store
+                    .spans_in(after, through, false)
+                    .await
+                    .unwrap()
+                    .len();
             }
             let read_time = started.elapsed();
             // The pass, past the 5m wait, so the events nobody processed fall due in it.
@@ -198,10 +212,20 @@ fn main() {
         passes.sort();
         let worst = passes.last().copied().unwrap_or_default();
         println!(
-            "flow rule pass over {spans} new spans: median {:.1} ms, worst {:.1} ms (target <= 200 ms: {})",
+            "flow rule pass on {backend} over {spans} new spans: median {:.1} ms, worst {:.1} ms \
+             (target <= 200 ms: {})",
             millis(passes[passes.len() / 2]),
             millis(worst),
-            if millis(worst) <= 200.0 { "met" } else { "MISSED" }
+            if millis(worst) <= 200.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
         );
+        drop(service);
+        store.close().await;
+        if let Some(schema) = schema {
+            schema.drop().await;
+        }
     });
 }

@@ -127,6 +127,16 @@ impl Store {
         }
     }
 
+    /// How many span writes may commit at once: one on an SQLite file (one writer at a
+    /// time), several on PostgreSQL, whose transactions run side by side (the flow rules
+    /// read spans by writing transaction, so none is passed over).
+    pub fn concurrent_writes(&self) -> usize {
+        match &self.inner {
+            Inner::Sqlite(_) => 1,
+            Inner::Postgres(_) => crate::postgres::CONCURRENT_WRITES,
+        }
+    }
+
     /// Sets the spans per segment of an SQLite store's writer (tests and benchmarks that
     /// need small segments); other backends have no segments.
     pub fn set_segment_spans(&self, spans: i64) {

@@ -125,7 +125,31 @@ impl EncodedSpans {
 
     /// Adds one span whose resource is already serialised (`resource`); the record's own
     /// `resource` field is not read.
-    pub fn push_with_resource(&mut self, record: SpanRecord, resource: Arc<str>) {
+    pub fn push_with_resource(&mut self, mut record: SpanRecord, resource: Arc<str>) {
+        for text in [
+            &mut record.name,
+            &mut record.service_name,
+            &mut record.scope_name,
+            &mut record.status_message,
+        ] {
+            without_nul(text);
+        }
+        let messaging = &mut record.messaging;
+        for text in [
+            &mut messaging.correlation_id,
+            &mut messaging.message_id,
+            &mut messaging.event_type,
+            &mut messaging.destination,
+            &mut messaging.consumer_group,
+            &mut messaging.operation_type,
+            &mut messaging.message_key,
+        ] {
+            optional_without_nul(text);
+        }
+        // Replaced in the map itself, so that the attribute filter hashes what is stored.
+        if map_has_nul(&record.attributes) {
+            record.attributes = map_without_nul(std::mem::take(&mut record.attributes));
+        }
         self.note_summaries(&record);
         push_pair_hashes(&record.attributes, &mut self.attribute_pairs);
         if !self
@@ -318,9 +342,76 @@ impl EncodedSpans {
     }
 }
 
+/// The character NUL (U+0000) becomes in stored text: PostgreSQL's text cannot hold NUL,
+/// and a span must not fail the write of every span batched with it.
+const NUL_STORED_AS: &str = "\u{FFFD}";
+
+/// Replaces every NUL in `text` (see [`NUL_STORED_AS`]).
+fn without_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', NUL_STORED_AS);
+    }
+}
+
+/// [`without_nul`] on a field that may be absent.
+fn optional_without_nul(text: &mut Option<String>) {
+    if let Some(text) = text {
+        without_nul(text);
+    }
+}
+
+/// Replaces NUL in every key and string of a JSON value.
+fn json_without_nul(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(mut text) => {
+            without_nul(&mut text);
+            Value::String(text)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(json_without_nul).collect()),
+        Value::Object(map) => Value::Object(map_without_nul(map)),
+        other => other,
+    }
+}
+
+/// Replaces NUL in every key and string of a map.
+fn map_without_nul(map: Attributes) -> Attributes {
+    map.into_iter()
+        .map(|(mut key, value)| {
+            without_nul(&mut key);
+            (key, json_without_nul(value))
+        })
+        .collect()
+}
+
+/// Whether a key or string of `map` holds NUL.
+fn map_has_nul(map: &Attributes) -> bool {
+    fn has_nul(value: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map_has_nul(map),
+            _ => false,
+        }
+    }
+    map.iter()
+        .any(|(key, value)| key.contains('\0') || has_nul(value))
+}
+
+/// JSON text as the store keeps it. A NUL in a string is written `\u0000`, which
+/// PostgreSQL's `jsonb` refuses (the flow rules read attributes as `jsonb`): such text is
+/// written again with NUL replaced.
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serialising maps with string keys and JSON values cannot fail.
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+    let json = serde_json::to_string(value).unwrap_or_else(|_| String::from("null"));
+    if !json.contains("\\u0000") {
+        return json;
+    }
+    serde_json::to_value(value)
+        .map(json_without_nul)
+        .and_then(|value| serde_json::to_string(&value))
+        .unwrap_or(json)
 }
 
 #[cfg(test)]

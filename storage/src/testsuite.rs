@@ -267,17 +267,26 @@ impl PgTestSchema {
     ///
     /// # Panics
     /// When the variable is not set or the database cannot be reached.
-    #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+    #[allow(clippy::panic)]
     pub async fn create() -> PgTestSchema {
-        use sqlx::Connection;
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
         let admin_url = std::env::var(PG_TEST_VARIABLE).unwrap_or_else(|_| {
             panic!(
                 "{PG_TEST_VARIABLE} is not set: this test needs a PostgreSQL database \
                  (e.g. postgres://causeway:causeway@localhost/causeway_test, see .ci/run)"
             )
         });
+        PgTestSchema::create_in(admin_url).await
+    }
+
+    /// Creates an empty schema no other test uses in the database `admin_url` names.
+    ///
+    /// # Panics
+    /// When the database cannot be reached.
+    #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+    pub async fn create_in(admin_url: String) -> PgTestSchema {
+        use sqlx::Connection;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

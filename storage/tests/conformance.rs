@@ -114,6 +114,8 @@ conformance!(
     alert_rows_keep_their_notification_time_and_open_ones_are_listed,
     a_read_only_store_opens_no_rule_store,
     a_retried_span_that_changes_correlation_takes_its_summary_along,
+    text_with_nul_is_stored_with_a_replacement_and_spares_its_batch,
+    concurrent_writes_of_one_flow_keep_every_span_once,
 );
 
 fn trace(n: u8) -> TraceId {
@@ -1111,4 +1113,90 @@ async fn a_retried_span_that_changes_correlation_takes_its_summary_along(case: C
     .await;
     let ids: Vec<String> = listed(store).await.into_iter().map(|r| r.0).collect();
     assert_eq!(ids, ["second", "new"], "no summary is left for `first`");
+}
+
+async fn text_with_nul_is_stored_with_a_replacement_and_spares_its_batch(case: Case) {
+    // NUL is valid in OTLP's strings but not in PostgreSQL's text: a span carrying one
+    // must not fail the write of every span batched with it. Both backends keep U+FFFD.
+    let store = &case.store;
+    let hostile = testsuite::span(trace(1), span_id(1))
+        .send("orders\0dlq")
+        .name("send\0orders")
+        .correlation("ord\0-1")
+        .attribute("note\0key", "a\0b")
+        .build();
+    let plain = order_span(2, 2, "ord-2", "checkout", 200);
+    write(store, &[hostile, plain.clone()]).await;
+
+    let stored = store.spans_by_trace(trace(1), 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].name, "send\u{FFFD}orders");
+    assert_eq!(
+        stored[0].messaging.destination.as_deref(),
+        Some("orders\u{FFFD}dlq")
+    );
+    assert_eq!(
+        stored[0].attributes.get("note\u{FFFD}key"),
+        Some(&serde_json::json!("a\u{FFFD}b"))
+    );
+    assert_eq!(
+        store
+            .traces_with_attribute(&["note\u{FFFD}key".into()], "a\u{FFFD}b", 100)
+            .await
+            .unwrap(),
+        [trace(1)],
+        "the attribute is found as it is stored"
+    );
+    let ids: Vec<String> = listed(store).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(ids, ["ord-2", "ord\u{FFFD}-1"]);
+    assert_eq!(
+        store.spans_by_correlation("ord-2", 10).await.unwrap(),
+        vec![plain]
+    );
+}
+
+async fn concurrent_writes_of_one_flow_keep_every_span_once(case: Case) {
+    // Several writes at once (several collectors, or one collector's concurrent commits on
+    // PostgreSQL) that share a correlation and retry each other's spans in other orders.
+    let store = &case.store;
+    let span = |id: u8| {
+        testsuite::span(trace(id % 4 + 1), span_id(id + 1))
+            .correlation("shared")
+            .times(i64::from(id) * 10, i64::from(id) * 10 + 5)
+            .build()
+    };
+    let writes: Vec<Vec<SpanRecord>> = (0..4_u8)
+        .map(|w| {
+            let mut spans: Vec<SpanRecord> = (w * 30..w * 30 + 30).map(span).collect();
+            // Each write also carries, in reverse, ten spans of the next one.
+            let next = (w + 1) % 4;
+            spans.extend((next * 30..next * 30 + 10).rev().map(span));
+            spans
+        })
+        .collect();
+    let tasks: Vec<_> = writes
+        .into_iter()
+        .map(|spans| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write_spans(vec![EncodedSpans::encode(&spans)])
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.span_count().await.unwrap(), 120);
+    assert_eq!(
+        store
+            .spans_by_correlation("shared", 500)
+            .await
+            .unwrap()
+            .len(),
+        120
+    );
+    assert_eq!(listed(store).await, [("shared".into(), 0, 1195, false)]);
 }

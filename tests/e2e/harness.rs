@@ -88,7 +88,11 @@ pub fn python_script(name: &str) -> PathBuf {
 
 /// The `causeway` binary cargo built for these tests.
 pub fn causeway_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_causeway"))
+    // Benchmarks compare against another build (an older commit's binary) through this.
+    match std::env::var_os("CAUSEWAY_BENCH_BIN") {
+        Some(other) => PathBuf::from(other),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_causeway")),
+    }
 }
 
 /// Peak resident set size (`VmHWM`) of a live process, in KiB, from `/proc/PID/status`.

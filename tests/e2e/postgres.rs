@@ -125,3 +125,50 @@ async fn python_spans_reach_postgres_and_the_commands_read_them() {
     drop(collector);
     schema.drop().await;
 }
+
+/// NUL is valid in OTLP's strings but not in PostgreSQL's text: a span holding it, sent by
+/// the Python SDK in one request with a clean span, is stored with U+FFFD, and the request
+/// succeeds (it used to fail whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_spans_holding_nul_are_stored_on_postgres() {
+    let schema = Schema::create().await;
+    let collector = CollectorProcess::start(Path::new(&schema.url), &[]);
+    let output = Command::new(python())
+        .arg(python_script("send_nul_spans.py"))
+        .args([&collector.grpc_endpoint(), "python-nul"])
+        .output()
+        .expect("cannot run the Python sender");
+    assert!(
+        output.status.success(),
+        "the Python sender failed: {}\ncollector stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        collector.stderr()
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["exported"], 2,
+        "both spans went in one successful export"
+    );
+    let trace_id: TraceId = report["trace_id"].as_str().unwrap().parse().unwrap();
+
+    let database = Database::parse(&schema.url).unwrap();
+    let reader = Store::open_read_only(&database).await.unwrap();
+    let stored = reader.spans_by_trace(trace_id, 10).await.unwrap();
+    let mut names: Vec<&str> = stored.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["bad\u{FFFD}name", "clean send"]);
+    let hostile = stored.iter().find(|s| s.name.starts_with("bad")).unwrap();
+    assert_eq!(
+        hostile.attributes.get("note"),
+        Some(&Value::from("a\u{FFFD}b"))
+    );
+    // An ID holding a control character is no correlation ID; the attribute is kept.
+    assert_eq!(hostile.messaging.correlation_id, None);
+    assert_eq!(
+        hostile.attributes.get("messaging.message.conversation_id"),
+        Some(&Value::from("ord\u{FFFD}nul"))
+    );
+    reader.close().await;
+    drop(collector);
+    schema.drop().await;
+}

@@ -65,8 +65,10 @@ from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
+
+from checked_exporter import CheckedExporter
 
 LANGUAGE = "python"
 TOOL = "kafka_chain.py"
@@ -78,29 +80,6 @@ FLUSH_TIMEOUT_S = 10.0
 
 class PoisonOrderError(Exception):
     """Raised by the business logic for an order it cannot process."""
-
-
-class CheckedExporter(SpanExporter):
-    """Passes spans to the OTLP exporter and counts the exports that did not succeed."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.failures = 0
-        self.exported = 0
-
-    def export(self, spans):
-        result = self.inner.export(spans)
-        if result == SpanExportResult.SUCCESS:
-            self.exported += len(spans)
-        else:
-            self.failures += 1
-        return result
-
-    def shutdown(self):
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis=30000):
-        return self.inner.force_flush(timeout_millis)
 
 
 class SpanLog(SpanProcessor):

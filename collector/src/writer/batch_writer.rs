@@ -1,18 +1,19 @@
-//! The batch writer: the one task that writes spans to the store.
+//! The batch writer: the one task that groups spans into transactions for the store.
 //!
 //! Receivers reserve room for their spans ([`WriterHandle::reserve`]), encode them, and
 //! submit them with [`Reservation::write`], which resolves only after the transaction
 //! holding them has committed. The writer groups waiting submissions into large
-//! transactions. Room is counted in spans and bounded: when it runs out, `reserve`
-//! refuses at once, so memory stays bounded and exporters are told to retry. Retention
-//! runs on the same task, between batches.
+//! transactions, committed one at a time on SQLite and a few at once on PostgreSQL
+//! ([`Store::concurrent_writes`]). Room is counted in spans and bounded: when it runs
+//! out, `reserve` refuses at once, so memory stays bounded and exporters are told to
+//! retry. Retention runs beside the writer, started by its ticks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use causeway_storage::{EncodedSpans, RetentionPolicy, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::memory_budget::Charge;
@@ -162,6 +163,7 @@ async fn run(
     metrics: Arc<SelfMetrics>,
 ) {
     let max_batch_spans = options.max_batch_spans.max(1);
+    let max_commits = store.concurrent_writes().max(1);
     let mut retention = options.retention.map(|(policy, every)| {
         let mut ticker = tokio::time::interval(every.max(Duration::from_secs(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -171,12 +173,16 @@ async fn run(
     // delete never holds commits back; a pass still running when the next tick comes is
     // left to finish instead of starting a second one.
     let mut retention_pass: Option<JoinHandle<()>> = None;
+    // Batches being committed: one at a time on SQLite; on PostgreSQL the next batch is
+    // gathered and sent while earlier ones commit.
+    let mut commits: JoinSet<()> = JoinSet::new();
     loop {
         let first = tokio::select! {
-            submission = receiver.recv() => match submission {
+            submission = receiver.recv(), if commits.len() < max_commits => match submission {
                 Some(submission) => submission,
                 None => break,
             },
+            Some(_) = commits.join_next() => continue,
             () = next_tick(&mut retention) => {
                 let idle = retention_pass.as_ref().is_none_or(JoinHandle::is_finished);
                 if let (Some((policy, _)), true) = (&retention, idle) {
@@ -205,8 +211,11 @@ async fn run(
             spans += submission.spans.len();
             pending.push(submission);
         }
-        commit(&store, pending, &metrics).await;
+        let (store, metrics) = (store.clone(), Arc::clone(&metrics));
+        commits.spawn(async move { commit(&store, pending, &metrics).await });
     }
+    // Every queued batch is committed before the store closes.
+    while commits.join_next().await.is_some() {}
     if let Some(pass) = retention_pass {
         // Each chunk is its own transaction: stopping between chunks loses nothing.
         pass.abort();

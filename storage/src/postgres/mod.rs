@@ -12,6 +12,7 @@ mod retention;
 mod write;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,9 +49,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The newest PostgreSQL migration this build knows.
 pub const POSTGRES_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-/// Connections a store holds at most: the writer's transaction, the readers' concurrent
-/// queries (the flow view reads spans and links at once).
-const MAX_CONNECTIONS: u32 = 8;
+/// Span writes a collector commits at once. While one transaction waits on its commit
+/// (the log flush) or on the collector sending its rows, another runs.
+pub(crate) const CONCURRENT_WRITES: usize = 3;
+
+/// Connections a store holds at most: the writers' transactions, the readers' concurrent
+/// queries (the flow view reads spans and links at once), the flow rules and lag work.
+const MAX_CONNECTIONS: u32 = 10;
 
 /// How long a query waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +68,8 @@ pub struct PgStore {
     pub(crate) read_only: bool,
     /// Days whose span and link partitions this handle knows exist.
     pub(crate) days: Arc<Mutex<BTreeSet<i64>>>,
+    /// Writes left that upsert without trying a plain insert first (see `write.rs`).
+    pub(crate) upserts_left: Arc<AtomicU32>,
 }
 
 impl PgStore {
@@ -123,6 +130,7 @@ impl PgStore {
             pool,
             read_only,
             days: Arc::default(),
+            upserts_left: Arc::default(),
         })
     }
 

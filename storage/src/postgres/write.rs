@@ -1,8 +1,20 @@
-//! The PostgreSQL span writer: each batch goes in as one transaction of multi-row
+//! The PostgreSQL span writer: each write is one transaction of multi-row
 //! `INSERT … SELECT FROM UNNEST(arrays)` statements, one array per column, so a statement
 //! carries thousands of rows in a handful of bound values.
+//!
+//! A write's spans and links are first inserted as new rows, in a savepoint: a plain
+//! insert costs the server less than an upsert (no check of the key before each row).
+//! When one of them is already stored (a retry), the savepoint is rolled back and they are
+//! upserted (`ON CONFLICT DO UPDATE`), and so are the next writes' for a while, as
+//! retries come in runs. The correlation, root and topology summaries are always upserted.
+//!
+//! (A binary `COPY` of the new rows was tried: sqlx sends a `COPY`'s end as a write of its
+//! own, without `TCP_NODELAY`, so most copies waited about 40 ms for the server's delayed
+//! ACK, longer than the insert takes.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use std::sync::atomic::Ordering;
 
 use crate::error::StorageError;
 use crate::postgres::PgStore;
@@ -19,7 +31,11 @@ const ROWS_PER_STATEMENT: usize = 5_000;
 /// same day at once): "causeway" in ASCII.
 const PARTITION_LOCK: i64 = 0x6361_7573_6577_6179;
 
-const SPAN_UPSERT: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, \
+/// The insert of a write's spans, one array per column; as such it fails on a span
+/// already stored (see [`SPAN_UPSERT`]).
+macro_rules! span_insert {
+    () => {
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, \
     service_name, scope_name, start_ns, end_ns, status_code, status_message, attributes, \
     resource, events, correlation_id, message_id, event_type, destination, partition_id, \
     kafka_offset, consumer_group, operation_type, message_key, ingested_ns, ingest_day) \
@@ -27,8 +43,26 @@ const SPAN_UPSERT: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id,
     $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], \
     $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
     $16::text[], $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::text[], \
-    $22::text[], $23::text[]) \
-    ON CONFLICT (trace_id, span_id, ingest_day) DO UPDATE SET \
+    $22::text[], $23::text[])"
+    };
+}
+
+/// The insert of a write's links; it fails on a link already stored.
+macro_rules! link_insert {
+    () => {
+        "INSERT INTO span_links (trace_id, span_id, linked_trace_id, \
+    linked_span_id, attributes, ingested_ns, ingest_day) \
+    SELECT *, $6::bigint, $7::bigint FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], \
+    $4::bytea[], $5::text[])"
+    };
+}
+
+const SPAN_INSERT: &str = span_insert!();
+
+/// The insert, replacing a stored copy of the span (a retry).
+const SPAN_UPSERT: &str = concat!(
+    span_insert!(),
+    " ON CONFLICT (trace_id, span_id, ingest_day) DO UPDATE SET \
     parent_span_id = excluded.parent_span_id, name = excluded.name, kind = excluded.kind, \
     service_name = excluded.service_name, scope_name = excluded.scope_name, \
     start_ns = excluded.start_ns, end_ns = excluded.end_ns, status_code = excluded.status_code, \
@@ -38,14 +72,17 @@ const SPAN_UPSERT: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id,
     event_type = excluded.event_type, destination = excluded.destination, \
     partition_id = excluded.partition_id, kafka_offset = excluded.kafka_offset, \
     consumer_group = excluded.consumer_group, operation_type = excluded.operation_type, \
-    message_key = excluded.message_key, ingested_ns = excluded.ingested_ns";
+    message_key = excluded.message_key, ingested_ns = excluded.ingested_ns"
+);
 
-const LINK_UPSERT: &str = "INSERT INTO span_links (trace_id, span_id, linked_trace_id, \
-    linked_span_id, attributes, ingested_ns, ingest_day) \
-    SELECT *, $6::bigint, $7::bigint FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], \
-    $4::bytea[], $5::text[]) \
-    ON CONFLICT (trace_id, span_id, linked_trace_id, linked_span_id, ingest_day) \
-    DO UPDATE SET attributes = excluded.attributes, ingested_ns = excluded.ingested_ns";
+const LINK_INSERT: &str = link_insert!();
+
+/// The link insert, replacing a stored copy of the link.
+const LINK_UPSERT: &str = concat!(
+    link_insert!(),
+    " ON CONFLICT (trace_id, span_id, linked_trace_id, linked_span_id, ingest_day) \
+    DO UPDATE SET attributes = excluded.attributes, ingested_ns = excluded.ingested_ns"
+);
 
 const CORRELATION_UPSERT: &str = "INSERT INTO correlations (correlation_id, first_start_ns, \
     last_end_ns, has_error, last_seen_ns) \
@@ -156,7 +193,9 @@ impl<'a> Merged<'a> {
 
 impl PgStore {
     /// Upserts every span of every batch in one transaction (see the trait method),
-    /// recording them as stored at `ingested_ns`.
+    /// recording them as stored at `ingested_ns`. Transactions of several writers that
+    /// upsert the same rows in another order may deadlock; PostgreSQL then cancels one,
+    /// which is tried again.
     pub(crate) async fn write_spans_at(
         &self,
         batches: Vec<EncodedSpans>,
@@ -166,65 +205,32 @@ impl PgStore {
         let day = ingested_ns.div_euclid(DAY_NS);
         self.ensure_day(day).await?;
         let merged = Merged::of(&batches);
-        let mut transaction = pool.begin().await?;
-        for chunk in merged.spans.chunks(ROWS_PER_STATEMENT) {
-            insert_spans(&mut transaction, chunk, ingested_ns, day).await?;
+        let mut tries = 1;
+        loop {
+            // Insert unless a recent insert found a duplicate (then take one of the upserts
+            // left).
+            let insert_first = self
+                .upserts_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_err();
+            match write_merged(pool, &merged, ingested_ns, day, insert_first).await {
+                Ok(Written::UpsertedAfterInsert) => {
+                    // Retries come in runs (an exporter resending after a slow commit):
+                    // the next writes skip the insert that would fail.
+                    self.upserts_left
+                        .store(UPSERTS_AFTER_DUPLICATE, Ordering::Relaxed);
+                    break;
+                }
+                Err(error) if tries < WRITE_TRIES && is_deadlock(&error) => {
+                    tracing::debug!(%error, tries, "span write deadlocked, trying again");
+                    tries += 1;
+                }
+                outcome => {
+                    outcome?;
+                    break;
+                }
+            }
         }
-        for chunk in merged.links.chunks(ROWS_PER_STATEMENT) {
-            sqlx::query(LINK_UPSERT)
-                .bind(chunk.iter().map(|l| &l.trace_id[..]).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|l| &l.span_id[..]).collect::<Vec<_>>())
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|l| &l.linked_trace_id[..])
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|l| &l.linked_span_id[..])
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|l| l.attributes.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(ingested_ns)
-                .bind(day)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        let correlations: Vec<_> = merged.correlations.iter().collect();
-        for chunk in correlations.chunks(ROWS_PER_STATEMENT) {
-            let ids: Vec<&str> = chunk.iter().map(|(id, _)| **id).collect();
-            upsert_summaries(
-                &mut transaction,
-                CORRELATION_UPSERT,
-                ids,
-                chunk,
-                ingested_ns,
-            )
-            .await?;
-        }
-        let roots: Vec<_> = merged.roots.iter().collect();
-        for chunk in roots.chunks(ROWS_PER_STATEMENT) {
-            let traces: Vec<&[u8]> = chunk.iter().map(|(trace, _)| &trace[..]).collect();
-            upsert_summaries(&mut transaction, ROOT_UPSERT, traces, chunk, ingested_ns).await?;
-        }
-        if !merged.topology.is_empty() {
-            let topology: Vec<_> = merged.topology.iter().collect();
-            sqlx::query(TOPOLOGY_UPSERT)
-                .bind(topology.iter().map(|((t, _), _)| *t).collect::<Vec<_>>())
-                .bind(topology.iter().map(|((_, g), _)| *g).collect::<Vec<_>>())
-                .bind(topology.iter().map(|(_, (f, _))| *f).collect::<Vec<_>>())
-                .bind(topology.iter().map(|(_, (_, l))| *l).collect::<Vec<_>>())
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
         Ok(WriteSummary {
             spans: batches.iter().map(|b| b.spans.len()).sum(),
             links: batches.iter().map(|b| b.links.len()).sum(),
@@ -265,6 +271,166 @@ impl PgStore {
     }
 }
 
+/// Tries a deadlocked write this many times in all.
+const WRITE_TRIES: u32 = 3;
+
+/// Whether PostgreSQL cancelled the transaction to break a deadlock, or to keep it
+/// serialisable (both leave nothing written, so the write may be tried again).
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code());
+    matches!(code.as_deref(), Some("40P01" | "40001"))
+}
+
+/// Writes after an insert found a row already stored that go straight to the upserts.
+const UPSERTS_AFTER_DUPLICATE: u32 = 32;
+
+/// How a write's spans and links went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Inserted: none was stored yet.
+    Inserted,
+    /// Upserted, without trying the insert.
+    Upserted,
+    /// Upserted, after the insert found one of them already stored.
+    UpsertedAfterInsert,
+}
+
+/// Whether a statement failed on a key already stored.
+fn is_duplicate(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code());
+    code.as_deref() == Some("23505")
+}
+
+/// The merged rows of one write, in one transaction: the spans and links inserted when
+/// `insert_first` and none is stored yet, upserted otherwise; then the summaries.
+async fn write_merged(
+    pool: &sqlx::PgPool,
+    merged: &Merged<'_>,
+    ingested_ns: i64,
+    day: i64,
+    insert_first: bool,
+) -> Result<Written, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let written = if !insert_first {
+        write_rows(&mut transaction, merged, ingested_ns, day, Rows::Upserted).await?;
+        Written::Upserted
+    } else if insert_new_rows(&mut transaction, merged, ingested_ns, day).await? {
+        Written::Inserted
+    } else {
+        write_rows(&mut transaction, merged, ingested_ns, day, Rows::Upserted).await?;
+        Written::UpsertedAfterInsert
+    };
+    write_summaries(&mut transaction, merged, ingested_ns).await?;
+    transaction.commit().await?;
+    Ok(written)
+}
+
+/// Inserts the write's spans and links as new rows, in a savepoint; false, with nothing
+/// written, when one of them is already stored.
+async fn insert_new_rows(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    merged: &Merged<'_>,
+    ingested_ns: i64,
+    day: i64,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Acquire;
+    let mut savepoint = transaction.begin().await?;
+    let inserted = write_rows(&mut savepoint, merged, ingested_ns, day, Rows::New).await;
+    match inserted {
+        Ok(()) => {
+            savepoint.commit().await?;
+            Ok(true)
+        }
+        Err(error) if is_duplicate(&error) => {
+            savepoint.rollback().await?;
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// How [`write_rows`] writes: as new rows (failing on one already stored), or upserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    New,
+    Upserted,
+}
+
+/// Writes the write's spans and links as `how` says; upserts are keyed on their ids
+/// within the day.
+async fn write_rows(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    merged: &Merged<'_>,
+    ingested_ns: i64,
+    day: i64,
+    how: Rows,
+) -> Result<(), sqlx::Error> {
+    let (span_sql, link_sql) = match how {
+        Rows::New => (SPAN_INSERT, LINK_INSERT),
+        Rows::Upserted => (SPAN_UPSERT, LINK_UPSERT),
+    };
+    for chunk in merged.spans.chunks(ROWS_PER_STATEMENT) {
+        insert_spans(transaction, span_sql, chunk, ingested_ns, day).await?;
+    }
+    for chunk in merged.links.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(link_sql)
+            .bind(chunk.iter().map(|l| &l.trace_id[..]).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|l| &l.span_id[..]).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|l| &l.linked_trace_id[..])
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                chunk
+                    .iter()
+                    .map(|l| &l.linked_span_id[..])
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                chunk
+                    .iter()
+                    .map(|l| l.attributes.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(ingested_ns)
+            .bind(day)
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Upserts the write's correlation, root and topology summaries.
+async fn write_summaries(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    merged: &Merged<'_>,
+    ingested_ns: i64,
+) -> Result<(), sqlx::Error> {
+    let correlations: Vec<_> = merged.correlations.iter().collect();
+    for chunk in correlations.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| **id).collect();
+        upsert_summaries(transaction, CORRELATION_UPSERT, ids, chunk, ingested_ns).await?;
+    }
+    let roots: Vec<_> = merged.roots.iter().collect();
+    for chunk in roots.chunks(ROWS_PER_STATEMENT) {
+        let traces: Vec<&[u8]> = chunk.iter().map(|(trace, _)| &trace[..]).collect();
+        upsert_summaries(transaction, ROOT_UPSERT, traces, chunk, ingested_ns).await?;
+    }
+    if !merged.topology.is_empty() {
+        let topology: Vec<_> = merged.topology.iter().collect();
+        sqlx::query(TOPOLOGY_UPSERT)
+            .bind(topology.iter().map(|((t, _), _)| *t).collect::<Vec<_>>())
+            .bind(topology.iter().map(|((_, g), _)| *g).collect::<Vec<_>>())
+            .bind(topology.iter().map(|(_, (f, _))| *f).collect::<Vec<_>>())
+            .bind(topology.iter().map(|(_, (_, l))| *l).collect::<Vec<_>>())
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Upserts one summary per key (correlation ID or root trace) with `sql`, which binds the
 /// keys, first starts, last ends, error flags and the ingest time.
 async fn upsert_summaries<K, T>(
@@ -273,7 +439,7 @@ async fn upsert_summaries<K, T>(
     keys: Vec<K>,
     rows: &[(T, &CorrelationSummary)],
     ingested_ns: i64,
-) -> Result<(), StorageError>
+) -> Result<(), sqlx::Error>
 where
     K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
     K: sqlx::postgres::PgHasArrayType + Send,
@@ -295,14 +461,15 @@ where
 
 async fn insert_spans(
     transaction: &mut sqlx::PgTransaction<'_>,
+    sql: &'static str,
     rows: &[&SpanRow],
     ingested_ns: i64,
     day: i64,
-) -> Result<(), StorageError> {
+) -> Result<(), sqlx::Error> {
     fn column<'r, T>(rows: &[&'r SpanRow], value: impl Fn(&'r SpanRow) -> T) -> Vec<T> {
         rows.iter().map(|row| value(row)).collect()
     }
-    sqlx::query(SPAN_UPSERT)
+    sqlx::query(sql)
         .bind(column(rows, |r| &r.trace_id[..]))
         .bind(column(rows, |r| &r.span_id[..]))
         .bind(column(rows, |r| {
