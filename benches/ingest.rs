@@ -358,7 +358,7 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// The phase's figures from `spans` in `elapsed` at a server cost of `server`.
+    /// The phase's figures: its `rate`, and `server` CPU time spent on its `spans`.
     pub fn of(rate: f64, spans: u64, server: Duration) -> Phase {
         Phase {
             rate,

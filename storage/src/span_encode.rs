@@ -182,7 +182,8 @@ impl EncodedSpans {
             end_ns: record.end_ns,
             status_code: record.status_code.code(),
             status_message: record.status_message,
-            attributes: to_json(&record.attributes),
+            // Its NUL are replaced in the map above: no second look at the text.
+            attributes: json_text(&record.attributes),
             resource,
             events: to_json(&record.events),
             correlation_id: messaging.correlation_id,
@@ -342,6 +343,12 @@ impl EncodedSpans {
     }
 }
 
+/// JSON text of `value`, as serialised.
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    // Serialising maps with string keys and JSON values cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}
+
 /// The character NUL (U+0000) becomes in stored text: PostgreSQL's text cannot hold NUL,
 /// and a span must not fail the write of every span batched with it.
 const NUL_STORED_AS: &str = "\u{FFFD}";
@@ -403,8 +410,7 @@ fn map_has_nul(map: &Attributes) -> bool {
 /// PostgreSQL's `jsonb` refuses (the flow rules read attributes as `jsonb`): such text is
 /// written again with NUL replaced.
 fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Serialising maps with string keys and JSON values cannot fail.
-    let json = serde_json::to_string(value).unwrap_or_else(|_| String::from("null"));
+    let json = json_text(value);
     if !json.contains("\\u0000") {
         return json;
     }

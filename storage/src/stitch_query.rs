@@ -38,6 +38,14 @@ pub struct LinkRef {
 /// Where a message sits: topic, partition, offset.
 pub type Position = (String, i64, i64);
 
+/// The ids of `traces` as statement parameters.
+fn trace_keys(traces: &[TraceId]) -> Vec<Value> {
+    traces
+        .iter()
+        .map(|trace| Value::Blob(trace.0.to_vec()))
+        .collect()
+}
+
 impl Store {
     /// Every span of `traces`, at most `limit`, oldest first, with their links.
     pub async fn spans_of_traces(
@@ -57,10 +65,7 @@ impl Store {
                 "SELECT trace_id, span_id, linked_trace_id, linked_span_id, attributes \
                  FROM span_links WHERE segment IN ({LIVE_SEGMENTS}) AND trace_id IN ({marks})"
             );
-            let keys: Vec<Value> = chunk
-                .iter()
-                .map(|trace| Value::Blob(trace.0.to_vec()))
-                .collect();
+            let keys = trace_keys(chunk);
             // A trace is in one chunk only, so each chunk's copies of a span are all of it.
             let found = self
                 .span_reads
@@ -89,10 +94,7 @@ impl Store {
                  WHERE segment IN ({LIVE_SEGMENTS}) AND linked_trace_id IN ({marks}) {}",
                 limit_sql(limit)
             );
-            let keys: Vec<Value> = chunk
-                .iter()
-                .map(|trace| Value::Blob(trace.0.to_vec()))
-                .collect();
+            let keys = trace_keys(chunk);
             let links = self
                 .span_reads
                 .run(move |connection| {

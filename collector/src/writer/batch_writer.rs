@@ -182,7 +182,14 @@ async fn run(
                 Some(submission) => submission,
                 None => break,
             },
-            Some(_) = commits.join_next() => continue,
+            Some(finished) = commits.join_next() => {
+                if let Err(error) = finished {
+                    // Its receivers were told the writer stopped (their acknowledgements
+                    // were dropped); the next batches are still written.
+                    tracing::error!(%error, "a batch commit panicked");
+                }
+                continue;
+            }
             () = next_tick(&mut retention) => {
                 let idle = retention_pass.as_ref().is_none_or(JoinHandle::is_finished);
                 if let (Some((policy, _)), true) = (&retention, idle) {
@@ -215,7 +222,11 @@ async fn run(
         commits.spawn(async move { commit(&store, pending, &metrics).await });
     }
     // Every queued batch is committed before the store closes.
-    while commits.join_next().await.is_some() {}
+    while let Some(finished) = commits.join_next().await {
+        if let Err(error) = finished {
+            tracing::error!(%error, "a batch commit panicked");
+        }
+    }
     if let Some(pass) = retention_pass {
         // Each chunk is its own transaction: stopping between chunks loses nothing.
         pass.abort();

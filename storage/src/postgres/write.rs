@@ -214,19 +214,18 @@ impl PgStore {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_err();
             match write_merged(pool, &merged, ingested_ns, day, insert_first).await {
-                Ok(Written::UpsertedAfterInsert) => {
-                    // Retries come in runs (an exporter resending after a slow commit):
-                    // the next writes skip the insert that would fail.
-                    self.upserts_left
-                        .store(UPSERTS_AFTER_DUPLICATE, Ordering::Relaxed);
-                    break;
-                }
                 Err(error) if tries < WRITE_TRIES && is_deadlock(&error) => {
                     tracing::debug!(%error, tries, "span write deadlocked, trying again");
                     tries += 1;
                 }
-                outcome => {
-                    outcome?;
+                Err(error) => return Err(error.into()),
+                Ok(found_stored) => {
+                    if found_stored {
+                        // Retries come in runs (an exporter resending after a slow
+                        // commit): the next writes skip the insert that would fail.
+                        self.upserts_left
+                            .store(UPSERTS_AFTER_DUPLICATE, Ordering::Relaxed);
+                    }
                     break;
                 }
             }
@@ -284,17 +283,6 @@ fn is_deadlock(error: &sqlx::Error) -> bool {
 /// Writes after an insert found a row already stored that go straight to the upserts.
 const UPSERTS_AFTER_DUPLICATE: u32 = 32;
 
-/// How a write's spans and links went in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Written {
-    /// Inserted: none was stored yet.
-    Inserted,
-    /// Upserted, without trying the insert.
-    Upserted,
-    /// Upserted, after the insert found one of them already stored.
-    UpsertedAfterInsert,
-}
-
 /// Whether a statement failed on a key already stored.
 fn is_duplicate(error: &sqlx::Error) -> bool {
     let code = error.as_database_error().and_then(|e| e.code());
@@ -302,27 +290,24 @@ fn is_duplicate(error: &sqlx::Error) -> bool {
 }
 
 /// The merged rows of one write, in one transaction: the spans and links inserted when
-/// `insert_first` and none is stored yet, upserted otherwise; then the summaries.
+/// `insert_first` and none is stored yet, upserted otherwise; then the summaries. True
+/// when the insert was tried and found one of them already stored.
 async fn write_merged(
     pool: &sqlx::PgPool,
     merged: &Merged<'_>,
     ingested_ns: i64,
     day: i64,
     insert_first: bool,
-) -> Result<Written, sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let mut transaction = pool.begin().await?;
-    let written = if !insert_first {
+    let inserted =
+        insert_first && insert_new_rows(&mut transaction, merged, ingested_ns, day).await?;
+    if !inserted {
         write_rows(&mut transaction, merged, ingested_ns, day, Rows::Upserted).await?;
-        Written::Upserted
-    } else if insert_new_rows(&mut transaction, merged, ingested_ns, day).await? {
-        Written::Inserted
-    } else {
-        write_rows(&mut transaction, merged, ingested_ns, day, Rows::Upserted).await?;
-        Written::UpsertedAfterInsert
-    };
+    }
     write_summaries(&mut transaction, merged, ingested_ns).await?;
     transaction.commit().await?;
-    Ok(written)
+    Ok(insert_first && !inserted)
 }
 
 /// Inserts the write's spans and links as new rows, in a savepoint; false, with nothing
