@@ -7,7 +7,11 @@
 //!   lose the last commits but never corrupts the file (SQLite's WAL guarantee).
 //! - a 32 MiB page cache on writing connections, so the newest segment's part of each
 //!   index stays in memory (docs/DECISIONS.md), and temporary tables in memory.
-//! - a 5 s busy timeout: a statement waits that long for another connection's lock.
+//! - a 5 s busy timeout: a statement waits that long for another connection's lock. The
+//!   rusqlite connections (the span writer, the flow rules', the checkpointer's, the span
+//!   readers') look at the lock again every millisecond while they wait. SQLite's own
+//!   handler sleeps longer each time, up to 100 ms, so a writer could sleep on long after
+//!   the lock was free (docs/DECISIONS.md).
 //! - reading pools map the file into memory (`mmap_size`): a flow's lookups visit every
 //!   segment's part of an index, and reading those pages through the mapping instead of a
 //!   `pread` into each connection's small page cache made `causeway flow` on the 10M-span
@@ -24,6 +28,17 @@ use crate::error::StorageError;
 
 /// How long a statement waits for a lock held by another connection before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a rusqlite connection sleeps before it looks at a busy lock again.
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// The busy handler of rusqlite connections: sleeps [`LOCK_POLL`] and looks again, for at
+/// least [`BUSY_TIMEOUT`] in all. `attempts` is how many times it was called before for
+/// this lock.
+pub(crate) fn poll_lock(attempts: i32) -> bool {
+    std::thread::sleep(LOCK_POLL);
+    u128::try_from(attempts).unwrap_or(u128::MAX) < BUSY_TIMEOUT.as_millis() / LOCK_POLL.as_millis()
+}
 
 /// The page cache of a writing connection, in KiB (SQLite's negative `cache_size`).
 const WRITER_CACHE_KIB: &str = "32768";
@@ -57,18 +72,22 @@ pub(crate) fn sqlx_writer_options(path: &Path) -> SqliteConnectOptions {
         .pragma("temp_store", "memory")
 }
 
-/// A rusqlite connection to `path` with the common settings. `writer` adds what the span
-/// writer needs: WAL, the durability level, the writer's cache, and no automatic
-/// checkpoints (the checkpointer thread copies the log back instead).
+/// A rusqlite connection to `path` with the common settings: the polling busy handler and
+/// the durability level (the flow rules write on such a connection). `writer` adds what the
+/// span writer needs: WAL, the writer's cache, and no automatic checkpoints (the
+/// checkpointer thread copies the log back instead).
 pub(crate) fn open_rusqlite(path: &Path, writer: bool) -> Result<Connection, StorageError> {
     let connection = Connection::open(path).map_err(StorageError::from_write)?;
     connection
-        .busy_timeout(BUSY_TIMEOUT)
+        .busy_handler(Some(poll_lock))
+        .map_err(StorageError::from_write)?;
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
         .map_err(StorageError::from_write)?;
     if writer {
         connection
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                "PRAGMA journal_mode = WAL; \
                  PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = memory; \
                  PRAGMA wal_autocheckpoint = 0;"
             ))
@@ -88,7 +107,7 @@ pub(crate) fn open_rusqlite_reader(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_handler(Some(poll_lock))?;
     connection.pragma_update(
         None,
         "mmap_size",
