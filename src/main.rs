@@ -58,8 +58,10 @@ fn main() -> ExitCode {
     // Only the commands that ingest run long enough with enough churn for retained memory
     // to matter; a reader keeps mimalloc's default, which spares it faulting freed pages
     // back in (about 1.8 ms of a 12 ms `causeway flow` on the 10M-span bench store).
+    let mut sqlite_allocator = Ok(());
     if matches!(command, Command::Collector(_) | Command::Demo(_)) {
         allocator::purge_freed_memory_at_once();
+        sqlite_allocator = allocator::sqlite_allocates_here();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,6 +75,9 @@ fn main() -> ExitCode {
     };
     if !matches!(command, Command::Tui(_) | Command::Demo(_)) {
         logging::to_stderr();
+    }
+    if let Err(code) = sqlite_allocator {
+        tracing::warn!(code, "SQLite keeps the C library's allocator");
     }
     // Parsed here, not by clap: clap's message would repeat the value, password included.
     let db = match cli.db.to_str() {

@@ -32,6 +32,10 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a rusqlite connection sleeps before it looks at a busy lock again.
 const LOCK_POLL: Duration = Duration::from_millis(1);
 
+/// How long a connection pauses between the transactions of a long write, so that a
+/// writer waiting for the lock (looking every [`LOCK_POLL`]) takes it in between.
+pub(crate) const GIVE_WAY: Duration = Duration::from_millis(2);
+
 /// The busy handler of rusqlite connections: sleeps [`LOCK_POLL`] and looks again, for at
 /// least [`BUSY_TIMEOUT`] in all. `attempts` is how many times it was called before for
 /// this lock.

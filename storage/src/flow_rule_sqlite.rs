@@ -1,7 +1,7 @@
 //! The flow rules' tables on SQLite (`FlowRuleStore`'s SQLite half): the spans written
 //! after a rowid cursor (compact rows, in bounded ranges), the due-time table of events
 //! waiting for their expected consumer groups, the consumptions seen before their send,
-//! each flow alert's counts, and the alert rows, all written by one pass in one transaction.
+//! each flow alert's counts, and the alert rows; a write goes in parts (`flow_rule_parts`).
 //!
 //! Rusqlite connections of its own, used on blocking threads: a pass reads up to hundreds
 //! of thousands of rows, which sqlx's per-value overhead would slow several times (see
@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::alert_query::{ALERT_UPSERT, AlertRow};
 use crate::connection::open_rusqlite;
 use crate::error::StorageError;
+use crate::flow_rule_parts::write_in_parts;
 use crate::flow_rule_ranges::chunk_ranges;
 use crate::flow_rule_rows::{
     DUE_COLUMNS, MAX_PRESIZED_CHUNK, corrupt, due_item, json, map_of, rule_span, rule_span_columns,
@@ -354,15 +355,11 @@ impl SqliteFlowRules {
         .await
     }
 
-    /// Writes one pass's changes in one transaction: a restart sees all of them or none.
+    /// Writes one pass's (or chunk's) changes in parts, a transaction each, the cursor, the
+    /// counts and the alerts with the last ([`write_in_parts`]).
     pub(crate) async fn write(&self, pass: FlowPassWrite) -> Result<(), StorageError> {
-        self.with(move |connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            write_pass(&transaction, &pass)?;
-            transaction.commit()
-        })
-        .await
+        self.with(move |connection| write_in_parts(connection, pass, write_pass))
+            .await
     }
 }
 
@@ -491,3 +488,7 @@ fn write_pass(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "flow_rule_sqlite_tests.rs"]
+mod tests;

@@ -16,6 +16,7 @@ mod database;
 mod demo_mark;
 mod error;
 mod flow_query;
+mod flow_rule_parts;
 mod flow_rule_ranges;
 mod flow_rule_rows;
 mod flow_rule_sqlite;

@@ -88,7 +88,8 @@ macro_rules! conformance {
 #[path = "conformance/flow_rules.rs"]
 mod flow_rules;
 use flow_rules::{
-    a_pass_reads_each_new_span_once_in_ranges, a_read_only_store_opens_no_rule_store,
+    a_large_write_is_stored_whole, a_pass_reads_each_new_span_once_in_ranges,
+    a_read_only_store_opens_no_rule_store,
     alert_rows_keep_their_notification_time_and_open_ones_are_listed,
     due_items_are_read_by_send_and_by_due_time_and_written_atomically,
     seen_consumptions_answer_by_source_message_or_position,
@@ -110,6 +111,7 @@ conformance!(
     read_only_handles_read_and_refuse_writes,
     a_pass_reads_each_new_span_once_in_ranges,
     due_items_are_read_by_send_and_by_due_time_and_written_atomically,
+    a_large_write_is_stored_whole,
     seen_consumptions_answer_by_source_message_or_position,
     alert_rows_keep_their_notification_time_and_open_ones_are_listed,
     a_read_only_store_opens_no_rule_store,

@@ -208,6 +208,78 @@ pub(crate) async fn due_items_are_read_by_send_and_by_due_time_and_written_atomi
     assert!(rules.overdue_before(100, 10).await.unwrap().is_empty());
 }
 
+/// A write larger than one SQLite transaction's share (a chunk of a busy pass) is stored
+/// whole, its deletes before its upserts, with the cursor.
+pub(crate) async fn a_large_write_is_stored_whole(case: Case) {
+    let rules = case.store.flow_rule_store().unwrap();
+    let item = |n: u16| {
+        let mut item = due(1, "late", 1_000 + i64::from(n), &["billing"]);
+        item.send_span_id = SpanId([(n >> 8) as u8, n as u8, 0, 0, 0, 0, 0, 1]);
+        item
+    };
+    rules
+        .write(FlowPassWrite {
+            due_upserts: (0..100).map(item).collect(),
+            ..FlowPassWrite::default()
+        })
+        .await
+        .unwrap();
+    let mut replaced = item(7);
+    replaced.groups = vec!["audit".into()];
+    let mut upserts: Vec<DueItem> = (100..2_600).map(item).collect();
+    upserts.push(replaced.clone());
+    let seen: Vec<SeenMark> = (0..1_300)
+        .map(|n| SeenMark {
+            consumer_group: Some("billing".into()),
+            source_span_id: None,
+            topic: Some("orders".into()),
+            message_id: Some(format!("early-{n}")),
+            partition: None,
+            offset: None,
+        })
+        .collect();
+    rules
+        .write(FlowPassWrite {
+            cursor: Some(77),
+            due_deletes: (0..50)
+                .map(|n| (item(n).send_span_id, "late".to_owned()))
+                .collect(),
+            due_upserts: upserts,
+            seen,
+            ..FlowPassWrite::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rules.cursor().await.unwrap(), Some(77));
+    let stored = rules.due_by(i64::MAX, 10_000).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        2_600 - 49,
+        "50 deleted, one of them written again"
+    );
+    assert!(
+        stored.contains(&replaced),
+        "the upsert after the delete wins"
+    );
+    assert!(!stored.contains(&item(3)), "a delete is applied");
+    let asked = SeenMark {
+        consumer_group: None,
+        source_span_id: None,
+        topic: Some("orders".into()),
+        message_id: Some("early-1299".into()),
+        partition: None,
+        offset: None,
+    };
+    let mut probe = item(2_000);
+    probe.message_id = asked.message_id.clone();
+    let groups = rules.seen_groups(vec![probe]).await.unwrap();
+    assert_eq!(
+        groups,
+        [vec![Some("billing".to_owned())]],
+        "the last consumption is stored"
+    );
+}
+
 pub(crate) async fn seen_consumptions_answer_by_source_message_or_position(case: Case) {
     let rules = case.store.flow_rule_store().unwrap();
     let mark = |group: Option<&str>| SeenMark {
