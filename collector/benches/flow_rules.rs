@@ -8,7 +8,8 @@
 //! that database, dropped afterwards).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// The allocator the `causeway` binary runs the collector with.
+/// The allocator the `causeway` binary runs the collector with. The binary also hands it
+/// to SQLite (`src/allocator.rs`); here SQLite keeps the C library's `malloc`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

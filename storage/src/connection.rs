@@ -36,12 +36,17 @@ const LOCK_POLL: Duration = Duration::from_millis(1);
 /// writer waiting for the lock (looking every [`LOCK_POLL`]) takes it in between.
 pub(crate) const GIVE_WAY: Duration = Duration::from_millis(2);
 
+/// How many times a rusqlite connection looks at a busy lock: [`BUSY_TIMEOUT`] of
+/// [`LOCK_POLL`]s.
+const LOCK_POLLS: i32 = 5_000;
+const _: () = assert!(LOCK_POLLS as u128 * LOCK_POLL.as_millis() == BUSY_TIMEOUT.as_millis());
+
 /// The busy handler of rusqlite connections: sleeps [`LOCK_POLL`] and looks again, for at
 /// least [`BUSY_TIMEOUT`] in all. `attempts` is how many times it was called before for
 /// this lock.
 pub(crate) fn poll_lock(attempts: i32) -> bool {
     std::thread::sleep(LOCK_POLL);
-    u128::try_from(attempts).unwrap_or(u128::MAX) < BUSY_TIMEOUT.as_millis() / LOCK_POLL.as_millis()
+    attempts < LOCK_POLLS
 }
 
 /// The page cache of a writing connection, in KiB (SQLite's negative `cache_size`).
