@@ -58,7 +58,7 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use lag_group_query::LagGroupTopic;
 pub use lag_query::{LagSample, LagStatusRow, WaitingEvent};
 pub use lease::StoreLease;
-pub use postgres::{LEASE_LOCK_CLASS, POSTGRES_SCHEMA_VERSION};
+pub use postgres::{LEASE_LOCK_CLASS, Nagle, POSTGRES_SCHEMA_VERSION, turn_off_nagle};
 pub use record::{Attributes, Messaging, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use segments::SEGMENT_SPANS;

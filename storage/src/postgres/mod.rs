@@ -4,15 +4,18 @@
 //!
 //! Spans and links are partitioned by the day they were stored; see the first migration.
 
+mod copy;
 mod flow_rules;
 mod lag;
 mod lease;
+mod merge;
+mod nodelay;
 mod read;
 mod retention;
 mod write;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ use crate::interface::Backend;
 
 pub(crate) use flow_rules::PgFlowRules;
 pub use lease::{LEASE_LOCK_CLASS, PgLease};
+pub use nodelay::{Nagle, turn_off as turn_off_nagle};
 
 /// Every PostgreSQL migration, in order: (version, description, SQL). Append only.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -70,6 +74,9 @@ pub struct PgStore {
     pub(crate) days: Arc<Mutex<BTreeSet<i64>>>,
     /// Writes left that upsert without trying a plain insert first (see `write.rs`).
     pub(crate) upserts_left: Arc<AtomicU32>,
+    /// Whether a connection was opened whose small writes may wait (see `nodelay.rs`):
+    /// then new rows are inserted, not copied.
+    pub(crate) nagle_seen: Arc<AtomicBool>,
 }
 
 impl PgStore {
@@ -119,19 +126,43 @@ impl PgStore {
         if read_only {
             options = options.options([("default_transaction_read_only", "on")]);
         }
-        let pool = PgPoolOptions::new()
+        let nagle_seen = Arc::new(AtomicBool::new(false));
+        let mut pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(connect_error)?;
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if !read_only {
+            let seen = Arc::clone(&nagle_seen);
+            pool = pool.after_connect(move |connection, _| {
+                let seen = Arc::clone(&seen);
+                Box::pin(async move {
+                    if nodelay::turn_off(connection).await? == nodelay::Nagle::MayDelay
+                        && !seen.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::warn!(
+                            "could not set TCP_NODELAY on a PostgreSQL connection (another \
+                             system than Linux, or a proxy between): spans are inserted, \
+                             not copied, which costs the server more"
+                        );
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await.map_err(connect_error)?;
         Ok(PgStore {
             database: database.clone(),
             pool,
             read_only,
             days: Arc::default(),
             upserts_left: Arc::default(),
+            nagle_seen,
         })
+    }
+
+    /// Whether this handle copies new spans in (every connection it opened so far sends
+    /// small writes at once), rather than inserting them.
+    pub(crate) fn copies_new_rows(&self) -> bool {
+        !self.nagle_seen.load(Ordering::Relaxed)
     }
 
     /// Whether the tables exist (any migration applied).

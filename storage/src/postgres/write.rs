@@ -1,24 +1,21 @@
-//! The PostgreSQL span writer: each write is one transaction of multi-row
-//! `INSERT … SELECT FROM UNNEST(arrays)` statements, one array per column, so a statement
-//! carries thousands of rows in a handful of bound values.
+//! The PostgreSQL span writer: each write is one transaction.
 //!
-//! A write's spans and links are first inserted as new rows, in a savepoint: a plain
-//! insert costs the server less than an upsert (no check of the key before each row).
-//! When one of them is already stored (a retry), the savepoint is rolled back and they are
-//! upserted (`ON CONFLICT DO UPDATE`), and so are the next writes' for a while, as
-//! retries come in runs. The correlation, root and topology summaries are always upserted.
-//!
-//! (A binary `COPY` of the new rows was tried: sqlx sends a `COPY`'s end as a write of its
-//! own, without `TCP_NODELAY`, so most copies waited about 40 ms for the server's delayed
-//! ACK, longer than the insert takes.)
-
-use std::collections::{BTreeMap, HashMap, HashSet};
+//! A write's spans and links are written first, as new rows: copied in with a binary
+//! `COPY` (`copy.rs`), which the server stores a page at a time, or, on a connection that
+//! may hold a `COPY`'s end back (`nodelay.rs`), inserted with multi-row `INSERT … SELECT
+//! FROM UNNEST(arrays)`, one array per column. Either costs the server less than an upsert
+//! (no check of the key before each row). When one of them is already stored (a retry),
+//! the transaction is rolled back, having written nothing else, and written again with
+//! the spans and links upserted (`ON CONFLICT DO UPDATE`); so are the next writes' for a
+//! while, as retries come in runs. The correlation, root and topology summaries are always
+//! upserted, in one statement.
 
 use std::sync::atomic::Ordering;
 
 use crate::error::StorageError;
-use crate::postgres::PgStore;
-use crate::span_encode::{CorrelationSummary, EncodedSpans, LinkRow, SpanRow};
+use crate::postgres::merge::Merged;
+use crate::postgres::{PgStore, copy};
+use crate::span_encode::{CorrelationSummary, EncodedSpans, SpanRow};
 use crate::span_write::WriteSummary;
 
 /// Nanoseconds in one partition of spans and links: a day.
@@ -84,112 +81,31 @@ const LINK_UPSERT: &str = concat!(
     DO UPDATE SET attributes = excluded.attributes, ingested_ns = excluded.ingested_ns"
 );
 
-const CORRELATION_UPSERT: &str = "INSERT INTO correlations (correlation_id, first_start_ns, \
-    last_end_ns, has_error, last_seen_ns) \
-    SELECT *, $5::bigint FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
+/// The write's correlation, root and topology summaries, upserted in one statement (one
+/// round trip): correlations in $1 to $4, root traces in $5 to $8, (topic, group) pairs in
+/// $9 to $12, the ingest time in $13. Empty arrays upsert nothing.
+const SUMMARY_UPSERT: &str = "WITH correlation AS (\
+    INSERT INTO correlations (correlation_id, first_start_ns, last_end_ns, has_error, \
+    last_seen_ns) \
+    SELECT *, $13::bigint FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) \
     ON CONFLICT (correlation_id) DO UPDATE SET \
     first_start_ns = least(correlations.first_start_ns, excluded.first_start_ns), \
     last_end_ns = greatest(correlations.last_end_ns, excluded.last_end_ns), \
     has_error = correlations.has_error OR excluded.has_error, \
-    last_seen_ns = excluded.last_seen_ns";
-
-const ROOT_UPSERT: &str = "INSERT INTO flow_roots (trace_id, first_start_ns, last_end_ns, \
-    has_error, last_seen_ns) \
-    SELECT *, $5::bigint FROM UNNEST($1::bytea[], $2::bigint[], $3::bigint[], $4::bool[]) \
+    last_seen_ns = excluded.last_seen_ns), \
+    root AS (\
+    INSERT INTO flow_roots (trace_id, first_start_ns, last_end_ns, has_error, last_seen_ns) \
+    SELECT *, $13::bigint FROM UNNEST($5::bytea[], $6::bigint[], $7::bigint[], $8::bool[]) \
     ON CONFLICT (trace_id) DO UPDATE SET \
     first_start_ns = least(flow_roots.first_start_ns, excluded.first_start_ns), \
     last_end_ns = greatest(flow_roots.last_end_ns, excluded.last_end_ns), \
     has_error = flow_roots.has_error OR excluded.has_error, \
-    last_seen_ns = excluded.last_seen_ns";
-
-const TOPOLOGY_UPSERT: &str = "INSERT INTO topology (destination, consumer_group, \
-    first_seen_ns, last_seen_ns) \
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+    last_seen_ns = excluded.last_seen_ns) \
+    INSERT INTO topology (destination, consumer_group, first_seen_ns, last_seen_ns) \
+    SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[]) \
     ON CONFLICT (destination, consumer_group) DO UPDATE SET \
     first_seen_ns = least(topology.first_seen_ns, excluded.first_seen_ns), \
     last_seen_ns = greatest(topology.last_seen_ns, excluded.last_seen_ns)";
-
-/// A link's key: the span that holds it, the span it points to.
-type LinkKey = ([u8; 16], [u8; 8], [u8; 16], [u8; 8]);
-
-/// The rows of several batches, merged: one row per key, the last one written winning
-/// (a statement may not upsert one key twice).
-#[derive(Default)]
-struct Merged<'a> {
-    spans: Vec<&'a SpanRow>,
-    links: Vec<&'a LinkRow>,
-    correlations: BTreeMap<&'a str, CorrelationSummary>,
-    roots: BTreeMap<[u8; 16], CorrelationSummary>,
-    topology: BTreeMap<(&'a str, &'a str), (i64, i64)>,
-}
-
-impl<'a> Merged<'a> {
-    fn of(batches: &'a [EncodedSpans]) -> Merged<'a> {
-        let mut merged = Merged::default();
-        let mut span_at: HashMap<([u8; 16], [u8; 8]), usize> = HashMap::new();
-        let mut link_at: HashMap<LinkKey, usize> = HashMap::new();
-        for batch in batches {
-            for row in &batch.spans {
-                match span_at.get(&(row.trace_id, row.span_id)) {
-                    Some(&at) => merged.spans[at] = row,
-                    None => {
-                        span_at.insert((row.trace_id, row.span_id), merged.spans.len());
-                        merged.spans.push(row);
-                    }
-                }
-            }
-            for row in &batch.links {
-                let key = (
-                    row.trace_id,
-                    row.span_id,
-                    row.linked_trace_id,
-                    row.linked_span_id,
-                );
-                match link_at.get(&key) {
-                    Some(&at) => merged.links[at] = row,
-                    None => {
-                        link_at.insert(key, merged.links.len());
-                        merged.links.push(row);
-                    }
-                }
-            }
-            for (id, summary) in &batch.correlations {
-                merged
-                    .correlations
-                    .entry(id.as_str())
-                    .and_modify(|known| known.merge(*summary))
-                    .or_insert(*summary);
-            }
-            for (trace, summary) in &batch.roots {
-                merged
-                    .roots
-                    .entry(*trace)
-                    .and_modify(|known| known.merge(*summary))
-                    .or_insert(*summary);
-            }
-            for ((topic, group), &(first, last)) in &batch.topology {
-                merged
-                    .topology
-                    .entry((topic.as_str(), group.as_str()))
-                    .and_modify(|(known_first, known_last)| {
-                        *known_first = (*known_first).min(first);
-                        *known_last = (*known_last).max(last);
-                    })
-                    .or_insert((first, last));
-            }
-        }
-        // A span written twice in one write with two correlation IDs (a quick retry merged
-        // with its first try) is stored as its last copy: the first copy's ID, carried by no
-        // stored span, gets no summary.
-        let carried: HashSet<&str> = merged
-            .spans
-            .iter()
-            .filter_map(|row| row.correlation_id.as_deref())
-            .collect();
-        merged.correlations.retain(|id, _| carried.contains(id));
-        merged
-    }
-}
 
 impl PgStore {
     /// Upserts every span of every batch in one transaction (see the trait method),
@@ -206,27 +122,34 @@ impl PgStore {
         self.ensure_day(day).await?;
         let merged = Merged::of(&batches);
         let mut tries = 1;
+        // Set once this write found one of its spans stored: it then upserts.
+        let mut found_stored = false;
         loop {
-            // Insert unless a recent insert found a duplicate (then take one of the upserts
-            // left).
-            let insert_first = self
-                .upserts_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_err();
-            match write_merged(pool, &merged, ingested_ns, day, insert_first).await {
+            // New rows unless this write or a recent one found a span already stored (then
+            // take one of the upserts left).
+            let upsert = found_stored
+                || self
+                    .upserts_left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok();
+            let how = match (upsert, self.copies_new_rows()) {
+                (true, _) => Rows::Upserted,
+                (false, true) => Rows::Copied,
+                (false, false) => Rows::New,
+            };
+            match write_merged(pool, &merged, ingested_ns, day, how).await {
                 Err(error) if tries < WRITE_TRIES && is_deadlock(&error) => {
                     tracing::debug!(%error, tries, "span write deadlocked, trying again");
                     tries += 1;
                 }
                 Err(error) => return Err(error.into()),
-                Ok(found_stored) => {
-                    if found_stored {
-                        // Retries come in runs (an exporter resending after a slow
-                        // commit): the next writes skip the insert that would fail.
-                        self.upserts_left
-                            .store(UPSERTS_AFTER_DUPLICATE, Ordering::Relaxed);
-                    }
-                    break;
+                Ok(Written::Committed) => break,
+                Ok(Written::FoundStored) => {
+                    // Retries come in runs (an exporter resending after a slow commit):
+                    // the next writes skip the new rows that would fail.
+                    found_stored = true;
+                    self.upserts_left
+                        .store(UPSERTS_AFTER_DUPLICATE, Ordering::Relaxed);
                 }
             }
         }
@@ -289,54 +212,42 @@ fn is_duplicate(error: &sqlx::Error) -> bool {
     code.as_deref() == Some("23505")
 }
 
-/// The merged rows of one write, in one transaction: the spans and links inserted when
-/// `insert_first` and none is stored yet, upserted otherwise; then the summaries. True
-/// when the insert was tried and found one of them already stored.
+/// What [`write_merged`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Committed,
+    /// Nothing: a span or link written as a new row was already stored.
+    FoundStored,
+}
+
+/// The merged rows of one write, in one transaction: the spans and links written as `how`
+/// says, then the summaries. New rows come first, so a write that finds one of them
+/// already stored is rolled back having written nothing else.
 async fn write_merged(
     pool: &sqlx::PgPool,
     merged: &Merged<'_>,
     ingested_ns: i64,
     day: i64,
-    insert_first: bool,
-) -> Result<bool, sqlx::Error> {
+    how: Rows,
+) -> Result<Written, sqlx::Error> {
     let mut transaction = pool.begin().await?;
-    let inserted =
-        insert_first && insert_new_rows(&mut transaction, merged, ingested_ns, day).await?;
-    if !inserted {
-        write_rows(&mut transaction, merged, ingested_ns, day, Rows::Upserted).await?;
+    match write_rows(&mut transaction, merged, ingested_ns, day, how).await {
+        Err(error) if how != Rows::Upserted && is_duplicate(&error) => {
+            transaction.rollback().await?;
+            return Ok(Written::FoundStored);
+        }
+        written => written?,
     }
     write_summaries(&mut transaction, merged, ingested_ns).await?;
     transaction.commit().await?;
-    Ok(insert_first && !inserted)
+    Ok(Written::Committed)
 }
 
-/// Inserts the write's spans and links as new rows, in a savepoint; false, with nothing
-/// written, when one of them is already stored.
-async fn insert_new_rows(
-    transaction: &mut sqlx::PgTransaction<'_>,
-    merged: &Merged<'_>,
-    ingested_ns: i64,
-    day: i64,
-) -> Result<bool, sqlx::Error> {
-    use sqlx::Acquire;
-    let mut savepoint = transaction.begin().await?;
-    let inserted = write_rows(&mut savepoint, merged, ingested_ns, day, Rows::New).await;
-    match inserted {
-        Ok(()) => {
-            savepoint.commit().await?;
-            Ok(true)
-        }
-        Err(error) if is_duplicate(&error) => {
-            savepoint.rollback().await?;
-            Ok(false)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// How [`write_rows`] writes: as new rows (failing on one already stored), or upserted.
+/// How [`write_rows`] writes: as new rows, copied in or inserted (either fails on a row
+/// already stored), or upserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rows {
+    Copied,
     New,
     Upserted,
 }
@@ -351,6 +262,7 @@ async fn write_rows(
     how: Rows,
 ) -> Result<(), sqlx::Error> {
     let (span_sql, link_sql) = match how {
+        Rows::Copied => return copy_rows(transaction, merged, ingested_ns, day).await,
         Rows::New => (SPAN_INSERT, LINK_INSERT),
         Rows::Upserted => (SPAN_UPSERT, LINK_UPSERT),
     };
@@ -387,57 +299,81 @@ async fn write_rows(
     Ok(())
 }
 
+/// Copies the write's spans and links in as new rows (failing on one already stored).
+async fn copy_rows(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    merged: &Merged<'_>,
+    ingested_ns: i64,
+    day: i64,
+) -> Result<(), sqlx::Error> {
+    if !merged.spans.is_empty() {
+        let data = copy::span_rows(&merged.spans, ingested_ns, day);
+        copy_in(transaction, copy::SPAN_COPY, data).await?;
+    }
+    if !merged.links.is_empty() {
+        let data = copy::link_rows(&merged.links, ingested_ns, day);
+        copy_in(transaction, copy::LINK_COPY, data).await?;
+    }
+    Ok(())
+}
+
+/// Runs the copy `statement` with `data`.
+async fn copy_in(
+    transaction: &mut sqlx::PgTransaction<'_>,
+    statement: &'static str,
+    data: Result<Vec<u8>, copy::Oversized>,
+) -> Result<(), sqlx::Error> {
+    let data = data.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let mut copy = transaction.copy_in_raw(statement).await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// The first starts, last ends and error flags of `summaries`, one array each.
+fn summary_columns<'a>(
+    summaries: impl Iterator<Item = &'a CorrelationSummary>,
+) -> (Vec<i64>, Vec<i64>, Vec<bool>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for summary in summaries {
+        columns.0.push(summary.first_start_ns);
+        columns.1.push(summary.last_end_ns);
+        columns.2.push(summary.has_error);
+    }
+    columns
+}
+
 /// Upserts the write's correlation, root and topology summaries.
 async fn write_summaries(
     transaction: &mut sqlx::PgTransaction<'_>,
     merged: &Merged<'_>,
     ingested_ns: i64,
 ) -> Result<(), sqlx::Error> {
-    let correlations: Vec<_> = merged.correlations.iter().collect();
-    for chunk in correlations.chunks(ROWS_PER_STATEMENT) {
-        let ids: Vec<&str> = chunk.iter().map(|(id, _)| **id).collect();
-        upsert_summaries(transaction, CORRELATION_UPSERT, ids, chunk, ingested_ns).await?;
+    let (correlations, roots, topology) = (&merged.correlations, &merged.roots, &merged.topology);
+    let (correlation_starts, correlation_ends, correlation_errors) =
+        summary_columns(correlations.values());
+    let (root_starts, root_ends, root_errors) = summary_columns(roots.values());
+    let (mut topics, mut groups, mut firsts, mut lasts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (&(topic, group), &(first, last)) in topology {
+        topics.push(topic);
+        groups.push(group);
+        firsts.push(first);
+        lasts.push(last);
     }
-    let roots: Vec<_> = merged.roots.iter().collect();
-    for chunk in roots.chunks(ROWS_PER_STATEMENT) {
-        let traces: Vec<&[u8]> = chunk.iter().map(|(trace, _)| &trace[..]).collect();
-        upsert_summaries(transaction, ROOT_UPSERT, traces, chunk, ingested_ns).await?;
-    }
-    if !merged.topology.is_empty() {
-        let topology: Vec<_> = merged.topology.iter().collect();
-        sqlx::query(TOPOLOGY_UPSERT)
-            .bind(topology.iter().map(|((t, _), _)| *t).collect::<Vec<_>>())
-            .bind(topology.iter().map(|((_, g), _)| *g).collect::<Vec<_>>())
-            .bind(topology.iter().map(|(_, (f, _))| *f).collect::<Vec<_>>())
-            .bind(topology.iter().map(|(_, (_, l))| *l).collect::<Vec<_>>())
-            .execute(&mut **transaction)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Upserts one summary per key (correlation ID or root trace) with `sql`, which binds the
-/// keys, first starts, last ends, error flags and the ingest time.
-async fn upsert_summaries<K, T>(
-    transaction: &mut sqlx::PgTransaction<'_>,
-    sql: &'static str,
-    keys: Vec<K>,
-    rows: &[(T, &CorrelationSummary)],
-    ingested_ns: i64,
-) -> Result<(), sqlx::Error>
-where
-    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    K: sqlx::postgres::PgHasArrayType + Send,
-{
-    sqlx::query(sql)
-        .bind(keys)
-        .bind(
-            rows.iter()
-                .map(|(_, c)| c.first_start_ns)
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|(_, c)| c.last_end_ns).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, c)| c.has_error).collect::<Vec<_>>())
+    sqlx::query(SUMMARY_UPSERT)
+        .bind(correlations.keys().copied().collect::<Vec<&str>>())
+        .bind(correlation_starts)
+        .bind(correlation_ends)
+        .bind(correlation_errors)
+        .bind(roots.keys().map(|trace| &trace[..]).collect::<Vec<&[u8]>>())
+        .bind(root_starts)
+        .bind(root_ends)
+        .bind(root_errors)
+        .bind(topics)
+        .bind(groups)
+        .bind(firsts)
+        .bind(lasts)
         .bind(ingested_ns)
         .execute(&mut **transaction)
         .await?;
@@ -486,3 +422,7 @@ async fn insert_spans(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;
