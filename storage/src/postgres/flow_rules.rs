@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use compact_str::CompactString;
+use futures::TryStreamExt;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -185,16 +186,22 @@ impl PgFlowRules {
     ) -> Result<Vec<RuleSpan>, StorageError> {
         // Sorted here rather than by the server: its sort of a range's rows (20,000 wide
         // rows) took longer than reading them, spilling to disk at the default `work_mem`.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // Each row is decoded as it arrives, while the server sends the next ones.
+        let query = format!(
             "SELECT {} FROM spans WHERE ingest_xid > $1::text::xid8 \
              AND ingest_xid <= $2::text::xid8",
             rule_span_columns(breaks)
-        )))
-        .bind(after.to_string())
-        .bind(through.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut spans = rows.iter().map(rule_span).collect::<Result<Vec<_>, _>>()?;
+        );
+        let (after, through) = (after.to_string(), through.to_string());
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(&after)
+            .bind(&through)
+            .fetch(&self.pool);
+        let mut spans = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            spans.push(rule_span(&row)?);
+        }
+        drop(rows);
         spans.sort_unstable_by(|a, b| {
             (a.rowid, a.start_ns, a.span_id.0).cmp(&(b.rowid, b.start_ns, b.span_id.0))
         });
