@@ -106,3 +106,79 @@ async fn where_nagle_may_delay_new_rows_are_inserted() {
     store.pool.close().await;
     schema.drop().await;
 }
+
+/// Set in the child process that forwards the test's connections: the server's address.
+const PROXY_TO: &str = "CAUSEWAY_PROXY_TEST_TO";
+
+/// The line on which the proxy names its port.
+const PROXY_LISTENING: &str = "proxy listening on port ";
+
+/// Through a proxy, the server sees the proxy's port and no socket of this process has
+/// those ends: the store inserts new rows, and they read back the same. The proxy runs in a
+/// process of its own (this test, started again), as a proxy in this process would own a
+/// socket with the server's ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_proxy_new_rows_are_inserted() {
+    if let Ok(server) = std::env::var(PROXY_TO) {
+        forward_connections(&server).await;
+        return;
+    }
+    let schema = PgTestSchema::create().await;
+    let options: sqlx::postgres::PgConnectOptions = schema.url.parse().unwrap();
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let mut proxy = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "postgres::write::tests::through_a_proxy_new_rows_are_inserted",
+            "--nocapture",
+        ])
+        .env(PROXY_TO, &server)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let port = proxy_port(proxy.stdout.take().unwrap()).await;
+    let (user, database) = schema.url.split_once('@').unwrap();
+    let (_, database) = database.split_once('/').unwrap();
+    let proxied = format!("{user}@127.0.0.1:{port}/{database}");
+
+    let store = PgStore::open(&PostgresUrl::parse(&proxied).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !store.copies_new_rows(),
+        "no socket has the ends the server sees"
+    );
+    let written = spans(3);
+    assert_eq!(round_trip(&store, &written).await, written);
+    store.pool.close().await;
+    proxy.kill().await.unwrap();
+    schema.drop().await;
+}
+
+/// The port the proxy printed.
+async fn proxy_port(stdout: tokio::process::ChildStdout) -> u16 {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(port) = line.strip_prefix(PROXY_LISTENING) {
+            return port.trim().parse().unwrap();
+        }
+    }
+    panic!("the proxy exited without naming its port");
+}
+
+/// Forwards every connection to a loopback port to `server`, until killed.
+async fn forward_connections(server: &str) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{PROXY_LISTENING}{}", listener.local_addr().unwrap().port());
+    loop {
+        let (mut client, _) = listener.accept().await.unwrap();
+        let server = server.to_owned();
+        tokio::spawn(async move {
+            if let Ok(mut upstream) = tokio::net::TcpStream::connect(&server).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+        });
+    }
+}
