@@ -192,15 +192,15 @@ impl PgFlowRules {
              AND ingest_xid <= $2::text::xid8",
             rule_span_columns(breaks)
         );
-        let (after, through) = (after.to_string(), through.to_string());
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(query))
-            .bind(&after)
-            .bind(&through)
+            .bind(after.to_string())
+            .bind(through.to_string())
             .fetch(&self.pool);
         let mut spans = Vec::new();
         while let Some(row) = rows.try_next().await? {
             spans.push(rule_span(&row)?);
         }
+        // The connection goes back to the pool before the sort.
         drop(rows);
         spans.sort_unstable_by(|a, b| {
             (a.rowid, a.start_ns, a.span_id.0).cmp(&(b.rowid, b.start_ns, b.span_id.0))

@@ -1,5 +1,4 @@
-//! The batches of one PostgreSQL write, merged into one row per key: a statement may not
-//! upsert one key twice.
+//! The batches of one PostgreSQL write, merged into one row per key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -135,7 +135,7 @@ impl PgStore {
             let how = match (upsert, self.copies_new_rows()) {
                 (true, _) => Rows::Upserted,
                 (false, true) => Rows::Copied,
-                (false, false) => Rows::New,
+                (false, false) => Rows::Inserted,
             };
             match write_merged(pool, &merged, ingested_ns, day, how).await {
                 Err(error) if tries < WRITE_TRIES && is_deadlock(&error) => {
@@ -248,7 +248,7 @@ async fn write_merged(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rows {
     Copied,
-    New,
+    Inserted,
     Upserted,
 }
 
@@ -263,7 +263,7 @@ async fn write_rows(
 ) -> Result<(), sqlx::Error> {
     let (span_sql, link_sql) = match how {
         Rows::Copied => return copy_rows(transaction, merged, ingested_ns, day).await,
-        Rows::New => (SPAN_INSERT, LINK_INSERT),
+        Rows::Inserted => (SPAN_INSERT, LINK_INSERT),
         Rows::Upserted => (SPAN_UPSERT, LINK_UPSERT),
     };
     for chunk in merged.spans.chunks(ROWS_PER_STATEMENT) {
