@@ -70,7 +70,7 @@ fn in_parts(mut pass: FlowPassWrite, rows: usize) -> Vec<FlowPassWrite> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::flow_rule_rows::SeenMark;
+    use crate::flow_rule_rows::{DueKey, SeenMark};
     use crate::ids::SpanId;
 
     /// A consumption remembered, of message `m{n}`.
@@ -85,8 +85,12 @@ pub(crate) mod tests {
         }
     }
 
-    fn delete(n: u8) -> (SpanId, String) {
-        (SpanId([n; 8]), "late".into())
+    fn delete(n: u8) -> DueKey {
+        DueKey {
+            sent_ns: i64::from(n),
+            send_span_id: SpanId([n; 8]),
+            rule: "late".into(),
+        }
     }
 
     #[test]

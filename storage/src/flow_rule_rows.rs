@@ -96,6 +96,29 @@ pub struct DueItem {
     pub groups: Vec<String>,
 }
 
+impl DueItem {
+    /// The key it is stored under.
+    pub fn key(&self) -> DueKey {
+        DueKey {
+            sent_ns: self.sent_ns,
+            send_span_id: self.send_span_id,
+            rule: self.rule.clone(),
+        }
+    }
+}
+
+/// What identifies a [`DueItem`]: its send (with the send's start, which SQLite stores
+/// the items in order of) and its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueKey {
+    /// The send's start, in nanoseconds since the Unix epoch.
+    pub sent_ns: i64,
+    /// The send span.
+    pub send_span_id: SpanId,
+    /// The rule's name.
+    pub rule: String,
+}
+
 /// A consumption evaluated before its send was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenMark {
@@ -137,8 +160,8 @@ pub struct FlowPassWrite {
     pub cursor: Option<i64>,
     /// Due items to insert or replace.
     pub due_upserts: Vec<DueItem>,
-    /// Due items to delete: (send span, rule).
-    pub due_deletes: Vec<(SpanId, String)>,
+    /// Due items to delete.
+    pub due_deletes: Vec<DueKey>,
     /// Consumptions to remember.
     pub seen: Vec<SeenMark>,
     /// Forget consumptions remembered before this time.

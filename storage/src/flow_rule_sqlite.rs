@@ -191,17 +191,23 @@ impl SqliteFlowRules {
         .await
     }
 
-    /// The due items of these sends, under any rule.
+    /// The due items of these sends, under any rule. Items are keyed by their send's start
+    /// first (migration 0009), so each send's start is read from its stored span: a send
+    /// no longer stored has no item found (its consumption is then remembered instead).
     pub(crate) async fn due_of_sends(
         &self,
-        sends: Vec<SpanId>,
+        sends: Vec<(TraceId, SpanId)>,
     ) -> Result<Vec<DueItem>, StorageError> {
         self.with(move |connection| {
-            let sql = format!("SELECT {DUE_COLUMNS} FROM flow_due WHERE send_span_id = ?1");
+            let sql = format!(
+                "SELECT {DUE_COLUMNS} FROM flow_due WHERE send_span_id = ?2 AND sent_ns IN \
+                 (SELECT start_ns FROM spans WHERE segment IN ({LIVE_SEGMENTS}) \
+                 AND trace_id = ?1 AND span_id = ?2)"
+            );
             let mut statement = connection.prepare_cached(&sql)?;
             let mut found = Vec::new();
-            for send in sends {
-                let rows = statement.query_map(params![&send.0[..]], due_item)?;
+            for (trace, send) in sends {
+                let rows = statement.query_map(params![&trace.0[..], &send.0[..]], due_item)?;
                 for row in rows {
                     found.push(row?);
                 }
@@ -386,10 +392,11 @@ fn write_pass(
     pass: &FlowPassWrite,
 ) -> rusqlite::Result<()> {
     if !pass.due_deletes.is_empty() {
-        let mut delete = transaction
-            .prepare_cached("DELETE FROM flow_due WHERE send_span_id = ?1 AND rule = ?2")?;
-        for (send, rule) in &pass.due_deletes {
-            delete.execute(params![&send.0[..], rule])?;
+        let mut delete = transaction.prepare_cached(
+            "DELETE FROM flow_due WHERE sent_ns = ?1 AND send_span_id = ?2 AND rule = ?3",
+        )?;
+        for key in &pass.due_deletes {
+            delete.execute(params![key.sent_ns, &key.send_span_id.0[..], key.rule])?;
         }
     }
     if !pass.due_upserts.is_empty() {

@@ -53,7 +53,9 @@ pub use database::{Database, DatabaseError, PostgresUrl, hide_passwords};
 pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
-pub use flow_rule_store::{DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SubjectRow};
+pub use flow_rule_store::{
+    DueItem, DueKey, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SubjectRow,
+};
 pub use ids::{IdError, SpanId, TraceId};
 pub use lag_group_query::LagGroupTopic;
 pub use lag_query::{LagSample, LagStatusRow, WaitingEvent};

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "attribute filters",
         include_str!("../migrations/0008_attribute_filters.sql"),
     ),
+    (
+        9,
+        "flow due by send time",
+        include_str!("../migrations/0009_flow_due_by_send_time.sql"),
+    ),
 ];
 
 /// The newest migration this build applies (and the oldest schema it reads). Migration
@@ -328,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn a_lower_numbered_migration_added_later_is_still_applied()
     -> Result<(), Box<dyn std::error::Error>> {
-        assert_eq!(SCHEMA_VERSION, 8, "the highest number, wherever it stands");
+        assert_eq!(SCHEMA_VERSION, 9, "the highest number, wherever it stands");
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("gap.db");
         create_owner_only(&path)?;
@@ -346,7 +351,7 @@ mod tests {
         old.close().await;
         let refused = Store::open_read_only(&path).await;
         assert!(
-            matches!(refused, Err(StorageError::OldSchema { found: 8, .. })),
+            matches!(refused, Err(StorageError::OldSchema { found: 9, .. })),
             "the newest is there, one below it is not: {refused:?}"
         );
         Store::open(&path).await?.close().await;
@@ -373,18 +378,27 @@ mod tests {
         Ok(())
     }
 
+    /// A new file at `path` with the first `migrations` applied, as an older build left it.
+    async fn migrated_by_an_older_build(
+        path: &Path,
+        migrations: usize,
+    ) -> Result<SqlitePool, Box<dyn std::error::Error>> {
+        create_owner_only(path)?;
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(sqlx_options(path))
+            .await?;
+        migrator_of(&MIGRATIONS[..migrations]).run(&old).await?;
+        Ok(old)
+    }
+
     #[tokio::test]
     async fn spans_stored_before_segments_are_read_and_upserted_after_the_migration()
     -> Result<(), Box<dyn std::error::Error>> {
         use crate::{SpanId, TraceId};
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("old.db");
-        create_owner_only(&path)?;
-        let old = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(sqlx_options(&path))
-            .await?;
-        migrator_of(&MIGRATIONS[..2]).run(&old).await?;
+        let old = migrated_by_an_older_build(&path, 2).await?;
         sqlx::query(
             "INSERT INTO spans (trace_id, span_id, name, kind, service_name, scope_name, \
              start_ns, end_ns, status_code, status_message, attributes, resource, events, \
@@ -436,6 +450,59 @@ mod tests {
             .spans_linking_to(TraceId([5; 16]), SpanId([6; 8]))
             .await?;
         assert_eq!(linking, [(TraceId([1; 16]), SpanId([2; 8]))]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn due_items_keep_their_fields_and_are_found_by_their_send_after_migration_9()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::{SpanId, TraceId};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("due.db");
+        let old = migrated_by_an_older_build(&path, 8).await?;
+        // A due item as the flow rules stored it before migration 9 (`write_pass`).
+        sqlx::query(
+            "INSERT INTO flow_due (send_span_id, rule, send_trace_id, due_ns, overdue, topic, \
+             message_id, partition_id, kafka_offset, correlation_id, event_type, producer, \
+             sent_ns, groups) VALUES (?1, 'late', ?2, 900, 0, 'orders', 'm1', 0, 7, 'ord-1', \
+             NULL, 'checkout', 600, '[\"billing\",\"audit\"]')",
+        )
+        .bind(&[2_u8; 8][..])
+        .bind(&[1_u8; 16][..])
+        .execute(&old)
+        .await?;
+        old.close().await;
+
+        let store = Store::open(&path).await?;
+        let send = crate::testsuite::span(TraceId([1; 16]), SpanId([2; 8]))
+            .times(600, 700)
+            .send("orders")
+            .message_id("m1")
+            .build();
+        store
+            .write_spans(vec![crate::EncodedSpans::encode(&[send])])
+            .await?;
+        let rules = store.flow_rules()?;
+        let found = rules
+            .due_of_sends(vec![(TraceId([1; 16]), SpanId([2; 8]))])
+            .await?;
+        assert_eq!(found.len(), 1, "found through its send's stored start");
+        assert_eq!(
+            (found[0].sent_ns, found[0].due_ns, found[0].offset),
+            (600, 900, Some(7))
+        );
+        assert_eq!(found[0].groups, ["billing", "audit"]);
+        assert_eq!(found[0].correlation_id.as_deref(), Some("ord-1"));
+        let due = rules.due_range(false, 1_000, 10).await?;
+        assert_eq!(due, found, "and through the due-time index, rebuilt");
+        let layout: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'flow_due'")
+                .fetch_one(&store.reader)
+                .await?;
+        assert!(
+            layout.contains("PRIMARY KEY (sent_ns, send_span_id, rule)"),
+            "keyed by the send's start first: {layout}"
+        );
         Ok(())
     }
 

@@ -74,8 +74,8 @@ pub struct Occurrence {
 pub struct Consumption {
     /// The group (`None`: the consumer names none, and may be any of them).
     pub group: Option<CompactString>,
-    /// The spans its trace context points at: its parent and its links.
-    pub sources: Vec<SpanId>,
+    /// The spans its trace context points at (trace and span id): its parent and its links.
+    pub sources: Vec<(TraceId, SpanId)>,
     /// The topic it read.
     pub topic: Option<CompactString>,
     /// The message id it recorded.
@@ -383,9 +383,13 @@ fn consumption_of(
     span: &RuleSpan,
     links: &HashMap<(TraceId, SpanId), Vec<(TraceId, SpanId)>>,
 ) -> Consumption {
-    let mut sources: Vec<SpanId> = span.parent_span_id.into_iter().collect();
+    let mut sources: Vec<(TraceId, SpanId)> = span
+        .parent_span_id
+        .map(|parent| (span.trace_id, parent))
+        .into_iter()
+        .collect();
     if let Some(linked) = links.get(&(span.trace_id, span.span_id)) {
-        sources.extend(linked.iter().map(|(_, span)| *span));
+        sources.extend(linked.iter().copied());
     }
     sources.sort_unstable();
     sources.dedup();
@@ -413,7 +417,10 @@ pub fn take_groups(item: &mut DueItem, consumption: &Consumption) -> bool {
 /// Whether `consumption` read `item`'s message: by trace context, message id or position.
 pub fn reads(consumption: &Consumption, item: &DueItem) -> bool {
     let same_topic = consumption.topic.as_deref() == Some(item.topic.as_str());
-    consumption.sources.contains(&item.send_span_id)
+    consumption
+        .sources
+        .iter()
+        .any(|(_, source)| *source == item.send_span_id)
         || (same_topic
             && item.message_id.is_some()
             && consumption.message_id.as_deref() == item.message_id.as_deref())

@@ -234,7 +234,11 @@ fn sends_wait_for_the_expected_groups_their_consumptions_take_off() {
         1,
         "the consumption of a send outside the chunk is handed back"
     );
-    assert_eq!(outcome.consumptions[0].sources, [SpanId([0x40; 8])]);
+    assert_eq!(
+        outcome.consumptions[0].sources,
+        [(TraceId([4; 16]), SpanId([0x40; 8]))],
+        "its parent, in its own trace"
+    );
     assert_eq!(
         names(&outcome, &settings),
         ["lost", "errors"],

@@ -383,7 +383,7 @@ impl FlowRuleService {
         if consumptions.is_empty() {
             return Ok(());
         }
-        let sends: Vec<SpanId> = consumptions
+        let sends: Vec<(TraceId, SpanId)> = consumptions
             .iter()
             .flat_map(|c| c.sources.iter().copied())
             .collect();
@@ -409,7 +409,7 @@ impl FlowRuleService {
             if !matched {
                 write.seen.push(causeway_storage::SeenMark {
                     consumer_group: consumption.group.map(String::from),
-                    source_span_id: consumption.sources.first().copied(),
+                    source_span_id: consumption.sources.first().map(|(_, span)| *span),
                     topic: consumption.topic.map(String::from),
                     message_id: consumption.message_id.map(String::from),
                     partition: consumption.partition,
@@ -418,7 +418,7 @@ impl FlowRuleService {
                 // Every source is remembered, so a link finds its send as a parent does.
                 let mark = write.seen.last().cloned();
                 if let Some(mark) = mark {
-                    for source in consumption.sources.iter().skip(1) {
+                    for (_, source) in consumption.sources.iter().skip(1) {
                         write.seen.push(causeway_storage::SeenMark {
                             source_span_id: Some(*source),
                             ..mark.clone()
@@ -432,7 +432,7 @@ impl FlowRuleService {
                 continue;
             }
             if item.groups.is_empty() {
-                write.due_deletes.push((item.send_span_id, item.rule));
+                write.due_deletes.push(item.key());
             } else {
                 write.due_upserts.push(item);
             }
@@ -520,7 +520,7 @@ impl FlowRuleService {
                     }
                 }
                 if item.groups.is_empty() {
-                    write.due_deletes.push((item.send_span_id, item.rule));
+                    write.due_deletes.push(item.key());
                     continue;
                 }
                 item.overdue = true;
@@ -572,7 +572,7 @@ impl FlowRuleService {
                 self.overdue_delta(&item, group, -1, now_ns);
             }
             if forget || item.groups.is_empty() {
-                write.due_deletes.push((item.send_span_id, item.rule));
+                write.due_deletes.push(item.key());
             } else if !gone.is_empty() {
                 write.due_upserts.push(item);
             }

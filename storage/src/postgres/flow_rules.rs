@@ -267,10 +267,12 @@ impl PgFlowRules {
         rows.iter().map(rule_span).collect()
     }
 
-    /// The due items of these sends, under any rule.
+    /// The due items of these sends, under any rule, by span id alone: PostgreSQL keys them
+    /// by it (keying them by the send's start first, as SQLite does, measured no faster
+    /// here; docs/DECISIONS.md).
     pub(crate) async fn due_of_sends(
         &self,
-        sends: Vec<SpanId>,
+        sends: Vec<(TraceId, SpanId)>,
     ) -> Result<Vec<DueItem>, StorageError> {
         if sends.is_empty() {
             return Ok(Vec::new());
@@ -278,7 +280,7 @@ impl PgFlowRules {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {DUE_COLUMNS} FROM flow_due WHERE send_span_id = ANY($1::bytea[])"
         )))
-        .bind(sends.iter().map(|s| s.0.to_vec()).collect::<Vec<_>>())
+        .bind(sends.iter().map(|(_, s)| s.0.to_vec()).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(due_item).collect()
@@ -430,13 +432,13 @@ impl PgFlowRules {
             .bind(
                 pass.due_deletes
                     .iter()
-                    .map(|(s, _)| s.0.to_vec())
+                    .map(|key| key.send_span_id.0.to_vec())
                     .collect::<Vec<_>>(),
             )
             .bind(
                 pass.due_deletes
                     .iter()
-                    .map(|(_, r)| r.as_str())
+                    .map(|key| key.rule.as_str())
                     .collect::<Vec<_>>(),
             )
             .execute(&mut *transaction)

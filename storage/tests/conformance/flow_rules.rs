@@ -174,7 +174,16 @@ pub(crate) async fn due_items_are_read_by_send_and_by_due_time_and_written_atomi
         .await
         .unwrap();
     assert_eq!(rules.cursor().await.unwrap(), Some(42));
-    let by_send = rules.due_of_sends(vec![ids(1).1]).await.unwrap();
+    // A consumption's sources name the send's trace and span; its stored span (started at
+    // the item's `sent_ns`) is there, as it is for every item a pass made.
+    let (trace, send) = ids(1);
+    let send_span = span(trace, send)
+        .times(290, 400)
+        .send("orders")
+        .message_id("m1")
+        .build();
+    write(&case.store, &[send_span]).await;
+    let by_send = rules.due_of_sends(vec![ids(1)]).await.unwrap();
     assert_eq!(by_send, [due(1, "late", 300, &["billing", "audit"])]);
     let due_now: Vec<i64> = rules
         .due_by(250, 10)
@@ -191,7 +200,7 @@ pub(crate) async fn due_items_are_read_by_send_and_by_due_time_and_written_atomi
     rules
         .write(FlowPassWrite {
             due_upserts: vec![late.clone()],
-            due_deletes: vec![(ids(3).1, "late".into())],
+            due_deletes: vec![due(3, "late", 200, &[]).key()],
             ..FlowPassWrite::default()
         })
         .await
@@ -241,9 +250,7 @@ pub(crate) async fn a_large_write_is_stored_whole(case: Case) {
     rules
         .write(FlowPassWrite {
             cursor: Some(77),
-            due_deletes: (0..50)
-                .map(|n| (item(n).send_span_id, "late".to_owned()))
-                .collect(),
+            due_deletes: (0..50).map(|n| item(n).key()).collect(),
             due_upserts: upserts,
             seen,
             ..FlowPassWrite::default()
