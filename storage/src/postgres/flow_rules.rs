@@ -154,26 +154,49 @@ impl PgFlowRules {
 
     /// The ranges of transaction ids a pass reads after `after`: the finished transactions
     /// that wrote spans, whole, about `chunk_rows` spans a range and `max_rows` in all.
+    ///
+    /// The transactions and their span counts come from `span_writes` (migration 4). Spans
+    /// an older build wrote have no row there: inside a range they are read with the rest
+    /// (a range is an interval of ids), and when no finished write has a row, the new spans
+    /// are counted instead.
     pub(crate) async fn pass_ranges(
         &self,
         after: i64,
         chunk_rows: usize,
         max_rows: usize,
     ) -> Result<Vec<(i64, i64)>, StorageError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT ingest_xid::text::bigint, count(*) FROM spans \
-             WHERE ingest_xid > $1::text::xid8 AND ingest_xid < {FINISHED_BELOW} \
-             GROUP BY ingest_xid ORDER BY ingest_xid LIMIT $2"
-        )))
-        .bind(after.to_string())
-        .bind(limit_of(max_rows))
-        .fetch_all(&self.pool)
-        .await?;
-        let counts = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        let recorded = format!(
+            "SELECT xid::text::bigint, spans FROM span_writes \
+             WHERE xid > $1::text::xid8 AND xid < {FINISHED_BELOW} ORDER BY xid LIMIT $2"
+        );
+        let mut counts = self.write_counts(after, max_rows, recorded).await?;
+        if counts.is_empty() {
+            let counted = format!(
+                "SELECT ingest_xid::text::bigint, count(*) FROM spans \
+                 WHERE ingest_xid > $1::text::xid8 AND ingest_xid < {FINISHED_BELOW} \
+                 GROUP BY ingest_xid ORDER BY ingest_xid LIMIT $2"
+            );
+            counts = self.write_counts(after, max_rows, counted).await?;
+        }
         Ok(transaction_ranges(after, &counts, chunk_rows, max_rows))
+    }
+
+    /// The finished transactions after `after` (`$1`) and their span counts, oldest
+    /// first, at most `max_rows` (`$2`) of them, as `query` finds them.
+    async fn write_counts(
+        &self,
+        after: i64,
+        max_rows: usize,
+        query: String,
+    ) -> Result<Vec<(i64, i64)>, StorageError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(after.to_string())
+            .bind(limit_of(max_rows))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
+            .collect()
     }
 
     /// The spans written by transactions `after + 1 ..= through`, by transaction, then in
@@ -577,8 +600,16 @@ impl PgFlowRules {
             .bind(cursor)
             .execute(&mut *transaction)
             .await?;
+            sqlx::query("DELETE FROM span_writes WHERE xid <= $1::text::xid8")
+                .bind(cursor.to_string())
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "flow_rules_tests.rs"]
+mod tests;

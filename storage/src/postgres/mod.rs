@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation moves",
         include_str!("../../migrations/postgres/0003_correlation_moves.sql"),
     ),
+    (
+        4,
+        "span writes",
+        include_str!("../../migrations/postgres/0004_span_writes.sql"),
+    ),
 ];
 
 /// The newest PostgreSQL migration this build knows.

@@ -100,7 +100,10 @@ const SUMMARY_UPSERT: &str = "WITH correlation AS (\
     first_start_ns = least(flow_roots.first_start_ns, excluded.first_start_ns), \
     last_end_ns = greatest(flow_roots.last_end_ns, excluded.last_end_ns), \
     has_error = flow_roots.has_error OR excluded.has_error, \
-    last_seen_ns = excluded.last_seen_ns) \
+    last_seen_ns = excluded.last_seen_ns), \
+    counted AS (\
+    INSERT INTO span_writes (spans) VALUES ($14) \
+    ON CONFLICT (xid) DO UPDATE SET spans = span_writes.spans + excluded.spans) \
     INSERT INTO topology (destination, consumer_group, first_seen_ns, last_seen_ns) \
     SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[]) \
     ON CONFLICT (destination, consumer_group) DO UPDATE SET \
@@ -375,6 +378,7 @@ async fn write_summaries(
         .bind(firsts)
         .bind(lasts)
         .bind(ingested_ns)
+        .bind(i64::try_from(merged.spans.len()).unwrap_or(i64::MAX))
         .execute(&mut **transaction)
         .await?;
     Ok(())
