@@ -5,7 +5,10 @@
 //!
 //! `cargo bench -p causeway-collector --bench flow_rules -- [spans] [rounds]`; with
 //! `CAUSEWAY_BENCH_PG=postgres://…` the same on a PostgreSQL store (a schema of its own in
-//! that database, dropped afterwards).
+//! that database, dropped afterwards). With `CAUSEWAY_BENCH_SENDS_FIRST=1` each export of
+//! 10,000 spans is written as two, its sends and then the rest, as when producers and
+//! consumers export apart: most consumptions then fall in a later range than their send,
+//! and find its due item in the store instead of in their own range.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 /// The allocator the `causeway` binary runs the collector with. The binary also hands it
@@ -19,7 +22,9 @@ use causeway_collector::flow_rules::config::RawFlowRule;
 use causeway_collector::flow_rules::service::{CHUNK_SPANS, FlowRuleService, MAX_PASS_ROWS};
 use causeway_collector::flows_config::FlowsConfig;
 use causeway_storage::testsuite::{PgTestSchema, span};
-use causeway_storage::{Database, EncodedSpans, SpanId, SpanRecord, Store, TraceId, now_ns};
+use causeway_storage::{
+    Database, EncodedSpans, SpanId, SpanKind, SpanRecord, Store, TraceId, now_ns,
+};
 
 /// Spans per order: the order sent, billing and inventory processing it, billing's payment
 /// sent, shipping processing it.
@@ -118,12 +123,27 @@ async fn write_orders(store: &Store, first: u64, spans: u64, start_ns: i64) -> u
             next += 1;
         }
         written += batch.len() as u64;
-        store
-            .write_spans(vec![EncodedSpans::encode(&batch)])
-            .await
-            .unwrap();
+        let exports: Vec<Vec<SpanRecord>> = if sends_first() {
+            let (sends, rest) = batch
+                .into_iter()
+                .partition(|s| s.kind == SpanKind::Producer);
+            vec![sends, rest]
+        } else {
+            vec![batch]
+        };
+        for export in exports {
+            store
+                .write_spans(vec![EncodedSpans::encode(&export)])
+                .await
+                .unwrap();
+        }
     }
     next
+}
+
+/// Whether an export's sends are written before the rest of it, apart.
+fn sends_first() -> bool {
+    std::env::var_os("CAUSEWAY_BENCH_SENDS_FIRST").is_some_and(|v| v == "1")
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -19,6 +19,7 @@ use crate::flow_rules::evaluate::{
     ChunkContext, Consumption, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
     missing_parents, needing_links, reads, take_groups,
 };
+use crate::flow_rules::stored_items::StoredItems;
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
 
@@ -388,10 +389,12 @@ impl FlowRuleService {
             .flat_map(|c| c.sources.iter().copied())
             .collect();
         let mut items = self.rules_store.due_of_sends(sends).await?;
+        let index = StoredItems::of(&items);
         let mut touched = vec![false; items.len()];
         for consumption in consumptions {
             let mut matched = false;
-            for (at, item) in items.iter_mut().enumerate() {
+            for at in index.candidates(&consumption) {
+                let item = &mut items[at];
                 if !reads(&consumption, item) {
                     continue;
                 }
