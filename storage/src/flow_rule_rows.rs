@@ -119,6 +119,19 @@ pub struct DueKey {
     pub rule: String,
 }
 
+/// A send whose due items a consumption looks for: its trace and span, and its start when
+/// the caller knows it (SQLite stores the items by it; otherwise it is read from the send's
+/// stored span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRef {
+    /// The send's trace.
+    pub trace_id: TraceId,
+    /// The send span.
+    pub span_id: SpanId,
+    /// The send's start, in nanoseconds since the Unix epoch, if known.
+    pub sent_ns: Option<i64>,
+}
+
 /// A consumption evaluated before its send was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenMark {

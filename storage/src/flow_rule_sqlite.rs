@@ -24,7 +24,7 @@ use crate::flow_rule_rows::{
     DUE_COLUMNS, MAX_PRESIZED_CHUNK, corrupt, due_item, json, map_of, rule_span, rule_span_columns,
     span_at, trace_at,
 };
-use crate::flow_rule_rows::{DueItem, FlowPassWrite, RuleSpan, SubjectRow};
+use crate::flow_rule_rows::{DueItem, FlowPassWrite, RuleSpan, SendRef, SubjectRow};
 use crate::ids::{SpanId, TraceId};
 use crate::segments::LIVE_SEGMENTS;
 use crate::store::SqliteStore as Store;
@@ -192,22 +192,36 @@ impl SqliteFlowRules {
     }
 
     /// The due items of these sends, under any rule. Items are keyed by their send's start
-    /// first (migration 0009), so each send's start is read from its stored span: a send
-    /// no longer stored has no item found (its consumption is then remembered instead).
+    /// first (migration 0009): a send whose start the caller does not know has it read from
+    /// its stored span, and a send no longer stored then has no item found (its consumption
+    /// is remembered instead).
     pub(crate) async fn due_of_sends(
         &self,
-        sends: Vec<(TraceId, SpanId)>,
+        sends: Vec<SendRef>,
     ) -> Result<Vec<DueItem>, StorageError> {
         self.with(move |connection| {
-            let sql = format!(
+            let by_key = format!(
+                "SELECT {DUE_COLUMNS} FROM flow_due WHERE sent_ns = ?1 AND send_span_id = ?2"
+            );
+            let by_span = format!(
                 "SELECT {DUE_COLUMNS} FROM flow_due WHERE send_span_id = ?2 AND sent_ns IN \
                  (SELECT start_ns FROM spans WHERE segment IN ({LIVE_SEGMENTS}) \
                  AND trace_id = ?1 AND span_id = ?2)"
             );
-            let mut statement = connection.prepare_cached(&sql)?;
             let mut found = Vec::new();
-            for (trace, send) in sends {
-                let rows = statement.query_map(params![&trace.0[..], &send.0[..]], due_item)?;
+            for send in sends {
+                let span = &send.span_id.0[..];
+                let mut statement;
+                let rows = match send.sent_ns {
+                    Some(sent_ns) => {
+                        statement = connection.prepare_cached(&by_key)?;
+                        statement.query_map(params![sent_ns, span], due_item)?
+                    }
+                    None => {
+                        statement = connection.prepare_cached(&by_span)?;
+                        statement.query_map(params![&send.trace_id.0[..], span], due_item)?
+                    }
+                };
                 for row in rows {
                     found.push(row?);
                 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use crate::alert_query::AlertRow;
 use crate::error::StorageError;
-pub use crate::flow_rule_rows::{DueItem, DueKey, FlowPassWrite, RuleSpan, SeenMark, SubjectRow};
+pub use crate::flow_rule_rows::{
+    DueItem, DueKey, FlowPassWrite, RuleSpan, SeenMark, SendRef, SubjectRow,
+};
 use crate::flow_rule_sqlite::SqliteFlowRules;
 use crate::ids::{SpanId, TraceId};
 use crate::postgres::PgFlowRules;
@@ -100,11 +102,8 @@ impl FlowRuleStore {
         on_backend!(self, rules => rules.spans_by_id(ids))
     }
 
-    /// The due items of these sends (by trace and span id), under any rule.
-    pub async fn due_of_sends(
-        &self,
-        sends: Vec<(TraceId, SpanId)>,
-    ) -> Result<Vec<DueItem>, StorageError> {
+    /// The due items of these sends, under any rule.
+    pub async fn due_of_sends(&self, sends: Vec<SendRef>) -> Result<Vec<DueItem>, StorageError> {
         on_backend!(self, rules => rules.due_of_sends(sends))
     }
 

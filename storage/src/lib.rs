@@ -54,7 +54,7 @@ pub use demo_mark::{DEMO_APPLICATION_ID, DatabaseOwner, database_owner};
 pub use error::StorageError;
 pub use flow_query::{CorrelationQuery, CorrelationRow, MAX_FLOW_CORRELATIONS};
 pub use flow_rule_store::{
-    DueItem, DueKey, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SubjectRow,
+    DueItem, DueKey, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SendRef, SubjectRow,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use lag_group_query::LagGroupTopic;

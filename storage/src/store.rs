@@ -484,7 +484,11 @@ mod tests {
             .await?;
         let rules = store.flow_rules()?;
         let found = rules
-            .due_of_sends(vec![(TraceId([1; 16]), SpanId([2; 8]))])
+            .due_of_sends(vec![crate::SendRef {
+                trace_id: TraceId([1; 16]),
+                span_id: SpanId([2; 8]),
+                sent_ns: None,
+            }])
             .await?;
         assert_eq!(found.len(), 1, "found through its send's stored start");
         assert_eq!(

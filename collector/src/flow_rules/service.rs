@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use causeway_conventions::alert::label;
 use causeway_storage::{
-    DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SpanId, StorageError, Store, TraceId, now_ns,
+    DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SendRef, SpanId, StorageError, Store, TraceId,
+    now_ns,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,6 +20,7 @@ use crate::flow_rules::evaluate::{
     ChunkContext, Consumption, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
     missing_parents, needing_links, reads, take_groups,
 };
+use crate::flow_rules::recent_sends::{RECENT_SENDS, RecentSends};
 use crate::flow_rules::stored_items::StoredItems;
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
@@ -82,6 +84,7 @@ pub struct FlowRuleService {
     subjects: Subjects,
     cursor: i64,
     orphans: Vec<Orphan>,
+    recent_sends: RecentSends,
 }
 
 impl FlowRuleService {
@@ -104,6 +107,7 @@ impl FlowRuleService {
             subjects: Subjects::new(),
             cursor: 0,
             orphans: Vec::new(),
+            recent_sends: RecentSends::new(RECENT_SENDS),
         };
         // A store no pass ever ran on starts at its newest span.
         service.cursor = service.rules_store.newest_position().await?;
@@ -355,6 +359,9 @@ impl FlowRuleService {
             let give_up_ns = span.ingested_ns.saturating_add(EXPORT_GRACE_NS);
             self.orphans.push(Orphan { span, give_up_ns });
         }
+        for item in &outcome.due {
+            self.recent_sends.remember(item.send_span_id, item.sent_ns);
+        }
         let mut write = FlowPassWrite {
             cursor: spans.last().map(|s| s.rowid),
             due_upserts: outcome.due,
@@ -384,9 +391,14 @@ impl FlowRuleService {
         if consumptions.is_empty() {
             return Ok(());
         }
-        let sends: Vec<(TraceId, SpanId)> = consumptions
+        let sends: Vec<SendRef> = consumptions
             .iter()
-            .flat_map(|c| c.sources.iter().copied())
+            .flat_map(|c| c.sources.iter())
+            .map(|&(trace_id, span_id)| SendRef {
+                trace_id,
+                span_id,
+                sent_ns: self.recent_sends.start_of(span_id),
+            })
             .collect();
         let mut items = self.rules_store.due_of_sends(sends).await?;
         let index = StoredItems::of(&items);

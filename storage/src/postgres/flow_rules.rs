@@ -17,7 +17,7 @@ use causeway_conventions::messaging::Operation;
 use crate::alert_query::{AlertRow, to_json};
 use crate::error::StorageError;
 use crate::flow_rule_ranges::transaction_ranges;
-use crate::flow_rule_rows::{DUE_COLUMNS, DueItem, FlowPassWrite, RuleSpan, SubjectRow};
+use crate::flow_rule_rows::{DUE_COLUMNS, DueItem, FlowPassWrite, RuleSpan, SendRef, SubjectRow};
 use crate::ids::{SpanId, TraceId};
 use crate::postgres::PgStore;
 use crate::postgres::lag::upsert_alert;
@@ -295,7 +295,7 @@ impl PgFlowRules {
     /// here; docs/DECISIONS.md).
     pub(crate) async fn due_of_sends(
         &self,
-        sends: Vec<(TraceId, SpanId)>,
+        sends: Vec<SendRef>,
     ) -> Result<Vec<DueItem>, StorageError> {
         if sends.is_empty() {
             return Ok(Vec::new());
@@ -303,7 +303,12 @@ impl PgFlowRules {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {DUE_COLUMNS} FROM flow_due WHERE send_span_id = ANY($1::bytea[])"
         )))
-        .bind(sends.iter().map(|(_, s)| s.0.to_vec()).collect::<Vec<_>>())
+        .bind(
+            sends
+                .iter()
+                .map(|s| s.span_id.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(due_item).collect()

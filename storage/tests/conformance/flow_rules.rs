@@ -8,7 +8,7 @@ use causeway_conventions::attribute;
 use causeway_conventions::messaging::Operation;
 use causeway_storage::testsuite::span;
 use causeway_storage::{
-    AlertRow, DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SpanId, SpanKind,
+    AlertRow, DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SeenMark, SendRef, SpanId, SpanKind,
     SpanRecord, StatusCode, StorageError, Store, SubjectRow, TraceId, now_ns,
 };
 
@@ -183,8 +183,19 @@ pub(crate) async fn due_items_are_read_by_send_and_by_due_time_and_written_atomi
         .message_id("m1")
         .build();
     write(&case.store, &[send_span]).await;
-    let by_send = rules.due_of_sends(vec![ids(1)]).await.unwrap();
+    let unknown_start = SendRef {
+        trace_id: trace,
+        span_id: send,
+        sent_ns: None,
+    };
+    let by_send = rules.due_of_sends(vec![unknown_start]).await.unwrap();
     assert_eq!(by_send, [due(1, "late", 300, &["billing", "audit"])]);
+    let known_start = SendRef {
+        sent_ns: Some(290),
+        ..unknown_start
+    };
+    let by_key = rules.due_of_sends(vec![known_start]).await.unwrap();
+    assert_eq!(by_key, by_send, "the same item, by its key");
     let due_now: Vec<i64> = rules
         .due_by(250, 10)
         .await
