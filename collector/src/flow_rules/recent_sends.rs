@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use causeway_storage::SpanId;
 
-type FastMap<K, V> = foldhash::HashMap<K, V>;
+use crate::flow_rules::evaluate::FastMap;
 
 /// Sends held at most (about 3 MiB): at 2,000 new due items a second, almost two minutes.
 pub const RECENT_SENDS: usize = 100_000;

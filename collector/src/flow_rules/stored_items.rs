@@ -4,9 +4,7 @@
 
 use causeway_storage::{DueItem, SpanId};
 
-use crate::flow_rules::evaluate::Consumption;
-
-type FastMap<K, V> = foldhash::HashMap<K, V>;
+use crate::flow_rules::evaluate::{Consumption, FastMap};
 
 /// Where each item of a slice is, by send span, by topic and message id, and by topic and
 /// position (owned keys: the items are changed while the index is used).

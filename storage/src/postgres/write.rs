@@ -101,9 +101,7 @@ const SUMMARY_UPSERT: &str = "WITH correlation AS (\
     last_end_ns = greatest(flow_roots.last_end_ns, excluded.last_end_ns), \
     has_error = flow_roots.has_error OR excluded.has_error, \
     last_seen_ns = excluded.last_seen_ns), \
-    counted AS (\
-    INSERT INTO span_writes (spans) VALUES ($14) \
-    ON CONFLICT (xid) DO UPDATE SET spans = span_writes.spans + excluded.spans) \
+    counted AS (INSERT INTO span_writes (spans) VALUES ($14)) \
     INSERT INTO topology (destination, consumer_group, first_seen_ns, last_seen_ns) \
     SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[]) \
     ON CONFLICT (destination, consumer_group) DO UPDATE SET \
