@@ -115,8 +115,12 @@ pub struct ChunkContext<'a> {
 }
 
 /// The consumer spans of `spans` whose links are worth reading: those whose parent is not
-/// a send of the same chunk (the parent alone does not tie them to their message).
-pub fn needing_links(spans: &[RuleSpan]) -> Vec<(i64, TraceId, SpanId)> {
+/// a send of the same chunk, nor one `earlier_send` knows from an earlier chunk (the parent
+/// alone does not tie them to their message).
+pub fn needing_links(
+    spans: &[RuleSpan],
+    earlier_send: impl Fn(SpanId) -> bool,
+) -> Vec<(i64, TraceId, SpanId)> {
     let sends: FastSet<(TraceId, SpanId)> = spans
         .iter()
         .filter(|s| role(s) == Role::Send)
@@ -126,8 +130,9 @@ pub fn needing_links(spans: &[RuleSpan]) -> Vec<(i64, TraceId, SpanId)> {
         .iter()
         .filter(|s| matches!(role(s), Role::Process | Role::Receive))
         .filter(|s| {
-            s.parent_span_id
-                .is_none_or(|parent| !sends.contains(&(s.trace_id, parent)))
+            s.parent_span_id.is_none_or(|parent| {
+                !sends.contains(&(s.trace_id, parent)) && !earlier_send(parent)
+            })
         })
         .map(|s| (s.segment, s.trace_id, s.span_id))
         .collect()

@@ -297,3 +297,43 @@ fn errors_compensations_and_lost_contexts_match_their_filters() {
         "shipping-service"
     );
 }
+
+/// A consumer's links are read unless its parent is a send: of the chunk, or one an
+/// earlier chunk of the pass evaluated.
+#[test]
+fn links_are_read_for_consumers_whose_parent_is_no_known_send() {
+    let t = TraceId([7; 16]);
+    let here = span(t, SpanId([1; 8])).send("orders").times(S, S).build();
+    let consumer = |n: u8, parent: u8| {
+        span(t, SpanId([n; 8]))
+            .process("orders", "billing")
+            .parent(SpanId([parent; 8]))
+            .times(2 * S, 2 * S)
+            .build()
+    };
+    let spans = rows(&[
+        here,
+        consumer(11, 1),
+        consumer(12, 2),
+        consumer(13, 3),
+        span(t, SpanId([14; 8]))
+            .process("orders", "billing")
+            .times(2 * S, 2 * S)
+            .build(),
+    ]);
+    let earlier = |parent: SpanId| parent == SpanId([2; 8]);
+    let needing: Vec<SpanId> = needing_links(&spans, earlier)
+        .into_iter()
+        .map(|(_, _, span)| span)
+        .collect();
+    assert_eq!(
+        needing,
+        [SpanId([13; 8]), SpanId([14; 8])],
+        "the parent unknown, or none"
+    );
+    let none_earlier: Vec<SpanId> = needing_links(&spans, |_| false)
+        .into_iter()
+        .map(|(_, _, span)| span)
+        .collect();
+    assert_eq!(none_earlier.len(), 3);
+}

@@ -20,8 +20,9 @@ use crate::flow_rules::evaluate::{
     ChunkContext, Consumption, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
     missing_parents, needing_links, reads, take_groups,
 };
+use crate::flow_rules::held_items::{HELD_ITEMS, HeldItems};
+use crate::flow_rules::item_index::ItemIndex;
 use crate::flow_rules::recent_sends::{RECENT_SENDS, RecentSends};
-use crate::flow_rules::stored_items::StoredItems;
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
 
@@ -192,7 +193,10 @@ impl FlowRuleService {
                     current = true;
                 }
                 if let Err(error) = self.pass(now_ns()).await {
-                    tracing::warn!(%error, "flow rule pass failed");
+                    // What the pass counted and held since its cursor was last written is
+                    // read back from the store, and those spans are evaluated again.
+                    tracing::warn!(%error, "flow rule pass failed: its state is read back next interval");
+                    current = false;
                 }
             }
             self.finish_deliveries().await;
@@ -228,6 +232,8 @@ impl FlowRuleService {
             .into_iter();
         let mut reading: VecDeque<JoinHandle<Result<Vec<RuleSpan>, StorageError>>> =
             VecDeque::new();
+        let mut held = HeldItems::default();
+        let mut evaluated = self.cursor;
         loop {
             while reading.len() < READ_AHEAD
                 && let Some((after, through)) = ranges.next()
@@ -244,8 +250,17 @@ impl FlowRuleService {
                 continue;
             };
             report.spans += spans.len();
-            report.matches += self.chunk(&spans, &expected, now_ns).await?;
-            self.cursor = last;
+            report.matches += self.chunk(&spans, &expected, now_ns, &mut held).await?;
+            evaluated = last;
+        }
+        if !held.is_empty() {
+            let mut write = FlowPassWrite {
+                cursor: Some(evaluated),
+                ..FlowPassWrite::default()
+            };
+            self.release(&mut held, &mut write);
+            self.rules_store.write(write).await?;
+            self.cursor = evaluated;
         }
         report.matches += self.orphans(now_ns).await?;
         if wants_due {
@@ -318,15 +333,16 @@ impl FlowRuleService {
         Ok(expected)
     }
 
-    /// Evaluates one chunk and writes what it changed with the cursor past it; returns the
-    /// matches counted.
+    /// Evaluates one chunk: holds its new due items, and writes what it changed in the
+    /// store, with the cursor past it once nothing is held; returns the matches counted.
     async fn chunk(
         &mut self,
         spans: &[RuleSpan],
         expected: &Expected,
         now_ns: i64,
+        held: &mut HeldItems,
     ) -> Result<usize, FlowRuleServiceError> {
-        let needing = needing_links(spans);
+        let needing = needing_links(spans, |parent| held.has_send(parent));
         let links = if needing.is_empty() {
             HashMap::new()
         } else {
@@ -359,18 +375,33 @@ impl FlowRuleService {
             let give_up_ns = span.ingested_ns.saturating_add(EXPORT_GRACE_NS);
             self.orphans.push(Orphan { span, give_up_ns });
         }
-        for item in &outcome.due {
+        held.hold(outcome.due);
+        let mut write = FlowPassWrite::default();
+        self.consume_stored(outcome.consumptions, held, &mut write, now_ns)
+            .await?;
+        if held.len() > HELD_ITEMS {
+            self.release(held, &mut write);
+        }
+        if held.is_empty() {
+            write.cursor = spans.last().map(|s| s.rowid);
+        }
+        let cursor = write.cursor;
+        if write != FlowPassWrite::default() {
+            self.rules_store.write(write).await?;
+        }
+        if let Some(cursor) = cursor {
+            self.cursor = cursor;
+        }
+        Ok(matches)
+    }
+
+    /// Moves every held item into `write`, remembering its send's start.
+    fn release(&mut self, held: &mut HeldItems, write: &mut FlowPassWrite) {
+        let items = held.take();
+        for item in &items {
             self.recent_sends.remember(item.send_span_id, item.sent_ns);
         }
-        let mut write = FlowPassWrite {
-            cursor: spans.last().map(|s| s.rowid),
-            due_upserts: outcome.due,
-            ..FlowPassWrite::default()
-        };
-        self.consume_stored(outcome.consumptions, &mut write, now_ns)
-            .await?;
-        self.rules_store.write(write).await?;
-        Ok(matches)
+        write.due_upserts.extend(items);
     }
 
     fn count(&mut self, occurrences: &[Occurrence], now_ns: i64) {
@@ -380,11 +411,13 @@ impl FlowRuleService {
         }
     }
 
-    /// Applies consumptions the chunk's own sends did not explain to the stored due items
-    /// of the sends they point at; the rest are remembered for when their send falls due.
+    /// Applies consumptions the chunk's own sends did not explain to the held due items
+    /// and to the stored ones of the sends they point at; the rest are remembered for
+    /// when their send falls due.
     async fn consume_stored(
         &mut self,
         consumptions: Vec<Consumption>,
+        held: &mut HeldItems,
         write: &mut FlowPassWrite,
         now_ns: i64,
     ) -> Result<(), StorageError> {
@@ -394,17 +427,22 @@ impl FlowRuleService {
         let sends: Vec<SendRef> = consumptions
             .iter()
             .flat_map(|c| c.sources.iter())
+            .filter(|(_, span_id)| !held.has_send(*span_id))
             .map(|&(trace_id, span_id)| SendRef {
                 trace_id,
                 span_id,
                 sent_ns: self.recent_sends.start_of(span_id),
             })
             .collect();
-        let mut items = self.rules_store.due_of_sends(sends).await?;
-        let index = StoredItems::of(&items);
+        let mut items = if sends.is_empty() {
+            Vec::new()
+        } else {
+            self.rules_store.due_of_sends(sends).await?
+        };
+        let index = ItemIndex::of(&items);
         let mut touched = vec![false; items.len()];
         for consumption in consumptions {
-            let mut matched = false;
+            let mut matched = held.consume(&consumption);
             for at in index.candidates(&consumption) {
                 let item = &mut items[at];
                 if !reads(&consumption, item) {

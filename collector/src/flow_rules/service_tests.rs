@@ -56,7 +56,8 @@ async fn write(store: &Store, spans: &[SpanRecord]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let mut readable = 0;
-        for (after, through) in rules.pass_ranges(before, 1_000, 10_000).await.unwrap() {
+        let most = spans.len().max(10_000);
+        for (after, through) in rules.pass_ranges(before, 1_000, most).await.unwrap() {
             readable += rules.spans_in(after, through, false).await.unwrap().len();
         }
         if readable >= spans.len() {
@@ -295,4 +296,121 @@ async fn a_consumption_stored_before_its_send_and_one_found_by_message_id_count(
     let alerts = store.alerts(10).await.unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].annotations[annotation::FLOW_IDS], "ord-7");
+}
+
+/// Ids of order `n` of many: its trace, its send, and `group`'s processing of it.
+fn many_ids(n: u32, step: u8) -> (TraceId, SpanId) {
+    let mut trace = [0x5a; 16];
+    trace[..4].copy_from_slice(&n.to_be_bytes());
+    let mut id = [step; 8];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    (TraceId(trace), SpanId(id))
+}
+
+/// Orders `orders` sent at `at_ns` to `orders` (message ids `e{n}`).
+fn many_sends(orders: std::ops::Range<u32>, at_ns: i64) -> Vec<SpanRecord> {
+    orders
+        .map(|n| {
+            let (trace, id) = many_ids(n, 1);
+            span(trace, id)
+                .service("order-service")
+                .send("orders")
+                .correlation(format!("ord-{n}"))
+                .message_id(format!("e{n}"))
+                .times(at_ns, at_ns + 1_000)
+                .build()
+        })
+        .collect()
+}
+
+/// Billing processing `orders` (children of their sends) at `at_ns`.
+fn many_processed(orders: impl Iterator<Item = u32>, at_ns: i64) -> Vec<SpanRecord> {
+    orders
+        .map(|n| {
+            let (trace, send) = many_ids(n, 1);
+            let (_, id) = many_ids(n, 2);
+            span(trace, id)
+                .service("billing-service")
+                .process("orders", "billing")
+                .parent(send)
+                .correlation(format!("ord-{n}"))
+                .message_id(format!("e{n}"))
+                .times(at_ns, at_ns + 1_000)
+                .build()
+        })
+        .collect()
+}
+
+/// Producers and consumers export apart, so the consumptions fall in later ranges of the
+/// same pass than their sends: first 6,000 orders (their items held in memory until
+/// consumed), then 15,000 (on SQLite, three ranges of sends: more than a pass holds, so
+/// written, then consumed from the store).
+/// Either way, only the order billing never took is left waiting and falls due.
+async fn consumptions_in_later_ranges(store: &Store) {
+    let t0 = now_ns();
+    write(store, &[send(1, t0), process(1, "billing", t0)]).await;
+    let mut service = FlowRuleService::new(store.clone(), settings(RULES), Vec::new())
+        .await
+        .unwrap();
+    let rules_store = store.flow_rule_store().unwrap();
+
+    write(store, &many_sends(0..6_000, t0 + S)).await;
+    write(
+        store,
+        &many_processed((0..6_000).filter(|&n| n != 17), t0 + S),
+    )
+    .await;
+    let held = service.pass(t0 + 2 * S).await.unwrap();
+    assert_eq!(held.spans, 11_999);
+    let waiting = rules_store.due_by(i64::MAX, 100_000).await.unwrap();
+    let waiting: Vec<_> = waiting.iter().map(|i| i.correlation_id.clone()).collect();
+    assert_eq!(waiting, [Some("ord-17".to_owned())], "only order 17 waits");
+
+    let more = 10_000..10_000 + 15_000;
+    write(store, &many_sends(more.clone(), t0 + 3 * S)).await;
+    write(
+        store,
+        &many_processed(more.filter(|&n| n != 10_033), t0 + 3 * S),
+    )
+    .await;
+    let released = service.pass(t0 + 4 * S).await.unwrap();
+    assert_eq!(released.spans, 29_999);
+    let waiting = rules_store.due_by(i64::MAX, 100_000).await.unwrap();
+    let mut waiting: Vec<_> = waiting.iter().map(|i| i.correlation_id.clone()).collect();
+    waiting.sort();
+    assert_eq!(
+        waiting,
+        [Some("ord-10033".to_owned()), Some("ord-17".to_owned())]
+    );
+
+    let due = service.pass(t0 + 20 * S).await.unwrap();
+    assert_eq!(
+        (due.spans, due.overdue),
+        (0, 2),
+        "every span was passed once"
+    );
+    let alerts = store.alerts(10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    let mut flows: Vec<&str> = alerts[0].annotations[annotation::FLOW_IDS]
+        .split(",")
+        .collect();
+    flows.sort_unstable();
+    assert_eq!(flows, ["ord-10033", "ord-17"]);
+}
+
+#[tokio::test]
+async fn consumptions_in_later_ranges_of_a_pass_find_their_items_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("flows.db")).await.unwrap();
+    consumptions_in_later_ranges(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumptions_in_later_ranges_of_a_pass_find_their_items_on_postgres() {
+    let schema = causeway_storage::testsuite::PgTestSchema::create().await;
+    let database = causeway_storage::Database::parse(&schema.url).unwrap();
+    let store = Store::open(&database).await.unwrap();
+    consumptions_in_later_ranges(&store).await;
+    store.close().await;
+    schema.drop().await;
 }

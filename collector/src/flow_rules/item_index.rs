@@ -1,6 +1,7 @@
-//! The stored due items a chunk's consumptions were matched against, indexed by what a
-//! consumption may read them by (its sources, its message id, its position), so that each
-//! consumption is checked against its few candidates, not against every item loaded.
+//! Due items indexed by what a consumption may read them by (its sources, its message id,
+//! its position), so that each consumption is checked against its few candidates, not
+//! against every item: the stored items a chunk's consumptions were matched against, and
+//! the items a pass holds (`held_items`).
 
 use causeway_storage::{DueItem, SpanId};
 
@@ -9,28 +10,38 @@ use crate::flow_rules::evaluate::{Consumption, FastMap};
 /// Where each item of a slice is, by send span, by topic and message id, and by topic and
 /// position (owned keys: the items are changed while the index is used).
 #[derive(Debug, Default)]
-pub struct StoredItems {
+pub struct ItemIndex {
     by_send: FastMap<SpanId, Vec<usize>>,
     by_message: FastMap<(String, String), Vec<usize>>,
     by_position: FastMap<(String, Option<i64>, i64), Vec<usize>>,
 }
 
-impl StoredItems {
+impl ItemIndex {
     /// The index of `items`.
-    pub fn of(items: &[DueItem]) -> StoredItems {
-        let mut index = StoredItems::default();
+    pub fn of(items: &[DueItem]) -> ItemIndex {
+        let mut index = ItemIndex::default();
         for (at, item) in items.iter().enumerate() {
-            index.by_send.entry(item.send_span_id).or_default().push(at);
-            if let Some(message) = &item.message_id {
-                let key = (item.topic.clone(), message.clone());
-                index.by_message.entry(key).or_default().push(at);
-            }
-            if let Some(offset) = item.offset {
-                let key = (item.topic.clone(), item.partition, offset);
-                index.by_position.entry(key).or_default().push(at);
-            }
+            index.add(at, item);
         }
         index
+    }
+
+    /// Adds `item`, found at position `at` (after every position added before).
+    pub fn add(&mut self, at: usize, item: &DueItem) {
+        self.by_send.entry(item.send_span_id).or_default().push(at);
+        if let Some(message) = &item.message_id {
+            let key = (item.topic.clone(), message.clone());
+            self.by_message.entry(key).or_default().push(at);
+        }
+        if let Some(offset) = item.offset {
+            let key = (item.topic.clone(), item.partition, offset);
+            self.by_position.entry(key).or_default().push(at);
+        }
+    }
+
+    /// Whether an item of send `span` was added.
+    pub fn has_send(&self, span: SpanId) -> bool {
+        self.by_send.contains_key(&span)
     }
 
     /// The positions of the items `consumption` may read, ascending, each once: every item
@@ -57,13 +68,19 @@ impl StoredItems {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use causeway_storage::TraceId;
 
     use super::*;
     use crate::flow_rules::evaluate::reads;
 
-    fn item(n: u8, topic: &str, message: Option<&str>, position: Option<(i64, i64)>) -> DueItem {
+    /// The item of send `n` (trace `n` too) to `topic`, waiting for billing.
+    pub(crate) fn item(
+        n: u8,
+        topic: &str,
+        message: Option<&str>,
+        position: Option<(i64, i64)>,
+    ) -> DueItem {
         DueItem {
             send_span_id: SpanId([n; 8]),
             rule: "late".into(),
@@ -120,7 +137,7 @@ mod tests {
             consumption(&[2, 3], Some("orders"), Some("m2"), Some((Some(0), 7))),
             consumption(&[9], Some("shipping"), Some("m1"), Some((Some(0), 7))),
         ];
-        let index = StoredItems::of(&items);
+        let index = ItemIndex::of(&items);
         for consumption in &consumptions {
             let candidates = index.candidates(consumption);
             let read: Vec<usize> = (0..items.len())
