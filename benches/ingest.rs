@@ -369,21 +369,26 @@ struct PostgresRates {
     copy: Phase,
 }
 
-/// One phase's rate, and what it cost the server.
+/// One phase's rate, what it cost the server, and how busy it kept the machine.
 #[derive(Clone, Copy)]
 pub struct Phase {
     /// Spans (or span rows) per second.
     pub rate: f64,
     /// The PostgreSQL server's CPU time per span, in microseconds.
     pub server_us: f64,
+    /// The share of all the machine's CPU time that was busy, 0 to 1 (`None`: not
+    /// measured; the raw `COPY` phase builds its rows between timed transactions).
+    pub machine_busy: Option<f64>,
 }
 
 impl Phase {
-    /// The phase's figures: its `rate`, and `server` CPU time spent on its `spans`.
-    pub fn of(rate: f64, spans: u64, server: Duration) -> Phase {
+    /// The phase's figures: its `rate`, `server` CPU time spent on its `spans`, and the
+    /// machine's busy share.
+    pub fn of(rate: f64, spans: u64, server: Duration, machine_busy: Option<f64>) -> Phase {
         Phase {
             rate,
             server_us: server.as_secs_f64() * 1e6 / spans.max(1) as f64,
+            machine_busy,
         }
     }
 }
@@ -414,6 +419,16 @@ impl PostgresRates {
              raw COPY {:.1} us",
             self.one.server_us, self.two.server_us, self.copy.server_us
         );
+        // A second collector can only add what the first left of the machine's CPUs.
+        if let (Some(one), Some(two)) = (self.one.machine_busy, self.two.machine_busy) {
+            println!(
+                "machine CPU busy (all {} cores, the clients and the server included): one \
+                 collector {:.0}%, two collectors {:.0}%",
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                100.0 * one,
+                100.0 * two
+            );
+        }
     }
 }
 
@@ -435,9 +450,11 @@ async fn postgres_full_rate(url: &str, total_spans: u64, clients: u64, collector
         .map(|_| CollectorProcess::start(std::path::Path::new(&schema.url), &[]))
         .collect();
     let cpu = process_cpu::PostgresCpu::start();
+    let machine = process_cpu::MachineCpu::start();
     let rate = full_rate(&started.iter().collect::<Vec<_>>(), total_spans, clients).await;
     let server = cpu.used();
+    let busy = machine.busy();
     drop(started);
     schema.drop().await;
-    Phase::of(rate, total_spans, server)
+    Phase::of(rate, total_spans, server, Some(busy))
 }

@@ -1,5 +1,6 @@
 //! CPU time of PostgreSQL's processes, from `/proc`: what a phase cost the server, which the
-//! machine's other load does not change (its rate does).
+//! machine's other load does not change (its rate does); and how busy the whole machine
+//! was, which says whether a phase had any CPU left to use.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,5 +60,44 @@ impl PostgresCpu {
             .map(|(pid, now)| now.saturating_sub(self.before.get(&pid).copied().unwrap_or(0)))
             .sum();
         Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    }
+}
+
+/// Busy and total ticks of all the machine's CPUs together, from the `cpu` line of
+/// `/proc/stat` (idle and I/O wait count as not busy).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle, total))
+}
+
+/// The share of the machine's CPU time that was busy from [`MachineCpu::start`] on.
+pub struct MachineCpu {
+    before: Option<(u64, u64)>,
+}
+
+impl MachineCpu {
+    pub fn start() -> MachineCpu {
+        MachineCpu {
+            before: machine_ticks(),
+        }
+    }
+
+    /// Busy time over all time, 0 to 1, since the start (0 when `/proc/stat` is unreadable).
+    pub fn busy(&self) -> f64 {
+        match (self.before, machine_ticks()) {
+            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+                busy1.saturating_sub(busy0) as f64 / (total1 - total0) as f64
+            }
+            _ => 0.0,
+        }
     }
 }

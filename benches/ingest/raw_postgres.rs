@@ -139,7 +139,7 @@ pub async fn copy_rate(url: &str, total_spans: u64, spans_per_request: usize) ->
     let server = cpu.used();
     connection.close().await.unwrap();
     schema.drop().await;
-    Phase::of(copied as f64 / busy.as_secs_f64(), copied, server)
+    Phase::of(copied as f64 / busy.as_secs_f64(), copied, server, None)
 }
 
 /// A schema of its own in the bench database, for one phase: created empty, dropped by
