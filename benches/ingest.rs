@@ -18,9 +18,10 @@
 //! - `CAUSEWAY_BENCH_PG=postgres://…` (or `CAUSEWAY_TEST_PG`) also runs the full-rate phase
 //!   with the collector writing to that PostgreSQL database (in a schema of its own,
 //!   dropped afterwards) and prints its rate beside SQLite's, then the raw `COPY` rate of
-//!   the same rows into the store's PostgreSQL tables and the ratio; the full-rate phase
-//!   runs twice there, with one collector and with two on the same database (the clients
-//!   split between them);
+//!   the same rows into the store's PostgreSQL tables (measured before the collectors and
+//!   after them) and the ratio to their mean; the full-rate phase runs twice there, with
+//!   one collector and with two on the same database (the clients split between them),
+//!   and says how busy the machine's CPUs were in each;
 //! - `CAUSEWAY_BENCH_ONLY=postgres` runs only the PostgreSQL phases;
 //! - `CAUSEWAY_BENCH_BIN=PATH` runs another build's `causeway` (an older commit's, to
 //!   compare two builds in the same minutes).
@@ -365,8 +366,9 @@ struct PostgresRates {
     one: Phase,
     /// Two collectors on the same database, the clients split between them.
     two: Phase,
-    /// The raw `COPY` baseline.
-    copy: Phase,
+    /// The raw `COPY` baseline, measured before the collectors and again after them (this
+    /// machine's speed drifts over a run; the ratio is to their mean).
+    copy: [Phase; 2],
 }
 
 /// One phase's rate, what it cost the server, and how busy it kept the machine.
@@ -396,7 +398,9 @@ impl Phase {
 impl PostgresRates {
     /// Prints the figures and their ratios (to the SQLite collector's rate when measured).
     fn print(&self, sqlite_collector: Option<f64>) {
-        let (one, two, copy) = (self.one.rate, self.two.rate, self.copy.rate);
+        let (one, two) = (self.one.rate, self.two.rate);
+        let [before, after] = self.copy;
+        let copy = (before.rate + after.rate) / 2.0;
         if let Some(sqlite) = sqlite_collector {
             println!(
                 "postgres collector: {one:.0} spans/s committed = {:.0}% of the sqlite \
@@ -405,8 +409,11 @@ impl PostgresRates {
             );
         }
         println!(
-            "raw postgres COPY: {copy:.0} span rows/s (same rows, the store's tables and \
-             indexes, no upsert); postgres collector / raw COPY = {:.0}%",
+            "raw postgres COPY: {:.0} span rows/s before the collectors, {:.0} after, mean \
+             {copy:.0} (same rows, the store's tables and indexes, no upsert); postgres \
+             collector / raw COPY = {:.0}%",
+            before.rate,
+            after.rate,
             100.0 * one / copy.max(1.0)
         );
         println!(
@@ -417,7 +424,9 @@ impl PostgresRates {
         println!(
             "postgres server CPU per span: one collector {:.1} us, two collectors {:.1} us, \
              raw COPY {:.1} us",
-            self.one.server_us, self.two.server_us, self.copy.server_us
+            self.one.server_us,
+            self.two.server_us,
+            (before.server_us + after.server_us) / 2.0
         );
         // A second collector can only add what the first left of the machine's CPUs.
         if let (Some(one), Some(two)) = (self.one.machine_busy, self.two.machine_busy) {
@@ -432,13 +441,19 @@ impl PostgresRates {
     }
 }
 
-/// The PostgreSQL phases, each in a schema of its own: the full-rate phase with one
-/// collector, then with two on one database, then the raw `COPY` baseline.
+/// The PostgreSQL phases, each in a schema of its own: the raw `COPY` baseline, the
+/// full-rate phase with one collector, then with two on one database, then the baseline
+/// again.
 async fn postgres_rates(url: &str, total_spans: u64, clients: u64) -> PostgresRates {
+    let before = raw_postgres::copy_rate(url, total_spans, SPANS_PER_REQUEST).await;
     let one = postgres_full_rate(url, total_spans, clients, 1).await;
     let two = postgres_full_rate(url, total_spans, clients, 2).await;
-    let copy = raw_postgres::copy_rate(url, total_spans, SPANS_PER_REQUEST).await;
-    PostgresRates { one, two, copy }
+    let after = raw_postgres::copy_rate(url, total_spans, SPANS_PER_REQUEST).await;
+    PostgresRates {
+        one,
+        two,
+        copy: [before, after],
+    }
 }
 
 /// The full-rate phase again, with `collectors` collectors writing to PostgreSQL: a schema
