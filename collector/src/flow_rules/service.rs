@@ -1,14 +1,14 @@
 //! The flow rule service: every interval, one pass over the spans written since the last
 //! one (by position, in bounded ranges; never a rescan), the due-time table for events waiting
 //! for their expected groups, and the alerts, through the same tracker and hooks as lag
-//! alerts. A thin shell around the pure parts (`evaluate`, `subjects`).
+//! alerts. A thin shell around the pure parts (`evaluate`, `subjects`); its work on the
+//! due-time table is in `due`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use causeway_conventions::alert::label;
 use causeway_storage::{
-    DueItem, FlowPassWrite, FlowRuleStore, RuleSpan, SendRef, SpanId, StorageError, Store, TraceId,
-    now_ns,
+    FlowPassWrite, FlowRuleStore, RuleSpan, SpanId, StorageError, Store, TraceId, now_ns,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -17,14 +17,15 @@ use crate::alerting::hook_config::HookConfig;
 use crate::alerting::notifier::Notifier;
 use crate::flow_rules::config::FlowRuleKind;
 use crate::flow_rules::evaluate::{
-    ChunkContext, Consumption, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
-    missing_parents, needing_links, reads, take_groups,
+    ChunkContext, EXPORT_GRACE_NS, Expected, Occurrence, dead_letter, evaluate_chunk,
+    missing_parents, needing_links,
 };
 use crate::flow_rules::held_items::{HELD_ITEMS, HeldItems};
-use crate::flow_rules::item_index::ItemIndex;
 use crate::flow_rules::recent_sends::{RECENT_SENDS, RecentSends};
 use crate::flow_rules::subjects::Subjects;
 use crate::flows_config::FlowRuleSettings;
+
+mod due;
 
 /// Spans read per range: few enough that reading the next ranges overlaps evaluating
 /// this one for most of a pass, and that the ranges in memory at once stay small. On the
@@ -35,14 +36,6 @@ pub const CHUNK_SPANS: usize = 5_000;
 const READ_AHEAD: usize = 2;
 /// Most spans one pass reads; a backlog is worked off over the next passes.
 pub const MAX_PASS_ROWS: usize = 500_000;
-
-/// Due items read at a time.
-const DUE_BATCH: usize = 5_000;
-/// Overdue items checked again each pass for a consumption matched by message id or
-/// position only (earliest first).
-const OVERDUE_RECHECK: usize = 2_000;
-/// An event overdue this long is forgotten (and no longer counted).
-const FORGET_OVERDUE_NS: i64 = 24 * 3600 * 1_000_000_000;
 
 /// A failed flow rule pass.
 #[derive(Debug, thiserror::Error)]
@@ -411,110 +404,6 @@ impl FlowRuleService {
         }
     }
 
-    /// Applies consumptions the chunk's own sends did not explain to the held due items
-    /// and to the stored ones of the sends they point at; the rest are remembered for
-    /// when their send falls due.
-    async fn consume_stored(
-        &mut self,
-        consumptions: Vec<Consumption>,
-        held: &mut HeldItems,
-        write: &mut FlowPassWrite,
-        now_ns: i64,
-    ) -> Result<(), StorageError> {
-        if consumptions.is_empty() {
-            return Ok(());
-        }
-        let sends: Vec<SendRef> = consumptions
-            .iter()
-            .flat_map(|c| c.sources.iter())
-            .filter(|(_, span_id)| !held.has_send(*span_id))
-            .map(|&(trace_id, span_id)| SendRef {
-                trace_id,
-                span_id,
-                sent_ns: self.recent_sends.start_of(span_id),
-            })
-            .collect();
-        let mut items = if sends.is_empty() {
-            Vec::new()
-        } else {
-            self.rules_store.due_of_sends(sends).await?
-        };
-        let index = ItemIndex::of(&items);
-        let mut touched = vec![false; items.len()];
-        for consumption in consumptions {
-            let mut matched = held.consume(&consumption);
-            for at in index.candidates(&consumption) {
-                let item = &mut items[at];
-                if !reads(&consumption, item) {
-                    continue;
-                }
-                matched = true;
-                let before = item.groups.clone();
-                if take_groups(item, &consumption) {
-                    touched[at] = true;
-                    if item.overdue {
-                        for group in before.iter().filter(|g| !item.groups.contains(g)) {
-                            self.overdue_delta(item, group, -1, now_ns);
-                        }
-                    }
-                }
-            }
-            if !matched {
-                write.seen.push(causeway_storage::SeenMark {
-                    consumer_group: consumption.group.map(String::from),
-                    source_span_id: consumption.sources.first().map(|(_, span)| *span),
-                    topic: consumption.topic.map(String::from),
-                    message_id: consumption.message_id.map(String::from),
-                    partition: consumption.partition,
-                    offset: consumption.offset,
-                });
-                // Every source is remembered, so a link finds its send as a parent does.
-                let mark = write.seen.last().cloned();
-                if let Some(mark) = mark {
-                    for (_, source) in consumption.sources.iter().skip(1) {
-                        write.seen.push(causeway_storage::SeenMark {
-                            source_span_id: Some(*source),
-                            ..mark.clone()
-                        });
-                    }
-                }
-            }
-        }
-        for (item, touched) in items.drain(..).zip(touched) {
-            if !touched {
-                continue;
-            }
-            if item.groups.is_empty() {
-                write.due_deletes.push(item.key());
-            } else {
-                write.due_upserts.push(item);
-            }
-        }
-        Ok(())
-    }
-
-    fn overdue_delta(&mut self, item: &DueItem, group: &str, delta: i64, now_ns: i64) {
-        let Some(rule) = self.settings.rules.iter().position(|r| r.name == item.rule) else {
-            return;
-        };
-        let subject = BTreeMap::from([
-            (label::CONSUMER_GROUP.to_owned(), group.to_owned()),
-            (label::TOPIC.to_owned(), item.topic.clone()),
-        ]);
-        let flow = item
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| item.send_trace_id.to_string());
-        self.subjects.overdue(
-            &self.settings.rules,
-            rule,
-            &subject,
-            delta,
-            Some(&flow),
-            now_ns,
-        );
-    }
-
     /// Counts the dead-letter sends that were waiting for their processing span: by its
     /// group once it is stored, or by their service once the wait is over.
     async fn orphans(&mut self, now_ns: i64) -> Result<usize, StorageError> {
@@ -550,88 +439,6 @@ impl FlowRuleService {
         let matches = occurrences.len();
         self.count(&occurrences, now_ns);
         Ok(matches)
-    }
-
-    /// Reads the items due by `now_ns` through the due-time index: each expected group
-    /// remembered as having consumed the message is taken off, an item with none left is
-    /// done, and the rest are overdue (and counted). Returns how many became overdue.
-    async fn fall_due(&mut self, now_ns: i64) -> Result<usize, StorageError> {
-        let mut overdue = 0;
-        loop {
-            let items = self.rules_store.due_by(now_ns, DUE_BATCH).await?;
-            let full = items.len() == DUE_BATCH;
-            if items.is_empty() {
-                break;
-            }
-            let seen = self.rules_store.seen_groups(items.clone()).await?;
-            let mut write = FlowPassWrite::default();
-            for (mut item, groups) in items.into_iter().zip(seen) {
-                for group in groups {
-                    match group {
-                        Some(group) => item.groups.retain(|g| *g != group),
-                        None => item.groups.clear(),
-                    }
-                }
-                if item.groups.is_empty() {
-                    write.due_deletes.push(item.key());
-                    continue;
-                }
-                item.overdue = true;
-                overdue += 1;
-                for group in item.groups.clone() {
-                    self.overdue_delta(&item, &group, 1, now_ns);
-                }
-                write.due_upserts.push(item);
-            }
-            self.rules_store.write(write).await?;
-            if !full {
-                break;
-            }
-        }
-        Ok(overdue)
-    }
-
-    /// Checks the earliest overdue items against the consumptions remembered since (those
-    /// matched by message id or position only), and forgets items overdue for a day.
-    async fn recheck_overdue(&mut self, now_ns: i64) -> Result<(), StorageError> {
-        let items = self
-            .rules_store
-            .overdue_before(i64::MAX, OVERDUE_RECHECK)
-            .await?;
-        if items.is_empty() {
-            return Ok(());
-        }
-        let seen = self.rules_store.seen_groups(items.clone()).await?;
-        let mut write = FlowPassWrite::default();
-        for (mut item, groups) in items.into_iter().zip(seen) {
-            let before = item.groups.clone();
-            for group in groups {
-                match group {
-                    Some(group) => item.groups.retain(|g| *g != group),
-                    None => item.groups.clear(),
-                }
-            }
-            let forget = now_ns - item.due_ns > FORGET_OVERDUE_NS;
-            let gone: Vec<String> = if forget {
-                before.clone()
-            } else {
-                before
-                    .iter()
-                    .filter(|g| !item.groups.contains(g))
-                    .cloned()
-                    .collect()
-            };
-            for group in &gone {
-                self.overdue_delta(&item, group, -1, now_ns);
-            }
-            if forget || item.groups.is_empty() {
-                write.due_deletes.push(item.key());
-            } else if !gone.is_empty() {
-                write.due_upserts.push(item);
-            }
-        }
-        self.rules_store.write(write).await?;
-        Ok(())
     }
 }
 
