@@ -3,17 +3,33 @@
 //! against every item: the stored items a chunk's consumptions were matched against, and
 //! the items a pass holds (`held_items`).
 
+use std::hash::BuildHasher;
+
 use causeway_storage::{DueItem, SpanId};
+use foldhash::fast::FixedState;
 
 use crate::flow_rules::evaluate::{Consumption, FastMap};
 
 /// Where each item of a slice is, by send span, by topic and message id, and by topic and
-/// position (owned keys: the items are changed while the index is used).
+/// position. The last two are keyed by a hash of their parts, not by copies of them (the
+/// items are changed while the index is used, so it cannot borrow them): a pass holds
+/// thousands of items, and the hash makes at most a few more candidates, which `reads`
+/// turns down.
 #[derive(Debug, Default)]
 pub struct ItemIndex {
     by_send: FastMap<SpanId, Vec<usize>>,
-    by_message: FastMap<(String, String), Vec<usize>>,
-    by_position: FastMap<(String, Option<i64>, i64), Vec<usize>>,
+    by_message: FastMap<u64, Vec<usize>>,
+    by_position: FastMap<u64, Vec<usize>>,
+}
+
+/// The key of a topic's message id.
+fn message_key(topic: &str, message: &str) -> u64 {
+    FixedState::default().hash_one((topic, message))
+}
+
+/// The key of a position in a topic.
+fn position_key(topic: &str, partition: Option<i64>, offset: i64) -> u64 {
+    FixedState::default().hash_one((topic, partition, offset))
 }
 
 impl ItemIndex {
@@ -30,11 +46,11 @@ impl ItemIndex {
     pub fn add(&mut self, at: usize, item: &DueItem) {
         self.by_send.entry(item.send_span_id).or_default().push(at);
         if let Some(message) = &item.message_id {
-            let key = (item.topic.clone(), message.clone());
+            let key = message_key(&item.topic, message);
             self.by_message.entry(key).or_default().push(at);
         }
         if let Some(offset) = item.offset {
-            let key = (item.topic.clone(), item.partition, offset);
+            let key = position_key(&item.topic, item.partition, offset);
             self.by_position.entry(key).or_default().push(at);
         }
     }
@@ -45,7 +61,8 @@ impl ItemIndex {
     }
 
     /// The positions of the items `consumption` may read, ascending, each once: every item
-    /// [`crate::flow_rules::evaluate::reads`] would accept is among them.
+    /// [`crate::flow_rules::evaluate::reads`] would accept is among them (and, when two
+    /// keys' hashes meet, an item it would not).
     pub fn candidates(&self, consumption: &Consumption) -> Vec<usize> {
         let mut found: Vec<usize> = Vec::new();
         for (_, source) in &consumption.sources {
@@ -53,11 +70,11 @@ impl ItemIndex {
         }
         if let Some(topic) = consumption.topic.as_deref() {
             if let Some(message) = consumption.message_id.as_deref() {
-                let key = (topic.to_owned(), message.to_owned());
+                let key = message_key(topic, message);
                 found.extend(self.by_message.get(&key).into_iter().flatten());
             }
             if let Some(offset) = consumption.offset {
-                let key = (topic.to_owned(), consumption.partition, offset);
+                let key = position_key(topic, consumption.partition, offset);
                 found.extend(self.by_position.get(&key).into_iter().flatten());
             }
         }

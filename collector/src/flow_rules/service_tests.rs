@@ -342,7 +342,7 @@ fn many_processed(orders: impl Iterator<Item = u32>, at_ns: i64) -> Vec<SpanReco
 }
 
 /// Producers and consumers export apart, so the consumptions fall in later ranges of the
-/// same pass than their sends: first 6,000 orders (their items held in memory until
+/// same pass than their sends: first 4,000 orders (their items held in memory until
 /// consumed), then 15,000 (on SQLite, three ranges of sends: more than a pass holds, so
 /// written, then consumed from the store).
 /// Either way, only the order billing never took is left waiting and falls due.
@@ -354,14 +354,14 @@ async fn consumptions_in_later_ranges(store: &Store) {
         .unwrap();
     let rules_store = store.flow_rule_store().unwrap();
 
-    write(store, &many_sends(0..6_000, t0 + S)).await;
+    write(store, &many_sends(0..4_000, t0 + S)).await;
     write(
         store,
-        &many_processed((0..6_000).filter(|&n| n != 17), t0 + S),
+        &many_processed((0..4_000).filter(|&n| n != 17), t0 + S),
     )
     .await;
     let held = service.pass(t0 + 2 * S).await.unwrap();
-    assert_eq!(held.spans, 11_999);
+    assert_eq!(held.spans, 7_999);
     let waiting = rules_store.due_by(i64::MAX, 100_000).await.unwrap();
     let waiting: Vec<_> = waiting.iter().map(|i| i.correlation_id.clone()).collect();
     assert_eq!(waiting, [Some("ord-17".to_owned())], "only order 17 waits");
