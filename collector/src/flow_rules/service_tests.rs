@@ -414,3 +414,55 @@ async fn consumptions_in_later_ranges_of_a_pass_find_their_items_on_postgres() {
     store.close().await;
     schema.drop().await;
 }
+
+/// A pass that fails while writing the items it held leaves its cursor where it was, so
+/// the next pass evaluates the same spans again and loses none of them. The failure is a
+/// trigger on the SQLite file that refuses new due items.
+#[tokio::test]
+async fn a_pass_that_fails_writing_its_held_items_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let store = Store::open(&path).await.unwrap();
+    let t0 = now_ns();
+    write(&store, &[send(1, t0), process(1, "billing", t0)]).await;
+    let mut service = FlowRuleService::new(store.clone(), settings(RULES), Vec::new())
+        .await
+        .unwrap();
+    let rules_store = store.flow_rule_store().unwrap();
+    let cursor = rules_store.cursor().await.unwrap();
+    write(&store, &many_sends(0..4_000, t0 + S)).await;
+    write(
+        &store,
+        &many_processed((0..4_000).filter(|&n| n != 17), t0 + S),
+    )
+    .await;
+
+    let refuse = |sql: &str| {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        connection.execute_batch(sql).unwrap();
+    };
+    refuse(
+        "CREATE TRIGGER refuse_due BEFORE INSERT ON flow_due \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    );
+    let failed = service.pass(t0 + 2 * S).await;
+    assert!(failed.is_err(), "order 17's item could not be written");
+    assert_eq!(
+        rules_store.cursor().await.unwrap(),
+        cursor,
+        "the cursor did not pass the held items"
+    );
+    assert!(rules_store.due_by(i64::MAX, 10).await.unwrap().is_empty());
+
+    refuse("DROP TRIGGER refuse_due;");
+    let again = service.pass(t0 + 3 * S).await.unwrap();
+    assert_eq!(again.spans, 7_999, "the same spans, evaluated again");
+    let waiting = rules_store.due_by(i64::MAX, 10).await.unwrap();
+    let waiting: Vec<_> = waiting.iter().map(|i| i.correlation_id.clone()).collect();
+    assert_eq!(waiting, [Some("ord-17".to_owned())]);
+    let due = service.pass(t0 + 20 * S).await.unwrap();
+    assert_eq!((due.spans, due.overdue), (0, 1));
+}
