@@ -3,10 +3,9 @@
 //! context). Their configuration (`config`), the pure evaluation of a chunk of new spans
 //! (`evaluate`), what each alert has counted (`subjects`), the due items of a pass not
 //! written yet (`held_items`), the index a chunk's consumptions find due items by
-//! (`item_index`) and the starts of recent sends stored items are found by
-//! (`recent_sends`), and the service that runs a pass every
-//! interval over the spans written since the last one (`service`). Alerts go through
-//! [`crate::alerting`], as lag alerts do.
+//! (`item_index`), the starts of recent sends stored items are found by (`recent_sends`),
+//! and the service that runs a pass every interval over the spans written since the last
+//! one (`service`). Alerts go through [`crate::alerting`], as lag alerts do.
 
 pub mod config;
 pub mod evaluate;

@@ -370,7 +370,7 @@ impl FlowRuleService {
         }
         held.hold(outcome.due);
         let mut write = FlowPassWrite::default();
-        self.consume_stored(outcome.consumptions, held, &mut write, now_ns)
+        self.consume_earlier(outcome.consumptions, held, &mut write, now_ns)
             .await?;
         if held.len() > HELD_ITEMS {
             self.release(held, &mut write);

@@ -23,7 +23,7 @@ impl FlowRuleService {
     /// Applies consumptions the chunk's own sends did not explain to the held due items
     /// and to the stored ones of the sends they point at; the rest are remembered for
     /// when their send falls due.
-    pub(super) async fn consume_stored(
+    pub(super) async fn consume_earlier(
         &mut self,
         consumptions: Vec<Consumption>,
         held: &mut HeldItems,
@@ -58,11 +58,12 @@ impl FlowRuleService {
                     continue;
                 }
                 matched = true;
-                let before = item.groups.clone();
+                // Only an overdue item's groups are counted, so only its are kept to compare.
+                let before = item.overdue.then(|| item.groups.clone());
                 if take_groups(item, &consumption) {
                     touched[at] = true;
-                    if item.overdue {
-                        for group in before.iter().filter(|g| !item.groups.contains(g)) {
+                    for group in before.iter().flatten() {
+                        if !item.groups.contains(group) {
                             self.overdue_delta(item, group, -1, now_ns);
                         }
                     }
